@@ -1,0 +1,287 @@
+// Package checkpoint reads GPT-Neo and GPT-2 weights in Hugging Face layout
+// (model.safetensors, a sharded model.safetensors.index.json, or a legacy
+// pytorch_model.bin) and checks every tensor against the architecture.
+//
+// safetensors files are memory-mapped: F32 tensors whose data is 4-byte
+// aligned are used in place (no copy); F16 and BF16 are upcast exactly to
+// float32. Tensor names are canonicalised by dropping the "transformer."
+// prefix, so hub GPT-Neo files and hub GPT-2 files load alike.
+package checkpoint
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strings"
+	"unsafe"
+
+	"github.com/neoscope/neoscope/runtime/arch"
+)
+
+// Entry is one stored tensor before conversion: little-endian bytes.
+type Entry struct {
+	Name  string // as stored
+	DType string // "F32", "F16", "BF16", ...
+	Shape []int
+	Data  []byte
+	File  string // for error messages
+}
+
+// Tensor is a float32 weight tensor in the layout it was stored in.
+type Tensor struct {
+	Shape []int
+	Data  []float32
+}
+
+// Weights holds a model's parameters by canonical name (no "transformer."
+// prefix), e.g. "h.3.attn.attention.q_proj.weight".
+type Weights struct {
+	Tensors map[string]*Tensor
+	closers []func() error
+}
+
+// Close releases memory maps. Tensors must not be used afterwards.
+func (w *Weights) Close() error {
+	var first error
+	for _, c := range w.closers {
+		if err := c(); err != nil && first == nil {
+			first = err
+		}
+	}
+	w.closers = nil
+	return first
+}
+
+// Get returns the tensor with canonical name n (nil if absent).
+func (w *Weights) Get(n string) *Tensor { return w.Tensors[n] }
+
+// Canonical drops the "transformer." prefix.
+func Canonical(name string) string { return strings.TrimPrefix(name, "transformer.") }
+
+// isBuffer reports non-parameter attention mask buffers, which are ignored.
+func isBuffer(canon string) bool {
+	return strings.HasSuffix(canon, ".attn.bias") || strings.HasSuffix(canon, ".attn.masked_bias") ||
+		strings.HasSuffix(canon, ".attn.attention.bias") || strings.HasSuffix(canon, ".attn.attention.masked_bias")
+}
+
+// Expected lists every parameter tensor a model of this architecture must
+// have, with its stored shape. lm_head.weight is optional when tied.
+func Expected(c *arch.Config) map[string][]int {
+	C, F, V := c.DModel, c.DMLP, c.Vocab
+	m := map[string][]int{
+		"wte.weight":  {V, C},
+		"wpe.weight":  {c.Context, C},
+		"ln_f.weight": {C},
+		"ln_f.bias":   {C},
+	}
+	for l := 0; l < c.Layers; l++ {
+		p := fmt.Sprintf("h.%d.", l)
+		for _, ln := range []string{"ln_1", "ln_2"} {
+			m[p+ln+".weight"] = []int{C}
+			m[p+ln+".bias"] = []int{C}
+		}
+		switch c.Family {
+		case arch.GPTNeo: // nn.Linear: [out, in]
+			a := p + "attn.attention."
+			m[a+"q_proj.weight"] = []int{C, C}
+			m[a+"k_proj.weight"] = []int{C, C}
+			m[a+"v_proj.weight"] = []int{C, C}
+			m[a+"out_proj.weight"] = []int{C, C}
+			m[a+"out_proj.bias"] = []int{C}
+			m[p+"mlp.c_fc.weight"] = []int{F, C}
+			m[p+"mlp.c_fc.bias"] = []int{F}
+			m[p+"mlp.c_proj.weight"] = []int{C, F}
+			m[p+"mlp.c_proj.bias"] = []int{C}
+		case arch.GPT2: // Conv1D: [in, out]
+			m[p+"attn.c_attn.weight"] = []int{C, 3 * C}
+			m[p+"attn.c_attn.bias"] = []int{3 * C}
+			m[p+"attn.c_proj.weight"] = []int{C, C}
+			m[p+"attn.c_proj.bias"] = []int{C}
+			m[p+"mlp.c_fc.weight"] = []int{C, F}
+			m[p+"mlp.c_fc.bias"] = []int{F}
+			m[p+"mlp.c_proj.weight"] = []int{F, C}
+			m[p+"mlp.c_proj.bias"] = []int{C}
+		}
+	}
+	if !c.TiedUnembed {
+		m["lm_head.weight"] = []int{V, C}
+	}
+	return m
+}
+
+// Assemble converts entries into Weights and checks them against c: every
+// expected tensor present exactly once with its shape, nothing unexpected
+// besides mask buffers and an optional tied lm_head.weight.
+func Assemble(c *arch.Config, entries []Entry) (*Weights, error) {
+	want := Expected(c)
+	w := &Weights{Tensors: map[string]*Tensor{}}
+	from := map[string]string{}
+	for _, e := range entries {
+		canon := Canonical(e.Name)
+		if isBuffer(canon) {
+			continue
+		}
+		shape, ok := want[canon]
+		if !ok {
+			if canon == "lm_head.weight" && c.TiedUnembed {
+				continue // tied: the unembedding is wte
+			}
+			return nil, fmt.Errorf("%s: unexpected tensor %q (not a %s parameter for this config)", e.File, e.Name, c.Family)
+		}
+		if prev, dup := from[canon]; dup {
+			return nil, fmt.Errorf("%s: tensor %q appears twice (also as %q)", e.File, e.Name, prev)
+		}
+		from[canon] = e.Name
+		if !sameShape(shape, e.Shape) {
+			return nil, fmt.Errorf("%s: tensor %q has shape %v, want %v from config", e.File, e.Name, e.Shape, shape)
+		}
+		data, err := Convert(e)
+		if err != nil {
+			return nil, err
+		}
+		w.Tensors[canon] = &Tensor{Shape: shape, Data: data}
+	}
+	var missing []string
+	for n := range want {
+		if _, ok := w.Tensors[n]; !ok {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		sortStrings(missing)
+		more := ""
+		if len(missing) > 5 {
+			more = fmt.Sprintf(" and %d more", len(missing)-5)
+			missing = missing[:5]
+		}
+		return nil, fmt.Errorf("checkpoint: missing tensor(s) %s%s", strings.Join(missing, ", "), more)
+	}
+	return w, nil
+}
+
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// Convert returns e's data as float32: in place for aligned little-endian
+// F32, converted otherwise.
+func Convert(e Entry) ([]float32, error) {
+	n := 1
+	for _, d := range e.Shape {
+		n *= d
+	}
+	var size int
+	switch e.DType {
+	case "F32":
+		size = 4
+	case "F16", "BF16":
+		size = 2
+	case "F64":
+		size = 8
+	default:
+		return nil, fmt.Errorf("%s: tensor %q has dtype %s; want F32, F16 or BF16", e.File, e.Name, e.DType)
+	}
+	if len(e.Data) != n*size {
+		return nil, fmt.Errorf("%s: tensor %q holds %d bytes, want %d for %s %v", e.File, e.Name, len(e.Data), n*size, e.DType, e.Shape)
+	}
+	out := make([]float32, 0)
+	switch e.DType {
+	case "F32":
+		if n > 0 && uintptr(unsafe.Pointer(&e.Data[0]))%4 == 0 {
+			return unsafe.Slice((*float32)(unsafe.Pointer(&e.Data[0])), n), nil
+		}
+		out = make([]float32, n)
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(e.Data[4*i:]))
+		}
+	case "F16":
+		out = make([]float32, n)
+		for i := range out {
+			out[i] = F16ToF32(binary.LittleEndian.Uint16(e.Data[2*i:]))
+		}
+	case "BF16":
+		out = make([]float32, n)
+		for i := range out {
+			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(e.Data[2*i:])) << 16)
+		}
+	case "F64":
+		out = make([]float32, n)
+		for i := range out {
+			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(e.Data[8*i:])))
+		}
+	}
+	return out, nil
+}
+
+// F16ToF32 converts an IEEE half to float32 exactly.
+func F16ToF32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h) & 0x3ff
+	switch {
+	case exp == 0 && mant == 0:
+		return math.Float32frombits(sign)
+	case exp == 0: // subnormal: value = mant * 2^-24
+		f := float32(mant) * (1.0 / (1 << 24))
+		if sign != 0 {
+			f = -f
+		}
+		return f
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	}
+	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
+}
+
+// F32ToF16 rounds to nearest even half precision (used when writing F16).
+func F32ToF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int((b>>23)&0xff) - 127 + 15
+	mant := b & 0x7fffff
+	if (b>>23)&0xff == 0xff {
+		if mant != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	}
+	if exp >= 0x1f {
+		return sign | 0x7c00
+	}
+	if exp <= 0 {
+		if exp < -10 {
+			return sign
+		}
+		mant |= 0x800000
+		shift := uint32(14 - exp)
+		half := mant >> shift
+		rem := mant & (1<<shift - 1)
+		mid := uint32(1) << (shift - 1)
+		if rem > mid || (rem == mid && half&1 == 1) {
+			half++
+		}
+		return sign | uint16(half)
+	}
+	half := uint16(exp)<<10 | uint16(mant>>13)
+	rem := mant & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && half&1 == 1) {
+		half++
+	}
+	return sign | half
+}
