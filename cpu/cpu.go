@@ -1,0 +1,302 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	nsrt "github.com/neoscope/neoscope/runtime"
+)
+
+// Tensor is a host float32 tensor.
+type Tensor struct {
+	shape []int
+	Data  []float32
+}
+
+func (t *Tensor) Shape() []int { return t.shape }
+func (t *Tensor) Len() int     { return len(t.Data) }
+
+// Backend is the CPU implementation of runtime.Backend.
+type Backend struct {
+	threads int
+	pool    sync.Pool // *[]float32 scratch rows
+}
+
+// New returns a CPU backend using GOMAXPROCS threads.
+func New() *Backend { return &Backend{threads: runtime.GOMAXPROCS(0)} }
+
+// SetThreads caps the goroutines (and BLAS threads) the backend uses.
+func (be *Backend) SetThreads(n int) {
+	if n < 1 {
+		n = 1
+	}
+	be.threads = n
+	setBLASThreads(n)
+}
+
+// Threads reports the thread cap.
+func (be *Backend) Threads() int { return be.threads }
+
+func (be *Backend) Name() string { return "cpu (" + blasName + ")" }
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		if d < 0 {
+			panic(fmt.Sprintf("backend: negative dimension in shape %v", shape))
+		}
+		n *= d
+	}
+	return n
+}
+
+func (be *Backend) New(shape ...int) (nsrt.Tensor, error) {
+	return &Tensor{shape: append([]int(nil), shape...), Data: make([]float32, numel(shape))}, nil
+}
+
+func (be *Backend) Upload(data []float32, shape ...int) (nsrt.Tensor, error) {
+	if numel(shape) != len(data) {
+		return nil, fmt.Errorf("backend: upload of %d values into shape %v", len(data), shape)
+	}
+	return &Tensor{shape: append([]int(nil), shape...), Data: append([]float32(nil), data...)}, nil
+}
+
+// Wrap makes a tensor over data without copying (weights from a memory map).
+func (be *Backend) Wrap(data []float32, shape ...int) (nsrt.Tensor, error) {
+	if numel(shape) != len(data) {
+		return nil, fmt.Errorf("backend: wrap of %d values into shape %v", len(data), shape)
+	}
+	return &Tensor{shape: append([]int(nil), shape...), Data: data}, nil
+}
+
+func (be *Backend) Download(dst []float32, t nsrt.Tensor) error {
+	src := host(t)
+	if len(dst) != len(src) {
+		return fmt.Errorf("backend: download of %d values into %d", len(src), len(dst))
+	}
+	copy(dst, src)
+	return nil
+}
+
+func (be *Backend) DownloadMat(dst []float32, m nsrt.Mat) error {
+	if len(dst) != m.Rows*m.Cols {
+		return fmt.Errorf("backend: download of %dx%d view into %d values", m.Rows, m.Cols, len(dst))
+	}
+	src := host(m.T)
+	for r := 0; r < m.Rows; r++ {
+		copy(dst[r*m.Cols:(r+1)*m.Cols], src[m.Off+r*m.Stride:])
+	}
+	return nil
+}
+
+func (be *Backend) Free(t nsrt.Tensor) {}
+
+func host(t nsrt.Tensor) []float32 {
+	if t == nil {
+		return nil
+	}
+	ct, ok := t.(*Tensor)
+	if !ok {
+		panic(fmt.Sprintf("backend: cpu got a foreign tensor %T", t))
+	}
+	return ct.Data
+}
+
+// view returns the slice a view spans, checking bounds.
+func view(m nsrt.Mat) []float32 {
+	d := host(m.T)
+	if m.Rows == 0 || m.Cols == 0 {
+		return nil
+	}
+	end := m.Off + (m.Rows-1)*m.Stride + m.Cols
+	if m.Off < 0 || m.Stride < m.Cols || end > len(d) {
+		panic(fmt.Sprintf("backend: view off=%d rows=%d cols=%d stride=%d exceeds tensor of %d", m.Off, m.Rows, m.Cols, m.Stride, len(d)))
+	}
+	return d[m.Off:end]
+}
+
+// parallel runs f over [0,n) split into at most be.threads contiguous chunks.
+func (be *Backend) parallel(n int, f func(lo, hi int)) {
+	w := be.threads
+	if w > n {
+		w = n
+	}
+	if w <= 1 {
+		if n > 0 {
+			f(0, n)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + w - 1) / w
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			f(lo, hi)
+		}(lo, hi)
+	}
+	wg.Wait()
+}
+
+func sameDims(op string, a, b nsrt.Mat) {
+	if a.Rows != b.Rows || a.Cols != b.Cols {
+		panic(fmt.Sprintf("backend: %s: %dx%d vs %dx%d", op, a.Rows, a.Cols, b.Rows, b.Cols))
+	}
+}
+
+func (be *Backend) MatMul(c, a, b nsrt.Mat, transB bool, bias nsrt.Tensor, accumulate bool) error {
+	K, N := a.Cols, b.Cols
+	if transB {
+		N = b.Rows
+		if b.Cols != K {
+			panic(fmt.Sprintf("backend: matmul: a is %dx%d, b^T is %dx%d", a.Rows, a.Cols, b.Cols, b.Rows))
+		}
+	} else if b.Rows != K {
+		panic(fmt.Sprintf("backend: matmul: a is %dx%d, b is %dx%d", a.Rows, a.Cols, b.Rows, b.Cols))
+	}
+	if c.Rows != a.Rows || c.Cols != N {
+		panic(fmt.Sprintf("backend: matmul: c is %dx%d, want %dx%d", c.Rows, c.Cols, a.Rows, N))
+	}
+	if c.Rows == 0 || N == 0 {
+		return nil
+	}
+	cd := view(c)
+	beta := float32(0)
+	if accumulate {
+		beta = 1
+	}
+	if bias != nil {
+		bd := host(bias)
+		if len(bd) != N {
+			panic(fmt.Sprintf("backend: matmul: bias of %d for %d columns", len(bd), N))
+		}
+		if !accumulate {
+			for r := 0; r < c.Rows; r++ {
+				copy(cd[r*c.Stride:r*c.Stride+N], bd)
+			}
+		} else {
+			for r := 0; r < c.Rows; r++ {
+				row := cd[r*c.Stride : r*c.Stride+N]
+				for j := range row {
+					row[j] += bd[j]
+				}
+			}
+		}
+		beta = 1
+	}
+	if K == 0 {
+		if beta == 0 {
+			for r := 0; r < c.Rows; r++ {
+				clear(cd[r*c.Stride : r*c.Stride+N])
+			}
+		}
+		return nil
+	}
+	sgemm(be, transB, a.Rows, N, K, view(a), a.Stride, view(b), b.Stride, beta, cd, c.Stride)
+	return nil
+}
+
+func (be *Backend) LayerNorm(out, x nsrt.Mat, w, b nsrt.Tensor, eps float32) error {
+	sameDims("layernorm", out, x)
+	C := x.Cols
+	wd, bd := host(w), host(b)
+	if len(wd) != C || len(bd) != C {
+		panic(fmt.Sprintf("backend: layernorm: weight %d, bias %d for %d channels", len(wd), len(bd), C))
+	}
+	xd, od := view(x), view(out)
+	be.parallel(x.Rows, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr := xd[r*x.Stride : r*x.Stride+C]
+			or := od[r*out.Stride : r*out.Stride+C]
+			var s float64
+			for _, v := range xr {
+				s += float64(v)
+			}
+			mean := s / float64(C)
+			var v2 float64
+			for _, v := range xr {
+				d := float64(v) - mean
+				v2 += d * d
+			}
+			inv := 1 / math.Sqrt(v2/float64(C)+float64(eps))
+			for j, v := range xr {
+				or[j] = float32((float64(v)-mean)*inv)*wd[j] + bd[j]
+			}
+		}
+	})
+	return nil
+}
+
+// GELU constants of the tanh approximation.
+const (
+	geluK = 0.7978845608028654 // sqrt(2/pi)
+	geluA = 0.044715
+)
+
+func (be *Backend) GELUNew(x nsrt.Mat) error {
+	xd := view(x)
+	be.parallel(x.Rows, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := xd[r*x.Stride : r*x.Stride+x.Cols]
+			for j, v := range row {
+				u := float64(v)
+				row[j] = float32(0.5 * u * (1 + math.Tanh(geluK*(u+geluA*u*u*u))))
+			}
+		}
+	})
+	return nil
+}
+
+func (be *Backend) Add(out, a, b nsrt.Mat) error {
+	sameDims("add", out, a)
+	sameDims("add", out, b)
+	od, ad, bd := view(out), view(a), view(b)
+	be.parallel(out.Rows, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			o := od[r*out.Stride : r*out.Stride+out.Cols]
+			x := ad[r*a.Stride : r*a.Stride+a.Cols]
+			y := bd[r*b.Stride : r*b.Stride+b.Cols]
+			for j := range o {
+				o[j] = x[j] + y[j]
+			}
+		}
+	})
+	return nil
+}
+
+func (be *Backend) Copy(dst, src nsrt.Mat) error {
+	sameDims("copy", dst, src)
+	dd, sd := view(dst), view(src)
+	for r := 0; r < dst.Rows; r++ {
+		copy(dd[r*dst.Stride:r*dst.Stride+dst.Cols], sd[r*src.Stride:r*src.Stride+src.Cols])
+	}
+	return nil
+}
+
+func (be *Backend) Embed(out nsrt.Tensor, wte, wpe nsrt.Mat, tokens []int32, B, T int) error {
+	C := wte.Cols
+	od := host(out)
+	if len(tokens) != B*T || len(od) != B*T*C {
+		panic(fmt.Sprintf("backend: embed: %d tokens, out %d, for B=%d T=%d C=%d", len(tokens), len(od), B, T, C))
+	}
+	td := view(wte)
+	var pd []float32
+	if wpe.T != nil {
+		pd = view(wpe)
+	}
+	for i, tok := range tokens {
+		o := od[i*C : (i+1)*C]
+		copy(o, td[int(tok)*wte.Stride:int(tok)*wte.Stride+C])
+		if pd != nil {
+			p := pd[(i%T)*wpe.Stride:]
+			for j := range o {
+				o[j] += p[j]
+			}
+		}
+	}
+	return nil
+}

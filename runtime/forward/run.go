@@ -1,0 +1,376 @@
+package forward
+
+import (
+	"fmt"
+
+	nsrt "github.com/neoscope/neoscope/runtime"
+)
+
+// State is a forward pass in progress over B rows of T tokens: the residual
+// stream [B*T, C] and the scratch buffers the blocks reuse.
+type State struct {
+	B, T                                   int
+	Tokens                                 []int32 // [B*T]
+	Resid                                  nsrt.Tensor
+	Final                                  nsrt.Tensor // ln_final output [B*T, C], after FinalNorm
+	m                                      *Model
+	x, q, k, v, qkv, z, attnOut, mlpOut, h nsrt.Tensor
+	pattern, scores                        nsrt.Tensor
+}
+
+// Close frees the state's buffers.
+func (s *State) Close() {
+	for _, t := range []nsrt.Tensor{s.Resid, s.Final, s.x, s.q, s.k, s.v, s.qkv, s.z, s.attnOut, s.mlpOut, s.h, s.pattern, s.scores} {
+		if t != nil {
+			s.m.BE.Free(t)
+		}
+	}
+	*s = State{m: s.m}
+}
+
+// CheckTokens validates a [B,T] batch against the model: equal lengths,
+// T within the context, ids within the vocabulary.
+func (m *Model) CheckTokens(rows [][]int32) (flat []int32, B, T int, err error) {
+	B = len(rows)
+	if B == 0 {
+		return nil, 0, 0, fmt.Errorf("tokens: empty batch")
+	}
+	T = len(rows[0])
+	if T == 0 {
+		return nil, 0, 0, fmt.Errorf("tokens: row 0 is empty")
+	}
+	if T > m.Cfg.Context {
+		return nil, 0, 0, fmt.Errorf("tokens: sequences of %d tokens exceed the model's context of %d", T, m.Cfg.Context)
+	}
+	flat = make([]int32, 0, B*T)
+	for b, r := range rows {
+		if len(r) != T {
+			return nil, 0, 0, fmt.Errorf("tokens: row %d has %d tokens, row 0 has %d (rows must have equal length)", b, len(r), T)
+		}
+		for t, id := range r {
+			if id < 0 || int(id) >= m.Cfg.Vocab {
+				return nil, 0, 0, fmt.Errorf("tokens: row %d position %d: id %d is outside the vocabulary [0, %d)", b, t, id, m.Cfg.Vocab)
+			}
+		}
+		flat = append(flat, r...)
+	}
+	return flat, B, T, nil
+}
+
+// Start embeds a validated [B*T] batch (hook_embed, hook_pos_embed) and
+// returns the state at the input of block 0.
+func (m *Model) Start(tokens []int32, B, T int, h *Hooks) (*State, error) {
+	if len(tokens) != B*T || T > m.Cfg.Context || T < 1 {
+		return nil, fmt.Errorf("tokens: %d ids for B=%d T=%d (context %d)", len(tokens), B, T, m.Cfg.Context)
+	}
+	for i, id := range tokens {
+		if id < 0 || int(id) >= m.Cfg.Vocab {
+			return nil, fmt.Errorf("tokens: row %d position %d: id %d is outside the vocabulary [0, %d)", i/T, i%T, id, m.Cfg.Vocab)
+		}
+	}
+	be, C := m.BE, m.Cfg.DModel
+	s := &State{B: B, T: T, Tokens: tokens, m: m}
+	var err error
+	if s.Resid, err = be.New(B*T, C); err != nil {
+		return nil, err
+	}
+	wte, wpe := nsrt.Whole(m.wte), nsrt.Whole(m.wpe)
+	if !h.wants("hook_embed") && !h.wants("hook_pos_embed") {
+		if err := be.Embed(s.Resid, wte, wpe, tokens, B, T); err != nil {
+			s.Close()
+			return nil, err
+		}
+		return s, nil
+	}
+	// Hooked: embed and positions separately, then sum.
+	pos := make([]int32, B*T)
+	for i := range pos {
+		pos[i] = int32(i % T)
+	}
+	e, err := be.New(B*T, C)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	defer be.Free(e)
+	if err := be.Embed(e, wte, nsrt.Mat{}, tokens, B, T); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := be.Embed(s.Resid, wpe, nsrt.Mat{}, pos, B, T); err != nil {
+		s.Close()
+		return nil, err
+	}
+	for _, a := range []*Act{
+		{Name: "hook_embed", M: nsrt.Whole(e), Shape: []int{B, T, C}, B: B, T: T, BE: be},
+		{Name: "hook_pos_embed", M: nsrt.Whole(s.Resid), Shape: []int{B, T, C}, B: B, T: T, BE: be},
+	} {
+		if err := h.at(a); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if err := be.Add(nsrt.Whole(s.Resid), nsrt.Whole(s.Resid), nsrt.Whole(e)); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *State) buf(p *nsrt.Tensor, shape ...int) (nsrt.Tensor, error) {
+	if *p == nil {
+		t, err := s.m.BE.New(shape...)
+		if err != nil {
+			return nil, err
+		}
+		*p = t
+	}
+	return *p, nil
+}
+
+func (m *Model) linear(out nsrt.Mat, x nsrt.Mat, l lin) error {
+	return m.BE.MatMul(out, x, l.W, l.Trans, l.B, false)
+}
+
+// Blocks runs blocks [from, to) on the state's residual stream.
+func (m *Model) Blocks(s *State, from, to int, h *Hooks) error {
+	if from < 0 || to > m.Cfg.Layers || from > to {
+		return fmt.Errorf("forward: blocks [%d,%d) outside 0..%d", from, to, m.Cfg.Layers)
+	}
+	for l := from; l < to; l++ {
+		if err := m.block(s, l, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Model) block(s *State, l int, h *Hooks) error {
+	be, cfg := m.BE, m.Cfg
+	B, T, C, NH, HS, F := s.B, s.T, cfg.DModel, cfg.Heads, cfg.DHead, cfg.DMLP
+	R := B * T
+	ly := &m.layers[l]
+	name := func(suffix string) string { return fmt.Sprintf("blocks.%d.%s", l, suffix) }
+	act := func(n string, mat nsrt.Mat, shape ...int) *Act {
+		return &Act{Name: name(n), M: mat, Shape: shape, B: B, T: T, BE: be}
+	}
+	var err error
+	var x, z, ao, mo, hh nsrt.Tensor
+	if x, err = s.buf(&s.x, R, C); err != nil {
+		return err
+	}
+	if z, err = s.buf(&s.z, R, C); err != nil {
+		return err
+	}
+	if ao, err = s.buf(&s.attnOut, R, C); err != nil {
+		return err
+	}
+	if mo, err = s.buf(&s.mlpOut, R, C); err != nil {
+		return err
+	}
+	if hh, err = s.buf(&s.h, R, F); err != nil {
+		return err
+	}
+	resid := nsrt.Whole(s.Resid)
+	if err := h.at(act("hook_resid_pre", resid, B, T, C)); err != nil {
+		return err
+	}
+	// Attention.
+	X := nsrt.Whole(x)
+	if err := be.LayerNorm(X, resid, ly.ln1W, ly.ln1B, float32(cfg.LNEps)); err != nil {
+		return err
+	}
+	if err := h.at(act("ln1.hook_normalized", X, B, T, C)); err != nil {
+		return err
+	}
+	var Q, K, V nsrt.Mat
+	if ly.qkv != nil { // GPT-2: one [R, 3C] product, q|k|v views
+		qkv, err := s.buf(&s.qkv, R, 3*C)
+		if err != nil {
+			return err
+		}
+		all := nsrt.Whole(qkv)
+		if err := m.linear(all, X, *ly.qkv); err != nil {
+			return err
+		}
+		Q, K, V = all.ColSlice(0, C), all.ColSlice(C, C), all.ColSlice(2*C, C)
+	} else {
+		q, err := s.buf(&s.q, R, C)
+		if err != nil {
+			return err
+		}
+		k, err := s.buf(&s.k, R, C)
+		if err != nil {
+			return err
+		}
+		v, err := s.buf(&s.v, R, C)
+		if err != nil {
+			return err
+		}
+		Q, K, V = nsrt.Whole(q), nsrt.Whole(k), nsrt.Whole(v)
+		for _, p := range []struct {
+			out nsrt.Mat
+			w   lin
+		}{{Q, ly.q}, {K, ly.k}, {V, ly.v}} {
+			if err := m.linear(p.out, X, p.w); err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range []struct {
+		n string
+		m nsrt.Mat
+	}{{"attn.hook_q", Q}, {"attn.hook_k", K}, {"attn.hook_v", V}} {
+		if err := h.at(act(p.n, p.m, B, T, NH, HS)); err != nil {
+			return err
+		}
+	}
+	ap := nsrt.AttnParams{B: B, T: T, NH: NH, HS: HS, Window: cfg.LayerWindow(l), Scale: float32(cfg.AttnScale)}
+	Z := nsrt.Whole(z)
+	wantScores, wantPattern := h.wants(name("attn.hook_attn_scores")), h.wants(name("attn.hook_pattern"))
+	if wantScores || wantPattern {
+		pat, err := s.buf(&s.pattern, B, NH, T, T)
+		if err != nil {
+			return err
+		}
+		var sc nsrt.Tensor
+		if wantScores {
+			if sc, err = s.buf(&s.scores, B, NH, T, T); err != nil {
+				return err
+			}
+		}
+		if err := be.Attention(Z, Q, K, V, ap, pat, sc); err != nil {
+			return err
+		}
+		if wantScores {
+			a := act("attn.hook_attn_scores", nsrt.Mat{T: sc, Rows: B * NH * T, Cols: T, Stride: T}, B, NH, T, T)
+			a.Tensor = sc
+			if err := h.at(a); err != nil {
+				return err
+			}
+			// Edited scores are not fed back: replacing scores is not supported; replace the pattern.
+		}
+		a := act("attn.hook_pattern", nsrt.Mat{T: pat, Rows: B * NH * T, Cols: T, Stride: T}, B, NH, T, T)
+		a.Tensor = pat
+		if err := h.at(a); err != nil {
+			return err
+		}
+		if len(h.plan(name("attn.hook_pattern")).fns) > 0 {
+			if err := be.AttnApply(Z, pat, V, ap); err != nil {
+				return err
+			}
+		}
+	} else if err := be.Attention(Z, Q, K, V, ap, nil, nil); err != nil {
+		return err
+	}
+	if err := h.at(act("attn.hook_z", Z, B, T, NH, HS)); err != nil {
+		return err
+	}
+	AO := nsrt.Whole(ao)
+	if err := m.linear(AO, Z, ly.o); err != nil {
+		return err
+	}
+	if err := h.at(act("hook_attn_out", AO, B, T, C)); err != nil {
+		return err
+	}
+	if err := be.Add(resid, resid, AO); err != nil {
+		return err
+	}
+	if err := h.at(act("hook_resid_mid", resid, B, T, C)); err != nil {
+		return err
+	}
+	// MLP.
+	if err := be.LayerNorm(X, resid, ly.ln2W, ly.ln2B, float32(cfg.LNEps)); err != nil {
+		return err
+	}
+	if err := h.at(act("ln2.hook_normalized", X, B, T, C)); err != nil {
+		return err
+	}
+	H := nsrt.Whole(hh)
+	if err := m.linear(H, X, ly.fc); err != nil {
+		return err
+	}
+	if err := h.at(act("mlp.hook_pre", H, B, T, F)); err != nil {
+		return err
+	}
+	if err := be.GELUNew(H); err != nil {
+		return err
+	}
+	if err := h.at(act("mlp.hook_post", H, B, T, F)); err != nil {
+		return err
+	}
+	MO := nsrt.Whole(mo)
+	if err := m.linear(MO, H, ly.proj); err != nil {
+		return err
+	}
+	if err := h.at(act("hook_mlp_out", MO, B, T, C)); err != nil {
+		return err
+	}
+	if err := be.Add(resid, resid, MO); err != nil {
+		return err
+	}
+	return h.at(act("hook_resid_post", resid, B, T, C))
+}
+
+// FinalNorm applies ln_final to the residual stream into s.Final
+// (ln_final.hook_normalized).
+func (m *Model) FinalNorm(s *State, h *Hooks) error {
+	F, err := s.buf(&s.Final, s.B*s.T, m.Cfg.DModel)
+	if err != nil {
+		return err
+	}
+	if err := m.BE.LayerNorm(nsrt.Whole(F), nsrt.Whole(s.Resid), m.lnfW, m.lnfB, float32(m.Cfg.LNEps)); err != nil {
+		return err
+	}
+	return h.at(&Act{Name: "ln_final.hook_normalized", M: nsrt.Whole(F), Shape: []int{s.B, s.T, m.Cfg.DModel}, B: s.B, T: s.T, BE: m.BE})
+}
+
+// Logits computes all logits [B,T,V] from s.Final (the `logits` hook point)
+// and returns them on the host.
+func (m *Model) Logits(s *State, h *Hooks) ([]float32, error) {
+	R, V := s.B*s.T, m.Cfg.Vocab
+	lt, err := m.BE.New(R, V)
+	if err != nil {
+		return nil, err
+	}
+	defer m.BE.Free(lt)
+	L := nsrt.Whole(lt)
+	if err := m.BE.MatMul(L, nsrt.Whole(s.Final), m.unembed, true, nil, false); err != nil {
+		return nil, err
+	}
+	if err := h.at(&Act{Name: "logits", M: L, Shape: []int{s.B, s.T, V}, B: s.B, T: s.T, BE: m.BE}); err != nil {
+		return nil, err
+	}
+	out := make([]float32, R*V)
+	return out, m.BE.Download(out, lt)
+}
+
+// Run is the whole pass: embed, every block, ln_final, and (when withLogits)
+// the logits [B,T,V] on the host. The returned state holds the final
+// residual and s.Final; the caller closes it.
+func (m *Model) Run(tokens []int32, B, T int, h *Hooks, withLogits bool) (*State, []float32, error) {
+	if err := h.Validate(m); err != nil {
+		return nil, nil, err
+	}
+	s, err := m.Start(tokens, B, T, h)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := m.Blocks(s, 0, m.Cfg.Layers, h); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	if err := m.FinalNorm(s, h); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	if !withLogits && !h.wants("logits") {
+		return s, nil, nil
+	}
+	lg, err := m.Logits(s, h)
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, lg, nil
+}
