@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	goruntime "runtime"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neoscope/neoscope/cpu"
+	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/forward"
+)
+
+// modelFlags are the flags every model-using command shares.
+type modelFlags struct {
+	Model   string
+	Backend string
+	Threads int
+	JSON    bool
+}
+
+func (f *modelFlags) register(c *cobra.Command) {
+	c.Flags().StringVar(&f.Model, "model", "", "model directory (Hugging Face layout) or hub id ORG/NAME from the local HF cache; default: the bundled GPT-Neo")
+	c.Flags().StringVar(&f.Backend, "backend", "auto", "compute backend: auto (GPU if usable, else CPU), cpu, cuda")
+	c.Flags().IntVar(&f.Threads, "threads", 0, "CPU threads to use (default: all cores)")
+	c.Flags().BoolVar(&f.JSON, "json", false, "print machine-readable JSON instead of a table")
+}
+
+// openBackend picks the backend named by --backend.
+func (f *modelFlags) openBackend() (nsrt.Backend, error) {
+	if f.Threads < 0 {
+		return nil, usagef("--threads must be positive, got %d", f.Threads)
+	}
+	if f.Threads > 0 {
+		goruntime.GOMAXPROCS(f.Threads)
+	}
+	newCPU := func() nsrt.Backend {
+		be := cpu.New()
+		if f.Threads > 0 {
+			be.SetThreads(f.Threads)
+		}
+		return be
+	}
+	switch f.Backend {
+	case "cpu":
+		return newCPU(), nil
+	case "auto", "":
+		be, err := openGPU()
+		if err == nil {
+			return be, nil
+		}
+		slog.Debug("no usable GPU, running on the CPU", "reason", err)
+		if f.Backend == "auto" && os.Getenv("NEOSCOPE_QUIET") == "" {
+			logf("backend: no usable GPU (%v); running on the CPU", err)
+		}
+		return newCPU(), nil
+	case "cuda":
+		be, err := openGPU()
+		if err != nil {
+			return nil, fmt.Errorf("--backend cuda: %w", err)
+		}
+		return be, nil
+	}
+	return nil, usagef("--backend %q: want auto, cpu or cuda", f.Backend)
+}
+
+// open resolves --model and loads it on the chosen backend.
+func (f *modelFlags) open() (*forward.Model, error) {
+	dir, err := resolveModel(f.Model)
+	if err != nil {
+		return nil, err
+	}
+	be, err := f.openBackend()
+	if err != nil {
+		return nil, err
+	}
+	m, err := forward.Open(be, dir)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// logf prints a progress or status line to stderr.
+func logf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", a...)
+}
+
+// printJSON writes v as indented JSON to w.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// resolveModel turns --model into a directory: a path as given, else a hub
+// id found in the local Hugging Face cache, else (empty) the bundled model.
+func resolveModel(model string) (string, error) {
+	if model == "" {
+		return bundledModel()
+	}
+	if st, err := os.Stat(model); err == nil && st.IsDir() {
+		return model, nil
+	}
+	return resolveHub(model)
+}
+
+// bundledModel returns the directory of the default model.
+func bundledModel() (string, error) {
+	if d := os.Getenv("NEOSCOPE_DEFAULT_MODEL"); d != "" {
+		return d, nil
+	}
+	return "", fmt.Errorf("no --model given and no bundled model in this build")
+}
+
+func resolveHub(model string) (string, error) {
+	return "", usagef("--model %q: no such directory", model)
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neoscope/neoscope/internal/outfile"
+	"github.com/neoscope/neoscope/runtime/forward"
+)
+
+func init() {
+	var f modelFlags
+	var in inputFlags
+	var out, cache string
+	c := &cobra.Command{
+		Use:   "run",
+		Short: "Run a forward pass and save logits and cached activations",
+		Long: `run writes a safetensors file with "logits" [B,T,V] and every hook point
+matched by --cache, under its TransformerLens name (float32).`,
+		Example: `  neoscope run --tokens batch.json --out acts.safetensors \
+      --cache 'blocks.*.hook_resid_pre,blocks.*.attn.hook_pattern'
+  neoscope run --prompt "When Mary and John went to the store" --out acts.safetensors`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if out == "" {
+				return usagef("--out is required")
+			}
+			dir, err := resolveModel(f.Model)
+			if err != nil {
+				return err
+			}
+			f.Model = dir
+			m, err := f.open()
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			tokens, B, T, err := in.rows(m, dir)
+			if err != nil {
+				return err
+			}
+			h := &forward.Hooks{}
+			if cache != "" {
+				h.Observe(cache)
+			}
+			if err := h.Validate(m); err != nil {
+				return usageError{err}
+			}
+			s, logits, err := m.Run(tokens, B, T, h, true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			tensors := map[string]outfile.F32{
+				"logits": {ShapeOf: []int{B, T, m.Cfg.Vocab}, Values: logits},
+			}
+			for name, t := range h.Cache {
+				if name != "logits" {
+					tensors[name] = outfile.F32{ShapeOf: t.Shape, Values: t.Data}
+				}
+			}
+			if err := outfile.Safetensors(out, tensors, map[string]string{"model": dir}); err != nil {
+				return err
+			}
+			names := make([]string, 0, len(tensors))
+			for n := range tensors {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			logf("wrote %s: %d tensors (%s)", out, len(names), strings.Join(names[:min(len(names), 6)], ", ")+map[bool]string{true: ", ...", false: ""}[len(names) > 6])
+			return nil
+		},
+	}
+	f.register(c)
+	in.register(c)
+	c.Flags().StringVar(&out, "out", "", "output safetensors file")
+	c.Flags().StringVar(&cache, "cache", "", "comma-separated globs of hook names to save, e.g. 'blocks.*.hook_resid_pre'")
+	rootCmd.AddCommand(c)
+}
+
+func init() {
+	var f modelFlags
+	c := &cobra.Command{
+		Use:     "hooks",
+		Short:   "List the model's hook points in execution order",
+		Example: `  neoscope hooks --model ../shared/fixtures/tiny-neo | grep attn`,
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			m, err := f.open()
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			for _, n := range m.HookNames() {
+				fmt.Println(n)
+			}
+			return nil
+		},
+	}
+	f.register(c)
+	rootCmd.AddCommand(c)
+}
