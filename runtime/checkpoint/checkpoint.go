@@ -154,7 +154,11 @@ func Assemble(c *arch.Config, entries []Entry) (*Weights, error) {
 			more = fmt.Sprintf(" and %d more", len(missing)-5)
 			missing = missing[:5]
 		}
-		return nil, fmt.Errorf("checkpoint: missing tensor(s) %s%s", strings.Join(missing, ", "), more)
+		src := "checkpoint"
+		if len(entries) > 0 {
+			src = entries[0].File
+		}
+		return nil, fmt.Errorf("%s: missing tensor(s) %s%s for a %d-layer %s config", src, strings.Join(missing, ", "), more, c.Layers, c.Family)
 	}
 	return w, nil
 }
