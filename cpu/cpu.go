@@ -13,6 +13,7 @@ import (
 type Tensor struct {
 	shape []int
 	Data  []float32
+	owned bool // allocated by New, so Free may recycle it
 }
 
 func (t *Tensor) Shape() []int { return t.shape }
@@ -21,7 +22,8 @@ func (t *Tensor) Len() int     { return len(t.Data) }
 // Backend is the CPU implementation of runtime.Backend.
 type Backend struct {
 	threads int
-	pool    sync.Pool // *[]float32 scratch rows
+	mu      sync.Mutex
+	free    map[int][][]float32 // freed buffers by length, reused by New
 }
 
 // New returns a CPU backend using GOMAXPROCS threads.
@@ -52,8 +54,24 @@ func numel(shape []int) int {
 	return n
 }
 
+// New returns a zeroed tensor, reusing a freed buffer of the same length when
+// there is one: a forward pass frees and reallocates the same shapes, and
+// reuse keeps the heap from holding a second copy until the GC runs.
 func (be *Backend) New(shape ...int) (nsrt.Tensor, error) {
-	return &Tensor{shape: append([]int(nil), shape...), Data: make([]float32, numel(shape))}, nil
+	n := numel(shape)
+	be.mu.Lock()
+	var data []float32
+	if l := be.free[n]; len(l) > 0 {
+		data = l[len(l)-1]
+		be.free[n] = l[:len(l)-1]
+	}
+	be.mu.Unlock()
+	if data != nil {
+		clear(data)
+	} else {
+		data = make([]float32, n)
+	}
+	return &Tensor{shape: append([]int(nil), shape...), Data: data, owned: true}, nil
 }
 
 func (be *Backend) Upload(data []float32, shape ...int) (nsrt.Tensor, error) {
@@ -91,7 +109,25 @@ func (be *Backend) DownloadMat(dst []float32, m nsrt.Mat) error {
 	return nil
 }
 
-func (be *Backend) Free(t nsrt.Tensor) {}
+// maxFreeBuffers bounds the buffers kept per length.
+const maxFreeBuffers = 4
+
+// Free recycles a tensor made by New; wrapped and uploaded tensors are left to the GC.
+func (be *Backend) Free(t nsrt.Tensor) {
+	ct, ok := t.(*Tensor)
+	if !ok || ct == nil || !ct.owned || ct.Data == nil {
+		return
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if be.free == nil {
+		be.free = map[int][][]float32{}
+	}
+	if l := be.free[len(ct.Data)]; len(l) < maxFreeBuffers {
+		be.free[len(ct.Data)] = append(l, ct.Data)
+	}
+	ct.Data = nil
+}
 
 func host(t nsrt.Tensor) []float32 {
 	if t == nil {

@@ -325,23 +325,37 @@ func (m *Model) FinalNorm(s *State, h *Hooks) error {
 	return h.at(&Act{Name: "ln_final.hook_normalized", M: nsrt.Whole(F), Shape: []int{s.B, s.T, m.Cfg.DModel}, B: s.B, T: s.T, BE: m.BE})
 }
 
-// Logits computes all logits [B,T,V] from s.Final (the `logits` hook point)
-// and returns them on the host.
-func (m *Model) Logits(s *State, h *Hooks) ([]float32, error) {
+// LogitsTensor computes all logits [B*T, V] from s.Final on the backend (the
+// `logits` hook point); the caller frees the tensor.
+func (m *Model) LogitsTensor(s *State, h *Hooks) (nsrt.Tensor, error) {
+	if s.Final == nil {
+		return nil, fmt.Errorf("forward: logits before FinalNorm")
+	}
 	R, V := s.B*s.T, m.Cfg.Vocab
 	lt, err := m.BE.New(R, V)
 	if err != nil {
 		return nil, err
 	}
-	defer m.BE.Free(lt)
 	L := nsrt.Whole(lt)
 	if err := m.BE.MatMul(L, nsrt.Whole(s.Final), m.unembed, true, nil, false); err != nil {
+		m.BE.Free(lt)
 		return nil, err
 	}
 	if err := h.at(&Act{Name: "logits", M: L, Shape: []int{s.B, s.T, V}, B: s.B, T: s.T, BE: m.BE}); err != nil {
+		m.BE.Free(lt)
 		return nil, err
 	}
-	out := make([]float32, R*V)
+	return lt, nil
+}
+
+// Logits computes all logits [B,T,V] from s.Final and returns them on the host.
+func (m *Model) Logits(s *State, h *Hooks) ([]float32, error) {
+	lt, err := m.LogitsTensor(s, h)
+	if err != nil {
+		return nil, err
+	}
+	defer m.BE.Free(lt)
+	out := make([]float32, lt.Len())
 	return out, m.BE.Download(out, lt)
 }
 

@@ -1,0 +1,73 @@
+package cpu_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/neoscope/neoscope/cpu"
+	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/forward"
+)
+
+// benchModel is the GPT-Neo-125M-shaped checkpoint `make bench-model` writes.
+func benchModel(b *testing.B) *forward.Model {
+	dir := filepath.Join("..", "benchmarks", "model")
+	if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); err != nil {
+		b.Skip("no benchmarks/model (run `make bench-model`)")
+	}
+	m, err := forward.Open(cpu.New(), dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+// BenchmarkForwardNeo125M: full forward pass with logits, by batch x length.
+func BenchmarkForwardNeo125M(b *testing.B) {
+	m := benchModel(b)
+	defer m.Close()
+	for _, sh := range [][2]int{{1, 128}, {8, 128}, {32, 64}, {8, 20}} {
+		B, T := sh[0], sh[1]
+		b.Run(fmt.Sprintf("%dx%d", B, T), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, 2))
+			tok := make([]int32, B*T)
+			for i := range tok {
+				tok[i] = int32(r.IntN(m.Cfg.Vocab))
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				s, _, err := m.Run(tok, B, T, nil, false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lt, err := m.LogitsTensor(s, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				m.BE.Free(lt)
+				s.Close()
+			}
+			b.ReportMetric(float64(B*T)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
+
+// BenchmarkMatMul on the model's shapes: (rows x 768) @ (768 x 3072) etc.
+func BenchmarkMatMul(b *testing.B) {
+	be := cpu.New()
+	for _, sh := range [][3]int{{1024, 768, 768}, {1024, 768, 3072}, {1024, 3072, 768}, {160, 768, 768}} {
+		M, K, N := sh[0], sh[1], sh[2]
+		b.Run(fmt.Sprintf("%dx%dx%d", M, K, N), func(b *testing.B) {
+			a, _ := be.New(M, K)
+			w, _ := be.New(N, K)
+			c, _ := be.New(M, N)
+			for b.Loop() {
+				be.MatMul(nsrt.Whole(c), nsrt.Whole(a), nsrt.Whole(w), true, nil, false)
+			}
+			b.ReportMetric(2*float64(M*N*K)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
