@@ -1,8 +1,9 @@
 package main
 
 import (
-	"fmt"
 	"os"
+
+	"github.com/neoscope/neoscope/models"
 )
 
 // resolveModel turns --model into a directory: a path as given, else a hub
@@ -22,7 +23,7 @@ func bundledModel() (string, error) {
 	if d := os.Getenv("NEOSCOPE_DEFAULT_MODEL"); d != "" {
 		return d, nil
 	}
-	return "", fmt.Errorf("no --model given and no bundled model in this build")
+	return models.DefaultDir()
 }
 
 func resolveHub(model string) (string, error) {
