@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"strings"
 
 	"github.com/neoscope/neoscope/models"
+	"github.com/neoscope/neoscope/runtime/hub"
 )
 
 // resolveModel turns --model into a directory: a path as given, else a hub
@@ -27,5 +30,12 @@ func bundledModel() (string, error) {
 }
 
 func resolveHub(model string) (string, error) {
-	return "", usagef("--model %q: no such directory", model)
+	if _, _, err := hub.ParseModel(model); err != nil || strings.HasPrefix(model, ".") || strings.HasPrefix(model, "/") {
+		return "", usagef("--model %q: no such model directory (nor a hub id ORG/NAME)", model)
+	}
+	dir, err := hub.Resolve(model)
+	if err != nil {
+		return "", usageError{fmt.Errorf("--model: %w", err)}
+	}
+	return dir, nil
 }
