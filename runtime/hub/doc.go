@@ -28,6 +28,9 @@
 //	  blobs/<etag>.incomplete         a download in progress, resumable
 //	  snapshots/<commit>/config.json  -> ../../blobs/<etag> (relative symlink)
 //	  snapshots/<commit>/model.safetensors -> ../../blobs/<sha256>
+//	  .no_exist/<commit>/<file>       empty: the commit has no such file (the
+//	                                  optional files, and the weight formats
+//	                                  skipped), so offline transformers need not ask
 //	.locks/models--EleutherAI--gpt-neo-125m/<etag>.lock
 //	                                  flock(2) held while a blob is written;
 //	                                  the same lock huggingface_hub's filelock takes
@@ -42,7 +45,8 @@
 // renamed repos). The answer carries X-Repo-Commit (the commit), X-Linked-Etag
 // or ETag (the blob name, quotes stripped) and X-Linked-Size or
 // Content-Length (the size). For LFS files the answer is a redirect to a CDN;
-// the GET goes there directly and without the Authorization header. The
+// the GET goes there directly, without the Authorization header when the CDN
+// is another host (with it on the same host, as huggingface_hub does). The
 // first HEAD (config.json, at the requested revision) fixes the commit; every
 // other file is then asked for at that commit, so a push during the download
 // cannot mix two versions.

@@ -89,6 +89,7 @@ func Download(ctx context.Context, repoID, revision string, opts Options) (strin
 	for _, f := range TokenizerFiles {
 		m, err := d.head(ctx, d.commit, f)
 		if errors.Is(err, ErrEntryNotFound) {
+			d.noExist(f)
 			continue
 		}
 		if err != nil {
@@ -162,7 +163,7 @@ type fileMeta struct {
 	file   string
 	url    string // the resolve URL
 	getURL string // where to GET: the resolve URL, or the CDN it redirects to
-	cdn    bool   // getURL is on another site: no Authorization
+	cdn    bool   // getURL is on another host: no Authorization
 	commit string
 	etag   string
 	lfs    bool  // etag came from X-Linked-Etag: it is the sha256
@@ -214,7 +215,12 @@ func (d *downloader) head(ctx context.Context, rev, file string) (*fileMeta, err
 				cur = loc.String()
 				continue
 			}
-			m.getURL, m.cdn = loc.String(), true
+			// Elsewhere (an LFS blob on a CDN): fetch it from there, with the
+			// token only if it is the same host, as huggingface_hub does.
+			m.getURL = loc.String()
+			if ru, err := url.Parse(u); err != nil || ru.Host != loc.Host {
+				m.cdn = true
+			}
 		case resp.StatusCode >= 200 && resp.StatusCode < 300:
 			if n, err := strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64); err == nil {
 				m.size = n
@@ -285,6 +291,7 @@ func (d *downloader) fetchWeights(ctx context.Context) error {
 	if !errors.Is(err, ErrEntryNotFound) {
 		return err
 	}
+	d.noExist("model.safetensors")
 	m, err = d.head(ctx, d.commit, "model.safetensors.index.json")
 	if err == nil {
 		if err := d.fetch(ctx, m); err != nil {
@@ -308,6 +315,7 @@ func (d *downloader) fetchWeights(ctx context.Context) error {
 	if !errors.Is(err, ErrEntryNotFound) {
 		return err
 	}
+	d.noExist("model.safetensors.index.json")
 	m, err = d.head(ctx, d.commit, "pytorch_model.bin")
 	if errors.Is(err, ErrEntryNotFound) {
 		return fmt.Errorf("%s at commit %s has no weights: tried model.safetensors, model.safetensors.index.json, pytorch_model.bin", d.repoID, d.commit)
@@ -352,6 +360,18 @@ func sortStrings(s []string) {
 	for i := 1; i < len(s); i++ {
 		for j := i; j > 0 && s[j] < s[j-1]; j-- {
 			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// noExist records that the commit lacks file, as huggingface_hub does
+// (an empty .no_exist/<commit>/<file>), so that transformers working offline
+// does not go looking for it. Best effort: failures are ignored.
+func (d *downloader) noExist(file string) {
+	p := filepath.Join(d.repoDir, ".no_exist", d.commit, filepath.FromSlash(file))
+	if os.MkdirAll(filepath.Dir(p), 0o755) == nil {
+		if f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			f.Close()
 		}
 	}
 }

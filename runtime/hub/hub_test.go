@@ -23,6 +23,8 @@ import (
 // X-Linked-Size; X-Repo-Commit on every answer; X-Error-Code on errors.
 type fakeHub struct {
 	srv     *httptest.Server
+	cdn     *httptest.Server // another host, as the hub's CDN is
+	sameCDN bool             // redirect LFS files to srv's own /cdn/ instead
 	repo    string
 	commit  string
 	files   map[string]*fakeFile
@@ -63,6 +65,8 @@ func newFakeHub(t *testing.T, files map[string]*fakeFile) *fakeHub {
 	h := &fakeHub{repo: "tiny-org/tiny-neo", commit: strings.Repeat("ab12", 10), files: files, renamed: map[string]string{}}
 	h.srv = httptest.NewServer(http.HandlerFunc(h.serve))
 	t.Cleanup(h.srv.Close)
+	h.cdn = httptest.NewServer(http.HandlerFunc(h.serve))
+	t.Cleanup(h.cdn.Close)
 	return h
 }
 
@@ -125,7 +129,11 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"`+gitBlobID([]byte("pointer "+file))+`"`)
 		w.Header().Set("X-Linked-Etag", `"`+sha(f.data)+`"`)
 		w.Header().Set("X-Linked-Size", strconv.Itoa(len(f.data)))
-		w.Header().Set("Location", h.srv.URL+"/cdn/"+sha(f.data)+"?X-Amz-Signature=x")
+		cdn := h.cdn.URL
+		if h.sameCDN {
+			cdn = h.srv.URL
+		}
+		w.Header().Set("Location", cdn+"/cdn/"+sha(f.data)+"?X-Amz-Signature=x")
 		w.WriteHeader(http.StatusFound)
 		return
 	}
@@ -236,6 +244,15 @@ func TestDownloadThenResolve(t *testing.T) {
 		if p := last[name]; p.done != int64(len(f.data)) || p.total != int64(len(f.data)) {
 			t.Errorf("%s: last progress %d/%d, want %d/%d", name, p.done, p.total, len(f.data), len(f.data))
 		}
+	}
+	noExist := filepath.Join(repoDir, ".no_exist", h.commit)
+	for _, f := range []string{"generation_config.json", "special_tokens_map.json", "tokenizer_config.json"} {
+		if _, err := os.Stat(filepath.Join(noExist, f)); err != nil {
+			t.Errorf(".no_exist/%s: %v", f, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(noExist, "model.safetensors")); err == nil {
+		t.Error(".no_exist/model.safetensors for a file that exists")
 	}
 	for _, absent := range []string{"generation_config.json", "pytorch_model.bin"} {
 		if _, err := os.Lstat(filepath.Join(dir, absent)); err == nil {
@@ -410,6 +427,23 @@ func TestDownloadToken(t *testing.T) {
 	}
 	if authed == 0 {
 		t.Error("token never sent")
+	}
+
+	// An absolute redirect to the same host keeps the token (huggingface_hub
+	// drops it only when the host differs).
+	h2 := newFakeHub(t, tinyRepo())
+	h2.sameCDN = true
+	if _, err := Download(context.Background(), h2.repo, "main", Options{Endpoint: h2.srv.URL, CacheDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	gets := h2.requests("GET", "/cdn/")
+	if len(gets) == 0 {
+		t.Fatal("no CDN GETs")
+	}
+	for _, r := range gets {
+		if r.auth != "Bearer hf_secret" {
+			t.Errorf("same-host GET %s: Authorization %q", r.path, r.auth)
+		}
 	}
 }
 
