@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -379,4 +380,54 @@ func FuzzReadPyTorchBin(f *testing.F) {
 		os.WriteFile(path, buf.Bytes(), 0o644)
 		ReadPyTorchBin(path)
 	})
+}
+
+// A whole F16 model written by torch at test time (skipped without torch):
+// every tensor is the fixture's F32 value rounded to half, as torch's
+// .half() and F32ToF16 both round to nearest even.
+func TestReadPyTorchBinHalfModel(t *testing.T) {
+	py := "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	if err := exec.Command(py, "-c", "import torch, numpy").Run(); err != nil {
+		t.Skip("python3 has no torch/numpy")
+	}
+	out := filepath.Join(t.TempDir(), "pytorch_model.bin")
+	if b, err := exec.Command(py, "testdata/make_pytorch_bins.py", "--half", out).CombinedOutput(); err != nil {
+		t.Fatalf("make_pytorch_bins.py --half: %v\n%s", err, b)
+	}
+	want := fixtureEntries(t, filepath.Join(tinyNeoDir, "model.safetensors"))
+	got, err := ReadPyTorchBin(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d tensors, want %d", len(got), len(want))
+	}
+	for _, g := range got {
+		w := want[g.Name]
+		if w.DType != "F32" {
+			sameEntry(t, g, w)
+			continue
+		}
+		if g.DType != "F16" || !sameShape(g.Shape, w.Shape) {
+			t.Fatalf("%s: %s %v, want F16 %v", g.Name, g.DType, g.Shape, w.Shape)
+		}
+		f32, _ := Convert(w)
+		for i, v := range f32 {
+			if h := binary.LittleEndian.Uint16(g.Data[2*i:]); h != F32ToF16(v) {
+				t.Fatalf("%s[%d]: half %#04x, want %#04x (from %v)", g.Name, i, h, F32ToF16(v), v)
+			}
+		}
+	}
+	cfg, err := arch.Load(filepath.Join(tinyNeoDir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := Load(filepath.Dir(out), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
 }

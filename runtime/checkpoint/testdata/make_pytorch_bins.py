@@ -12,6 +12,9 @@ Needs torch (any version >= 1.6 writes the zip format) and numpy.
   layouts-f16.expected.safetensors
                       the same tensors made contiguous, for bit-exact comparison.
   legacy.bin          a tensor saved in the pre-1.6 (non-zip) format.
+
+With --half OUT it writes only the tiny-neo state dict cast to float16 (the
+U8 mask buffers kept) to OUT; pytorch_test.go runs this when torch is present.
 """
 import collections
 import json
@@ -24,8 +27,6 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = os.path.join(HERE, "..", "..", "..", "..", "shared", "fixtures", "tiny-neo", "model.safetensors")
-if len(sys.argv) > 1:
-    FIXTURE = sys.argv[1]
 
 ST_DTYPES = {"F32": np.float32, "F16": np.float16, "U8": np.uint8}
 
@@ -93,5 +94,14 @@ def main():
     torch.save({"w": torch.ones(2, 2)}, os.path.join(HERE, "legacy.bin"), _use_new_zipfile_serialization=False)
 
 
+def main_half(out):
+    sd = read_safetensors(FIXTURE)
+    half = collections.OrderedDict((k, v.half() if v.is_floating_point() else v) for k, v in sd.items())
+    torch.save(half, out)
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--half":
+        main_half(sys.argv[2])
+    else:
+        main()
