@@ -110,7 +110,7 @@ func (be *Backend) DownloadMat(dst []float32, m nsrt.Mat) error {
 }
 
 // maxFreeBuffers bounds the buffers kept per length.
-const maxFreeBuffers = 4
+const maxFreeBuffers = 16
 
 // Free recycles a tensor made by New; wrapped and uploaded tensors are left to the GC.
 func (be *Backend) Free(t nsrt.Tensor) {
