@@ -1,0 +1,502 @@
+package sweep
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/forward"
+)
+
+// Metric is what a sweep measures per configuration.
+type Metric int
+
+const (
+	// Loss is the mean next-token loss over every row and the predictions
+	// made at positions LossFrom..T-2.
+	Loss Metric = iota
+	// LogitDiff is the mean over rows of logits[b, Pos, A[b]] - logits[b, Pos, C[b]].
+	LogitDiff
+)
+
+// Column is the metric's column name in result files.
+func (m Metric) Column() string {
+	if m == LogitDiff {
+		return "logit_diff"
+	}
+	return "loss"
+}
+
+// Mode is how an ablated component is replaced.
+type Mode int
+
+const (
+	Zero Mode = iota // by zero
+	Mean             // by its per-position mean over the B prompts in the unablated run
+)
+
+func (m Mode) String() string {
+	if m == Mean {
+		return "mean"
+	}
+	return "zero"
+}
+
+// Task is the prompts and the metric a sweep evaluates each configuration on.
+type Task struct {
+	Tokens   []int32 // [B*T]
+	B, T     int
+	Metric   Metric
+	LossFrom int     // Loss: first predicting position
+	Pos      int     // LogitDiff: the position read
+	A, C     []int32 // LogitDiff: [B] answer and counterfactual ids
+}
+
+// Options tune the engine; the zero value is the batched, prefix-sharing
+// engine with a 2 GiB activation budget.
+type Options struct {
+	Mode      Mode
+	Chunk     int   // configurations per pass; 0: as many as MaxMemory allows
+	MaxMemory int64 // bytes of activations one pass may use; 0: DefaultMaxMemory
+	// NoShare runs every configuration as its own pass from the embedding
+	// (no prefix sharing, no batching across configurations: set Chunk 1 too
+	// to get the one-configuration-per-pass loop). It exists to measure what
+	// the engine saves.
+	NoShare bool
+}
+
+// DefaultMaxMemory is the default activation budget of one pass.
+const DefaultMaxMemory = 2 << 30
+
+// Engine evaluates configurations on one task. New runs the unablated pass
+// once and keeps the residual stream before every block (and, in mean mode,
+// the per-position means of z, attention output and MLP output); Eval then
+// starts every configuration from the cached residual before the first layer
+// it touches.
+type Engine struct {
+	m    *forward.Model
+	task Task
+	opt  Options
+	// resid[l] is the unablated residual stream before block l, [B*T, C].
+	resid []nsrt.Tensor
+	// Mean mode fills per layer, [T, C] (z: [T, NH*HS]).
+	fillZ, fillAttn, fillMLP []nsrt.Tensor
+	// Baseline is the metric of the unablated model.
+	Baseline float64
+	// K is the number of configurations per pass.
+	K int
+
+	cur   layerAblation // the masks the hooks apply in the block being run
+	hooks *forward.Hooks
+}
+
+// layerAblation holds the per-row keep masks of one block of one pass
+// (nil when nothing of that kind is ablated in the block).
+type layerAblation struct {
+	layer                    int
+	heads, attn, mlp         []uint8 // heads: [R*NH]; attn, mlp: [R]
+	fillZ, fillAttn, fillMLP nsrt.Tensor
+}
+
+// New checks the task, runs the unablated pass and sizes the passes.
+func New(m *forward.Model, task Task, opt Options) (*Engine, error) {
+	cfg := m.Cfg
+	if task.B <= 0 || task.T <= 0 || len(task.Tokens) != task.B*task.T {
+		return nil, fmt.Errorf("sweep: %d token ids for %d rows of %d", len(task.Tokens), task.B, task.T)
+	}
+	if cfg.Heads > 64 {
+		return nil, fmt.Errorf("sweep: %d heads per layer; at most 64 supported", cfg.Heads)
+	}
+	switch task.Metric {
+	case Loss:
+		if task.LossFrom < 0 || task.LossFrom > task.T-2 {
+			return nil, fmt.Errorf("sweep: --loss-from %d leaves no prediction in sequences of %d tokens (want 0..%d)", task.LossFrom, task.T, task.T-2)
+		}
+	case LogitDiff:
+		if task.Pos < 0 || task.Pos >= task.T {
+			return nil, fmt.Errorf("sweep: logit-difference position %d outside 0..%d", task.Pos, task.T-1)
+		}
+		if len(task.A) != task.B || len(task.C) != task.B {
+			return nil, fmt.Errorf("sweep: want %d answer and %d counterfactual ids (one per row), got %d and %d", task.B, task.B, len(task.A), len(task.C))
+		}
+		for i := range task.A {
+			for _, id := range []int32{task.A[i], task.C[i]} {
+				if id < 0 || int(id) >= cfg.Vocab {
+					return nil, fmt.Errorf("sweep: answer id %d (row %d) outside the vocabulary [0, %d)", id, i, cfg.Vocab)
+				}
+			}
+		}
+	default:
+		return nil, fmt.Errorf("sweep: unknown metric %d", task.Metric)
+	}
+	if opt.MaxMemory <= 0 {
+		opt.MaxMemory = DefaultMaxMemory
+	}
+	e := &Engine{m: m, task: task, opt: opt}
+	e.K = opt.Chunk
+	if e.K <= 0 {
+		e.K = int(max(1, opt.MaxMemory/e.ConfigBytes()))
+	}
+	if err := e.baseline(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.hooks = &forward.Hooks{}
+	e.hooks.Replace("blocks.*.attn.hook_z", func(a *forward.Act) error {
+		if e.cur.heads == nil || a.Layer() != e.cur.layer {
+			return nil
+		}
+		return a.BE.AblateHeads(a.M, e.cur.heads, m.Cfg.Heads, a.T, e.cur.fillZ)
+	})
+	e.hooks.Replace("blocks.*.hook_attn_out", func(a *forward.Act) error {
+		if e.cur.attn == nil || a.Layer() != e.cur.layer {
+			return nil
+		}
+		return a.BE.AblateRows(a.M, e.cur.attn, a.T, e.cur.fillAttn)
+	})
+	e.hooks.Replace("blocks.*.hook_mlp_out", func(a *forward.Act) error {
+		if e.cur.mlp == nil || a.Layer() != e.cur.layer {
+			return nil
+		}
+		return a.BE.AblateRows(a.M, e.cur.mlp, a.T, e.cur.fillMLP)
+	})
+	return e, nil
+}
+
+// ConfigBytes estimates the activation memory one configuration adds to a
+// pass: B*T token rows, each with the forward pass's buffers (residual,
+// final norm, LN output, q, k, v, z, attention and MLP outputs: 9 C floats,
+// plus F for the MLP hidden layer), twice over because the state of the
+// previous block is alive while the next is filled when prefixes split.
+func (e *Engine) ConfigBytes() int64 {
+	c := e.m.Cfg
+	return 2 * 4 * int64(9*c.DModel+c.DMLP) * int64(e.task.B*e.task.T)
+}
+
+// Close frees the cached tensors.
+func (e *Engine) Close() {
+	for _, ts := range [][]nsrt.Tensor{e.resid, e.fillZ, e.fillAttn, e.fillMLP} {
+		for _, t := range ts {
+			if t != nil {
+				e.m.BE.Free(t)
+			}
+		}
+	}
+	e.resid, e.fillZ, e.fillAttn, e.fillMLP = nil, nil, nil, nil
+}
+
+func (e *Engine) baseline() error {
+	m, be, t := e.m, e.m.BE, e.task
+	L, C := m.Cfg.Layers, m.Cfg.DModel
+	s, err := m.Start(t.Tokens, t.B, t.T, nil)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var h *forward.Hooks
+	if e.opt.Mode == Mean {
+		h = (&forward.Hooks{}).Observe("blocks.*.attn.hook_z", "blocks.*.hook_attn_out", "blocks.*.hook_mlp_out")
+		e.fillZ, e.fillAttn, e.fillMLP = make([]nsrt.Tensor, L), make([]nsrt.Tensor, L), make([]nsrt.Tensor, L)
+	}
+	e.resid = make([]nsrt.Tensor, L)
+	for l := 0; l < L; l++ {
+		if e.resid[l], err = be.New(t.B*t.T, C); err != nil {
+			return err
+		}
+		if err := be.Copy(nsrt.Whole(e.resid[l]), nsrt.Whole(s.Resid)); err != nil {
+			return err
+		}
+		if err := m.Blocks(s, l, l+1, h); err != nil {
+			return err
+		}
+		if h == nil {
+			continue
+		}
+		for _, p := range []struct {
+			name string
+			dst  *nsrt.Tensor
+		}{
+			{fmt.Sprintf("blocks.%d.attn.hook_z", l), &e.fillZ[l]},
+			{fmt.Sprintf("blocks.%d.hook_attn_out", l), &e.fillAttn[l]},
+			{fmt.Sprintf("blocks.%d.hook_mlp_out", l), &e.fillMLP[l]},
+		} {
+			a := h.Cache[p.name]
+			if a == nil {
+				return fmt.Errorf("sweep: mean ablation: %s was not observed", p.name)
+			}
+			mean := positionMean(a.Data, t.B, t.T)
+			if *p.dst, err = be.Upload(mean, t.T, len(mean)/t.T); err != nil {
+				return err
+			}
+		}
+		h.Cache = nil
+	}
+	if err := m.FinalNorm(s, nil); err != nil {
+		return err
+	}
+	rows, err := e.rowMetric(s, 1)
+	if err != nil {
+		return err
+	}
+	e.Baseline = forward.Mean(rows)
+	return nil
+}
+
+// positionMean averages x [B*T, D] over the B rows: out [T, D], summed in
+// float64 (the TransformerLens idiom cache[name].mean(0)).
+func positionMean(x []float32, B, T int) []float32 {
+	D := len(x) / (B * T)
+	acc := make([]float64, T*D)
+	for b := 0; b < B; b++ {
+		for i, v := range x[b*T*D : (b+1)*T*D] {
+			acc[i] += float64(v)
+		}
+	}
+	out := make([]float32, T*D)
+	for i, v := range acc {
+		out[i] = float32(v / float64(B))
+	}
+	return out
+}
+
+// rowMetric returns the metric of each of the s.B rows (s holds G copies of
+// the task's B prompts, G = s.B/B).
+func (e *Engine) rowMetric(s *forward.State, G int) ([]float64, error) {
+	t := e.task
+	if t.Metric == Loss {
+		return e.m.RowMeanLosses(s, t.LossFrom)
+	}
+	a, c := make([]int32, 0, G*t.B), make([]int32, 0, G*t.B)
+	for g := 0; g < G; g++ {
+		a, c = append(a, t.A...), append(c, t.C...)
+	}
+	return e.m.LogitDiffs(s, t.Pos, a, c)
+}
+
+// abl is what one configuration ablates in one layer.
+type abl struct {
+	heads     uint64 // bit h: head h
+	attn, mlp bool
+}
+
+func (a abl) empty() bool { return a.heads == 0 && !a.attn && !a.mlp }
+
+func (a abl) less(b abl) bool {
+	if a.heads != b.heads {
+		return a.heads < b.heads
+	}
+	if a.attn != b.attn {
+		return !a.attn
+	}
+	return !a.mlp && b.mlp
+}
+
+func (e *Engine) perLayer(c Config) []abl {
+	out := make([]abl, e.m.Cfg.Layers)
+	for _, x := range c {
+		switch x.Kind {
+		case Head:
+			out[x.Layer].heads |= 1 << x.Head
+		case Attn:
+			out[x.Layer].attn = true
+		case MLP:
+			out[x.Layer].mlp = true
+		}
+	}
+	return out
+}
+
+// Plan orders configurations as the leaves of a prefix tree over layers
+// (lexicographic in their per-layer ablations, layer 0 first, "nothing
+// ablated" first), so that configurations sharing the ablations of their
+// first layers are neighbours, and cuts that order into chunks of at most K.
+// The plan depends only on cfgs and K, so a resumed run re-forms the same
+// chunks and computes bit-identical numbers.
+func (e *Engine) Plan(cfgs []Config) [][]int {
+	keys := make([][]abl, len(cfgs))
+	order := make([]int, len(cfgs))
+	for i, c := range cfgs {
+		keys[i] = e.perLayer(c)
+		order[i] = i
+	}
+	sort.SliceStable(order, func(x, y int) bool {
+		a, b := keys[order[x]], keys[order[y]]
+		for l := range a {
+			if a[l] != b[l] {
+				return a[l].less(b[l])
+			}
+		}
+		return false
+	})
+	var chunks [][]int
+	for lo := 0; lo < len(order); lo += e.K {
+		chunks = append(chunks, order[lo:min(lo+e.K, len(order))])
+	}
+	return chunks
+}
+
+// Eval returns the metric of each configuration (the unablated one gets
+// Baseline). It runs one pass over the configurations, whatever their
+// number: callers cut work into chunks with Plan.
+//
+// The pass is a prefix tree walked layer by layer: before block l each
+// configuration belongs to a group, the set of configurations that ablated
+// exactly the same things in blocks < l (and so have the same residual
+// stream); configurations that ablated nothing yet belong to no group and
+// are read from the cached unablated residual. Groups split where their
+// members ablate different things in block l; the pass holds B rows per
+// group, built by copying the parent's rows, and runs block l once on all
+// of them with per-row keep masks (AblateHeads at hook_z, AblateRows at
+// hook_attn_out and hook_mlp_out). After the last block one LogitStats
+// reduction reads only the positions the metric needs.
+func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
+	m, be, t := e.m, e.m.BE, e.task
+	L, NH := m.Cfg.Layers, m.Cfg.Heads
+	B, T := t.B, t.T
+	keys := make([][]abl, len(cfgs))
+	for i, c := range cfgs {
+		keys[i] = e.perLayer(c)
+	}
+	gid := make([]int, len(cfgs)) // group before the current block; -1: still unablated
+	for i := range gid {
+		gid[i] = -1
+	}
+	type node struct {
+		parent int
+		a      abl
+		self   int // NoShare: the configuration owning the group
+	}
+	var s *forward.State
+	defer func() {
+		if s != nil {
+			s.Close()
+		}
+	}()
+	groups := 0
+	for l := 0; l < L; l++ {
+		index := map[node]int{}
+		var parents []int
+		var abls []abl
+		next := make([]int, len(cfgs))
+		for i := range cfgs {
+			a := keys[i][l]
+			n := node{parent: gid[i], a: a, self: -1}
+			if gid[i] < 0 {
+				if e.opt.NoShare {
+					n.self = i // every configuration its own pass from the embedding
+				} else if a.empty() {
+					next[i] = -1
+					continue
+				}
+			}
+			g, ok := index[n]
+			if !ok {
+				g = len(parents)
+				index[n] = g
+				parents = append(parents, gid[i])
+				abls = append(abls, a)
+			}
+			next[i] = g
+		}
+		gid = next
+		if len(parents) == 0 {
+			continue
+		}
+		same := s != nil && len(parents) == groups
+		for g, p := range parents {
+			same = same && p == g
+		}
+		if !same {
+			ns, err := m.Start(repeatTokens(t.Tokens, len(parents)), len(parents)*B, T, nil)
+			if err != nil {
+				return nil, err
+			}
+			for g, p := range parents {
+				src := nsrt.Whole(e.resid[l])
+				if p >= 0 {
+					src = nsrt.Whole(s.Resid).RowSlice(p*B*T, B*T)
+				}
+				if err := be.Copy(nsrt.Whole(ns.Resid).RowSlice(g*B*T, B*T), src); err != nil {
+					ns.Close()
+					return nil, err
+				}
+			}
+			if s != nil {
+				s.Close()
+			}
+			s, groups = ns, len(parents)
+		}
+		e.cur = layerAblation{layer: l}
+		if e.opt.Mode == Mean {
+			e.cur.fillZ, e.cur.fillAttn, e.cur.fillMLP = e.fillZ[l], e.fillAttn[l], e.fillMLP[l]
+		}
+		for g, a := range abls {
+			if a.heads != 0 && e.cur.heads == nil {
+				e.cur.heads = ones(groups * B * NH)
+			}
+			if a.attn && e.cur.attn == nil {
+				e.cur.attn = ones(groups * B)
+			}
+			if a.mlp && e.cur.mlp == nil {
+				e.cur.mlp = ones(groups * B)
+			}
+			for r := g * B; r < (g+1)*B; r++ {
+				for h := 0; h < NH; h++ {
+					if a.heads>>h&1 == 1 {
+						e.cur.heads[r*NH+h] = 0
+					}
+				}
+				if a.attn {
+					e.cur.attn[r] = 0
+				}
+				if a.mlp {
+					e.cur.mlp[r] = 0
+				}
+			}
+		}
+		err := m.Blocks(s, l, l+1, e.hooks)
+		e.cur = layerAblation{}
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := make([]float64, len(cfgs))
+	var rows []float64
+	if s != nil {
+		if err := m.FinalNorm(s, nil); err != nil {
+			return nil, err
+		}
+		var err error
+		if rows, err = e.rowMetric(s, groups); err != nil {
+			return nil, err
+		}
+	}
+	for i, g := range gid {
+		if g < 0 {
+			out[i] = e.Baseline
+			continue
+		}
+		out[i] = forward.Mean(rows[g*B : (g+1)*B])
+		if math.IsNaN(out[i]) {
+			return nil, fmt.Errorf("sweep: configuration %s gave NaN", cfgs[i])
+		}
+	}
+	return out, nil
+}
+
+func ones(n int) []uint8 {
+	k := make([]uint8, n)
+	for i := range k {
+		k[i] = 1
+	}
+	return k
+}
+
+func repeatTokens(tok []int32, n int) []int32 {
+	out := make([]int32, 0, n*len(tok))
+	for i := 0; i < n; i++ {
+		out = append(out, tok...)
+	}
+	return out
+}

@@ -1,0 +1,545 @@
+package sweep
+
+import (
+	"fmt"
+	"math/big"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Kind is what a component ablates.
+type Kind uint8
+
+const (
+	Head Kind = iota // one head's z (blocks.L.attn.hook_z, columns of head H)
+	Attn             // a layer's whole attention output (blocks.L.hook_attn_out, b_O included)
+	MLP              // a layer's whole MLP output (blocks.L.hook_mlp_out, c_proj bias included)
+)
+
+// Component is one ablatable unit: a head `6.1`, an attention layer `attn.6`
+// or an MLP `mlp.0`.
+type Component struct {
+	Kind  Kind
+	Layer int
+	Head  int // heads only
+}
+
+func (c Component) String() string {
+	switch c.Kind {
+	case Attn:
+		return "attn." + strconv.Itoa(c.Layer)
+	case MLP:
+		return "mlp." + strconv.Itoa(c.Layer)
+	}
+	return strconv.Itoa(c.Layer) + "." + strconv.Itoa(c.Head)
+}
+
+// less is the canonical order: by layer, then heads (by index), attn, mlp.
+func (c Component) less(d Component) bool {
+	if c.Layer != d.Layer {
+		return c.Layer < d.Layer
+	}
+	if c.Kind != d.Kind {
+		return c.Kind < d.Kind
+	}
+	return c.Head < d.Head
+}
+
+// Config is one ablation configuration: a set of components in canonical
+// order (see Canon). The empty Config is the unablated model.
+type Config []Component
+
+// Canon sorts and deduplicates c in place and returns it.
+func Canon(c Config) Config {
+	sort.Slice(c, func(i, j int) bool { return c[i].less(c[j]) })
+	out := c[:0]
+	for i, x := range c {
+		if i == 0 || x != c[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// String joins the components with "+" ("" for no ablation).
+func (c Config) String() string {
+	parts := make([]string, len(c))
+	for i, x := range c {
+		parts[i] = x.String()
+	}
+	return strings.Join(parts, "+")
+}
+
+// Dims are the model dimensions a space is expanded against.
+type Dims struct{ Layers, Heads int }
+
+// MaxConfigs bounds the size of an expanded space (k(4, heads) on GPT-2 XL
+// alone would be 10^11); larger spaces are refused before expansion.
+const MaxConfigs = 50_000_000
+
+// ParseComponent reads one component ("6.1", "attn.6", "mlp.0").
+func ParseComponent(s string, d Dims) (Component, error) {
+	cs, err := expandWord(s, d)
+	if err != nil {
+		return Component{}, err
+	}
+	if len(cs) != 1 || strings.Contains(s, "*") {
+		return Component{}, fmt.Errorf("%q: want one component (6.1, attn.6, mlp.0)", s)
+	}
+	return cs[0], nil
+}
+
+// ParseConfig reads one configuration: components joined by "+", "" for none.
+func ParseConfig(s string, d Dims) (Config, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "none" {
+		return Config{}, nil
+	}
+	var c Config
+	for _, p := range strings.Split(s, "+") {
+		x, err := ParseComponent(strings.TrimSpace(p), d)
+		if err != nil {
+			return nil, err
+		}
+		c = append(c, x)
+	}
+	return Canon(c), nil
+}
+
+// SyntaxError is a parse or expansion error at a 1-based column of the space.
+type SyntaxError struct {
+	Col int
+	Msg string
+}
+
+func (e *SyntaxError) Error() string { return fmt.Sprintf("space: column %d: %s", e.Col, e.Msg) }
+
+// Parse expands a configuration space (grammar in doc.go) against the model
+// dimensions into configurations in deterministic order, duplicates removed
+// (the first occurrence is kept).
+func Parse(src string, d Dims) ([]Config, error) {
+	if d.Layers <= 0 || d.Heads <= 0 || d.Heads > 64 {
+		return nil, fmt.Errorf("space: model dimensions %d layers x %d heads not supported (1..64 heads)", d.Layers, d.Heads)
+	}
+	p := &parser{src: src, d: d}
+	p.next()
+	cfgs, err := p.space()
+	if err != nil {
+		return nil, err
+	}
+	if p.tok.kind != tEOF {
+		return nil, p.errf("expected '|', ',' or the end of the space, got %s", p.tok)
+	}
+	return dedup(cfgs), nil
+}
+
+func dedup(cfgs []Config) []Config {
+	seen := make(map[string]bool, len(cfgs))
+	out := cfgs[:0]
+	for _, c := range cfgs {
+		k := c.String()
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+type tokKind int
+
+const (
+	tEOF tokKind = iota
+	tWord
+	tPunct
+)
+
+type token struct {
+	kind tokKind
+	s    string
+	pos  int // byte offset
+}
+
+func (t token) String() string {
+	switch t.kind {
+	case tEOF:
+		return "the end of the space"
+	case tPunct:
+		return fmt.Sprintf("'%s'", t.s)
+	}
+	return fmt.Sprintf("%q", t.s)
+}
+
+type parser struct {
+	src string
+	i   int
+	tok token
+	d   Dims
+	n   int // configurations produced so far (for MaxConfigs)
+}
+
+func isWordByte(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '*' || b == '_'
+}
+
+func (p *parser) next() {
+	for p.i < len(p.src) && (p.src[p.i] == ' ' || p.src[p.i] == '\t' || p.src[p.i] == '\n') {
+		p.i++
+	}
+	if p.i >= len(p.src) {
+		p.tok = token{kind: tEOF, pos: p.i}
+		return
+	}
+	start := p.i
+	if isWordByte(p.src[p.i]) {
+		for p.i < len(p.src) && isWordByte(p.src[p.i]) {
+			p.i++
+		}
+		p.tok = token{kind: tWord, s: p.src[start:p.i], pos: start}
+		return
+	}
+	p.i++
+	p.tok = token{kind: tPunct, s: p.src[start:p.i], pos: start}
+}
+
+func (p *parser) errf(format string, a ...any) error {
+	return &SyntaxError{Col: p.tok.pos + 1, Msg: fmt.Sprintf(format, a...)}
+}
+
+func (p *parser) expect(punct, what string) error {
+	if p.tok.kind != tPunct || p.tok.s != punct {
+		return p.errf("expected '%s' %s, got %s", punct, what, p.tok)
+	}
+	p.next()
+	return nil
+}
+
+func (p *parser) grow(n *big.Int) error {
+	if !n.IsInt64() || n.Int64()+int64(p.n) > MaxConfigs {
+		return p.errf("space has more than %d configurations (%s here)", MaxConfigs, n.String())
+	}
+	p.n += int(n.Int64())
+	return nil
+}
+
+// space := term { ('|' | ',') term }
+func (p *parser) space() ([]Config, error) {
+	var out []Config
+	for {
+		c, err := p.term()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c...)
+		if p.tok.kind == tPunct && (p.tok.s == "|" || p.tok.s == ",") {
+			p.next()
+			continue
+		}
+		return out, nil
+	}
+}
+
+var functions = "subsets, singles, pairs, k, given, file"
+
+// term := FUNC '(' args ')' | literal
+func (p *parser) term() ([]Config, error) {
+	if p.tok.kind != tWord {
+		return nil, p.errf("expected a space (%s, or components joined by '+'), got %s", functions, p.tok)
+	}
+	name, at := p.tok.s, p.tok
+	p.next()
+	if p.tok.kind != tPunct || p.tok.s != "(" {
+		// A literal configuration: name [+ word ...].
+		p.tok, p.i = at, at.pos
+		p.next()
+		c, err := p.literal()
+		if err != nil {
+			return nil, err
+		}
+		if err := p.grow(big.NewInt(1)); err != nil {
+			return nil, err
+		}
+		return []Config{c}, nil
+	}
+	open := p.tok
+	p.next()
+	var out []Config
+	switch name {
+	case "subsets":
+		set, err := p.setList()
+		if err != nil {
+			return nil, err
+		}
+		if len(set) > 26 {
+			return nil, &SyntaxError{Col: open.pos + 1, Msg: fmt.Sprintf("subsets of %d components is 2^%d configurations; at most 26 components", len(set), len(set))}
+		}
+		if err := p.grow(new(big.Int).Lsh(big.NewInt(1), uint(len(set)))); err != nil {
+			return nil, err
+		}
+		out = Subsets(set)
+	case "singles", "pairs":
+		set, err := p.setList()
+		if err != nil {
+			return nil, err
+		}
+		k := 1
+		if name == "pairs" {
+			k = 2
+		}
+		if err := p.grow(new(big.Int).Binomial(int64(len(set)), int64(k))); err != nil {
+			return nil, err
+		}
+		out = Combinations(set, k)
+	case "k":
+		if p.tok.kind != tWord {
+			return nil, p.errf("expected a number (the set size) in k(N, components), got %s", p.tok)
+		}
+		k, err := strconv.Atoi(p.tok.s)
+		if err != nil || k < 0 {
+			return nil, p.errf("expected a number (the set size) in k(N, components), got %s", p.tok)
+		}
+		p.next()
+		if err := p.expect(",", "after the set size in k(N, components)"); err != nil {
+			return nil, err
+		}
+		set, err := p.setList()
+		if err != nil {
+			return nil, err
+		}
+		if k > len(set) {
+			return nil, &SyntaxError{Col: open.pos + 1, Msg: fmt.Sprintf("k(%d, ...) over %d components has no configurations", k, len(set))}
+		}
+		if err := p.grow(new(big.Int).Binomial(int64(len(set)), int64(k))); err != nil {
+			return nil, err
+		}
+		out = Combinations(set, k)
+	case "given":
+		fixed, err := p.setListSep("+", ",")
+		if err != nil {
+			return nil, err
+		}
+		if err := p.expect(";", "after the fixed components in given(COMPONENTS; SPACE)"); err != nil {
+			return nil, err
+		}
+		inner, err := p.space()
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range inner {
+			out = append(out, Canon(append(append(Config{}, c...), fixed...)))
+		}
+	case "file":
+		// The path is everything up to the matching ')' (paths containing ')' are not supported).
+		start := open.pos + 1
+		end := strings.IndexByte(p.src[start:], ')')
+		if end < 0 {
+			return nil, &SyntaxError{Col: open.pos + 1, Msg: "expected ')' after the path in file(PATH)"}
+		}
+		path := strings.TrimSpace(p.src[start : start+end])
+		cs, err := ReadConfigFile(path, p.d)
+		if err != nil {
+			return nil, &SyntaxError{Col: start + 1, Msg: err.Error()}
+		}
+		if err := p.grow(big.NewInt(int64(len(cs)))); err != nil {
+			return nil, err
+		}
+		out = cs
+		p.i = start + end
+		p.next()
+	default:
+		return nil, &SyntaxError{Col: at.pos + 1, Msg: fmt.Sprintf("unknown space function %q (want one of %s)", name, functions)}
+	}
+	if err := p.expect(")", "to close "+name+"("); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// literal := word { '+' word }, one configuration ("none" = no ablation).
+func (p *parser) literal() (Config, error) {
+	if p.tok.s == "none" {
+		p.next()
+		return Config{}, nil
+	}
+	set, err := p.setListSep("+")
+	if err != nil {
+		return nil, err
+	}
+	return Canon(set), nil
+}
+
+func (p *parser) setList() ([]Component, error) { return p.setListSep(",") }
+
+// setListSep := word { sep word }, expanded in order, duplicates dropped.
+func (p *parser) setListSep(seps ...string) ([]Component, error) {
+	var out []Component
+	seen := map[Component]bool{}
+	for {
+		if p.tok.kind != tWord {
+			return nil, p.errf("expected a component (6.1, 6.*, *.1, attn.6, mlp.0, heads, attn, mlp), got %s", p.tok)
+		}
+		cs, err := expandWord(p.tok.s, p.d)
+		if err != nil {
+			return nil, p.errf("%v", err)
+		}
+		for _, c := range cs {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
+		}
+		p.next()
+		if p.tok.kind == tPunct && slices.Contains(seps, p.tok.s) {
+			p.next()
+			continue
+		}
+		return out, nil
+	}
+}
+
+// expandWord turns one set word into components in canonical order.
+func expandWord(w string, d Dims) ([]Component, error) {
+	layers := func(s string) ([]int, error) {
+		if s == "*" {
+			ls := make([]int, d.Layers)
+			for i := range ls {
+				ls[i] = i
+			}
+			return ls, nil
+		}
+		l, err := strconv.Atoi(s)
+		if err != nil || l < 0 {
+			return nil, fmt.Errorf("%q: %q is not a layer number", w, s)
+		}
+		if l >= d.Layers {
+			return nil, fmt.Errorf("%q: layer %d out of range (the model has layers 0..%d)", w, l, d.Layers-1)
+		}
+		return []int{l}, nil
+	}
+	switch w {
+	case "heads":
+		w = "*.*"
+	case "attn":
+		w = "attn.*"
+	case "mlp":
+		w = "mlp.*"
+	}
+	parts := strings.Split(w, ".")
+	if len(parts) != 2 {
+		return nil, fmt.Errorf("%q is not a component (want LAYER.HEAD like 6.1, attn.LAYER, mlp.LAYER, globs 6.* *.1, or heads/attn/mlp)", w)
+	}
+	var out []Component
+	switch parts[0] {
+	case "attn", "mlp":
+		ls, err := layers(parts[1])
+		if err != nil {
+			return nil, err
+		}
+		k := Attn
+		if parts[0] == "mlp" {
+			k = MLP
+		}
+		for _, l := range ls {
+			out = append(out, Component{Kind: k, Layer: l})
+		}
+		return out, nil
+	}
+	ls, err := layers(parts[0])
+	if err != nil {
+		return nil, err
+	}
+	var hs []int
+	if parts[1] == "*" {
+		for h := 0; h < d.Heads; h++ {
+			hs = append(hs, h)
+		}
+	} else {
+		h, err := strconv.Atoi(parts[1])
+		if err != nil || h < 0 {
+			return nil, fmt.Errorf("%q: %q is not a head number", w, parts[1])
+		}
+		if h >= d.Heads {
+			return nil, fmt.Errorf("%q: head %d out of range (the model has heads 0..%d)", w, h, d.Heads-1)
+		}
+		hs = []int{h}
+	}
+	for _, l := range ls {
+		for _, h := range hs {
+			out = append(out, Component{Kind: Head, Layer: l, Head: h})
+		}
+	}
+	return out, nil
+}
+
+// Subsets returns all 2^k subsets of set: index m has bit j set iff the j-th
+// listed component is in configuration m.
+func Subsets(set []Component) []Config {
+	out := make([]Config, 1<<len(set))
+	for m := range out {
+		c := Config{}
+		for j, x := range set {
+			if m>>j&1 == 1 {
+				c = append(c, x)
+			}
+		}
+		out[m] = Canon(c)
+	}
+	return out
+}
+
+// Combinations returns the k-element subsets of set in lexicographic order
+// of positions in set (singles: set order; pairs: (0,1), (0,2), ...).
+func Combinations(set []Component, k int) []Config {
+	var out []Config
+	if k > len(set) || k < 0 {
+		return nil
+	}
+	idx := make([]int, k)
+	for i := range idx {
+		idx[i] = i
+	}
+	for {
+		c := make(Config, k)
+		for i, j := range idx {
+			c[i] = set[j]
+		}
+		out = append(out, Canon(c))
+		i := k - 1
+		for i >= 0 && idx[i] == len(set)-k+i {
+			i--
+		}
+		if i < 0 {
+			return out
+		}
+		idx[i]++
+		for j := i + 1; j < k; j++ {
+			idx[j] = idx[j-1] + 1
+		}
+	}
+}
+
+// ReadConfigFile reads one configuration per line (components joined by
+// "+"; an empty line is the unablated model; a final newline ends the last
+// line and adds no configuration). Errors name the file and line.
+func ReadConfigFile(path string, d Dims) ([]Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	text := strings.TrimSuffix(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%s: empty file (an empty line is the unablated model; an empty file has no configurations)", path)
+	}
+	var out []Config
+	for i, line := range strings.Split(text, "\n") {
+		c, err := ParseConfig(line, d)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", path, i+1, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
