@@ -16,14 +16,14 @@
 //
 // # Why not a library
 //
-// The Go tokenizers we looked at (by their documentation; none was adopted)
-// do not fit: github.com/tiktoken-go/tokenizer and github.com/pkoukk/tiktoken-go
-// read tiktoken rank files (r50k_base, embedded or downloaded), not
-// vocab.json/merges.txt, so they cannot load the vocabulary of a model we
-// train ourselves; github.com/sugarme/tokenizer reads these files but is a
-// large port of Hugging Face tokenizers with many dependencies, for about 250
-// lines of algorithm. Writing it by hand kept the behaviour checkable line by
-// line against encoder.py.
+// The Go tokenizers we know of do not fit: github.com/tiktoken-go/tokenizer
+// embeds OpenAI's tiktoken rank tables and github.com/pkoukk/tiktoken-go
+// downloads them (or embeds them through a separate loader module); neither
+// reads vocab.json/merges.txt, so neither can load the vocabulary of a model
+// we train ourselves. github.com/sugarme/tokenizer, a Go port of Hugging Face
+// tokenizers, was not evaluated in depth: it is a large dependency for about
+// 300 lines of algorithm. Writing it by hand keeps the behaviour checkable
+// line by line against encoder.py.
 //
 // # Decisions
 //
@@ -86,4 +86,11 @@
 // are in testdata/gpt2_quirks.jsonl with encoder.py's ids (and gpt-3-encoder's
 // wrong ones recorded beside them). No generated string was excluded.
 // testdata/gen holds the generator and the reference scripts.
+//
+// # Speed
+//
+// BenchmarkEncode on 4.4 KB of English (1,928 tokens), 2-core shared VM,
+// go test -run '^$' -bench Encode ./runtime/tokenizer/ (-count 3):
+// 15-31 MB/s with the cache warm (150-300 µs), 5-6 MB/s with every piece
+// run through BPE (750-930 µs). Loading GPT-2's files takes about 0.25 s.
 package tokenizer
