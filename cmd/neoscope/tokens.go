@@ -2,12 +2,12 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/neoscope/neoscope/runtime/forward"
+	"github.com/neoscope/neoscope/runtime/tokenizer"
 )
 
 // inputFlags select the prompts: --tokens FILE (JSON [[ids...], ...]),
@@ -82,6 +82,34 @@ func (f *inputFlags) rows(m *forward.Model, modelDir string) (flat []int32, B, T
 	return flat, B, T, nil
 }
 
+// encode tokenizes --prompt (one row each) or --text (one row) with the
+// model directory's tokenizer. Prompts in a batch must tokenize to equal
+// lengths (checked by CheckTokens with the row named).
 func (f *inputFlags) encode(modelDir string) ([][]int32, error) {
-	return nil, fmt.Errorf("--prompt/--text need the tokenizer, not built yet")
+	tok, err := tokenizer.Load(modelDir)
+	if err != nil {
+		return nil, usagef("--prompt/--text need the model's tokenizer: %v", err)
+	}
+	var texts []string
+	if f.Text != "" {
+		data, err := os.ReadFile(f.Text)
+		if err != nil {
+			return nil, usagef("--text: %v", err)
+		}
+		texts = []string{string(data)}
+	} else {
+		texts = f.Prompt
+	}
+	rows := make([][]int32, len(texts))
+	for i, s := range texts {
+		ids := tok.Encode(s)
+		if len(ids) == 0 {
+			return nil, usagef("prompt %d tokenizes to nothing", i)
+		}
+		rows[i] = make([]int32, len(ids))
+		for j, id := range ids {
+			rows[i][j] = int32(id)
+		}
+	}
+	return rows, nil
 }
