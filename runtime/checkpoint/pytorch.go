@@ -36,12 +36,15 @@ package checkpoint
 //     expanded with stride 0) is copied into row-major order.
 //   - Storages are read into memory (ReadPyTorchBin has no closer to unmap
 //     with); the zip's CRC-32 of each storage is checked.
-//   - The legacy format (torch < 1.6: pickles back to back, no zip) and
+//   - The legacy format (torch < 1.6, or _use_new_zipfile_serialization=False:
+//     pickles back to back, then the storages; see readLegacyPyTorch) is read
+//     with the same restrictions. The older tar format (torch < 0.4) and
 //     TorchScript archives are rejected with an error saying so.
 
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -172,11 +175,16 @@ func intTuple(v interface{}, what string) ([]int, error) {
 }
 
 // ReadPyTorchBin reads the tensors of a pytorch_model.bin written by
-// torch.save in the zip format (torch >= 1.6), in the order the state dict
-// lists them. See the comment at the top of this file for what is admitted.
-func ReadPyTorchBin(path string) (entries []Entry, err error) {
-	if err := sniffPyTorch(path); err != nil {
+// torch.save (the zip format of torch >= 1.6, or the legacy format before
+// it), in the order the state dict lists them. See the comment at the top of
+// this file for what is admitted.
+func ReadPyTorchBin(path string) ([]Entry, error) {
+	legacy, err := sniffPyTorch(path)
+	if err != nil {
 		return nil, err
+	}
+	if legacy {
+		return readLegacyPyTorch(path)
 	}
 	zr, err := zip.OpenReader(path)
 	if err != nil {
@@ -205,19 +213,35 @@ func ReadPyTorchBin(path string) (entries []Entry, err error) {
 		return nil, err
 	}
 
-	// A malformed pickle must give an error, not crash the program: gopickle
-	// is not hardened against hostile input (it allocates whatever length a
-	// string opcode claims), so check the opcode stream first and guard it.
-	if err := scanPickle(pkl); err != nil {
+	storages := map[string]*pickledStorage{}
+	obj, _, err := unpickle(pkl, func(id interface{}) (interface{}, error) {
+		return loadStorage(path, root, records, storages, id, st.Size())
+	})
+	if err != nil {
 		return nil, fmt.Errorf("%s: data.pkl: %w", path, err)
+	}
+	return stateDictEntries(path, obj, st.Size())
+}
+
+// unpickle loads the first pickle in p with the restricted class resolver;
+// persistent ids go to persistent (nil: none allowed). It returns the value
+// and the length of the pickle.
+//
+// A malformed pickle must give an error, not crash the program: gopickle is
+// not hardened against hostile input (it allocates whatever length a string
+// opcode claims), so the opcode stream is checked first and a panic is
+// turned into an error.
+func unpickle(p []byte, persistent func(interface{}) (interface{}, error)) (obj interface{}, n int, err error) {
+	n, err = scanPickle(p)
+	if err != nil {
+		return nil, 0, err
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			entries, err = nil, fmt.Errorf("%s: malformed data.pkl (%v)", path, r)
+			obj, n, err = nil, 0, fmt.Errorf("malformed pickle (%v)", r)
 		}
 	}()
-	storages := map[string]*pickledStorage{}
-	u := pickle.NewUnpickler(bytes.NewReader(pkl))
+	u := pickle.NewUnpickler(bytes.NewReader(p[:n]))
 	u.FindClass = func(module, name string) (interface{}, error) {
 		full := module + "." + name
 		if full == "torch._utils._rebuild_tensor_v2" {
@@ -230,24 +254,27 @@ func ReadPyTorchBin(path string) (entries []Entry, err error) {
 			"(torch._utils._rebuild_tensor_v2, collections.OrderedDict, torch.{Float,Half,BFloat16,Double,Byte,Bool}Storage)", full)
 	}
 	u.PersistentLoad = func(id interface{}) (interface{}, error) {
-		return loadStorage(path, root, records, storages, id, st.Size())
+		if persistent == nil {
+			return nil, fmt.Errorf("unexpected persistent id %v", id)
+		}
+		return persistent(id)
 	}
-	obj, err := u.Load()
+	obj, err = u.Load()
 	if err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			err = errors.New("ends early (truncated)")
 		}
-		return nil, fmt.Errorf("%s: data.pkl: %w", path, err)
+		return nil, 0, err
 	}
-	return stateDictEntries(path, obj, st.Size())
+	return obj, n, nil
 }
 
-// sniffPyTorch tells a zip checkpoint from the legacy format and from
-// things that are not checkpoints at all.
-func sniffPyTorch(path string) error {
+// sniffPyTorch tells a zip checkpoint from the legacy format (legacy true)
+// and from things that are not checkpoints at all.
+func sniffPyTorch(path string) (legacy bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer f.Close()
 	head := make([]byte, 4)
@@ -255,13 +282,12 @@ func sniffPyTorch(path string) error {
 	head = head[:n]
 	switch {
 	case bytes.Equal(head, []byte("PK\x03\x04")):
-		return nil
+		return false, nil
 	case len(head) >= 3 && head[0] == 0x80 && head[1] <= 5 && head[2] == 0x8a:
 		// a pickle starting with LONG1: torch's legacy magic number 0x1950a86a20f9469cfc6c
-		return fmt.Errorf("%s: legacy PyTorch format (torch.save before torch 1.6) is not supported; "+
-			"re-save it with a newer torch (torch.save(torch.load(f), f)) or convert it to safetensors", path)
+		return true, nil
 	}
-	return fmt.Errorf("%s: not a PyTorch checkpoint (expected a zip archive written by torch.save)", path)
+	return false, fmt.Errorf("%s: not a PyTorch checkpoint (expected a zip archive written by torch.save)", path)
 }
 
 // torchRecords finds the archive's root folder (with trailing slash) and
@@ -485,7 +511,7 @@ func (t *pickledTensor) contiguous(fileSize int64) ([]byte, error) {
 // checks that every length-prefixed argument fits in the input, so that the
 // unpickler never allocates more than the pickle's own size. It does not
 // interpret anything.
-func scanPickle(p []byte) error {
+func scanPickle(p []byte) (int, error) {
 	const (
 		line   = -1 // argument ends at '\n'
 		line2  = -2 // two such arguments
@@ -518,24 +544,24 @@ func scanPickle(p []byte) error {
 		rest := len(p) - pos
 		switch a := arg[op]; {
 		case op == '.':
-			return nil
+			return pos, nil
 		case a >= 0:
 			if a > rest {
-				return errors.New("ends early (truncated)")
+				return 0, errors.New("ends early (truncated)")
 			}
 			pos += a
 		case a == line || a == line2:
 			for k := 0; k < -a; k++ {
 				nl := bytes.IndexByte(p[pos:], '\n')
 				if nl < 0 {
-					return errors.New("ends early (truncated)")
+					return 0, errors.New("ends early (truncated)")
 				}
 				pos += nl + 1
 			}
 		case a == len1 || a == len4 || a == len8 || a == frame8:
 			w := map[int]int{len1: 1, len4: 4, len8: 8, frame8: 8}[a]
 			if w > rest {
-				return errors.New("ends early (truncated)")
+				return 0, errors.New("ends early (truncated)")
 			}
 			var n uint64
 			for k := w - 1; k >= 0; k-- {
@@ -543,14 +569,145 @@ func scanPickle(p []byte) error {
 			}
 			pos += w
 			if n > uint64(len(p)-pos) {
-				return fmt.Errorf("opcode 0x%02x at byte %d claims %d bytes, more than the %d left", op, pos-w-1, n, len(p)-pos)
+				return 0, fmt.Errorf("opcode 0x%02x at byte %d claims %d bytes, more than the %d left", op, pos-w-1, n, len(p)-pos)
 			}
 			if a != frame8 {
 				pos += int(n)
 			}
 		default:
-			return fmt.Errorf("unknown opcode 0x%02x at byte %d", op, pos-1)
+			return 0, fmt.Errorf("unknown opcode 0x%02x at byte %d", op, pos-1)
 		}
 	}
-	return errors.New("ends early (no STOP opcode)")
+	return 0, errors.New("ends early (no STOP opcode)")
+}
+
+// readLegacyPyTorch reads torch.save's format before torch 1.6 (still written
+// with _use_new_zipfile_serialization=False): five pickles back to back (the
+// magic number 0x1950a86a20f9469cfc6c, the protocol version 1001, a system
+// info dict, the state dict, the sorted list of storage keys), then for each
+// key in that order an int64 element count and the storage's raw bytes. The
+// persistent ids are ("storage", class, key, location, numel, view_metadata)
+// with view_metadata None (storage views, from torch < 0.4, are rejected).
+// The file is read whole and tensors point into it.
+func readLegacyPyTorch(path string) ([]Entry, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pos := 0
+	next := func(what string, persistent func(interface{}) (interface{}, error)) (interface{}, error) {
+		obj, n, err := unpickle(data[pos:], persistent)
+		if err != nil {
+			return nil, fmt.Errorf("%s: legacy PyTorch format: %s at byte %d: %w", path, what, pos, err)
+		}
+		pos += n
+		return obj, nil
+	}
+	magic, err := next("magic number", nil)
+	if err != nil {
+		return nil, err
+	}
+	if m, ok := magic.(*big.Int); !ok || m.Text(16) != "1950a86a20f9469cfc6c" {
+		return nil, fmt.Errorf("%s: not a PyTorch checkpoint (no torch.save magic number)", path)
+	}
+	version, err := next("protocol version", nil)
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := version.(int); !ok || v != 1001 {
+		return nil, fmt.Errorf("%s: legacy PyTorch format: protocol version %v, want 1001", path, version)
+	}
+	info, err := next("system info", nil)
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := info.(*types.Dict); ok {
+		if le, ok := d.Get("little_endian"); ok && le != true {
+			return nil, fmt.Errorf("%s: saved on a big-endian machine; only little-endian checkpoints are supported", path)
+		}
+	}
+	storages := map[string]*pickledStorage{}
+	obj, err := next("state dict", func(id interface{}) (interface{}, error) {
+		t, ok := id.(*types.Tuple)
+		if !ok || t.Len() != 6 {
+			return nil, fmt.Errorf("persistent id %v: want (\"storage\", class, key, location, numel, view_metadata)", id)
+		}
+		if kind, _ := t.Get(0).(string); kind != "storage" {
+			return nil, fmt.Errorf("persistent id of kind %v; only \"storage\" is supported", t.Get(0))
+		}
+		typ, ok := t.Get(1).(torchStorage)
+		if !ok {
+			return nil, fmt.Errorf("persistent id: storage class is %T, want a torch.<T>Storage", t.Get(1))
+		}
+		key, ok := t.Get(2).(string)
+		if !ok {
+			return nil, fmt.Errorf("persistent id: storage key is %T, want a string", t.Get(2))
+		}
+		numel, err := pyInt(t.Get(4), "storage numel")
+		if err != nil {
+			return nil, fmt.Errorf("storage %s: %w", key, err)
+		}
+		if t.Get(5) != nil {
+			return nil, fmt.Errorf("storage %s is a view of another storage (torch < 0.4); not supported", key)
+		}
+		if numel < 0 || numel > math.MaxInt/typ.size {
+			return nil, fmt.Errorf("storage %s: bad element count %d", key, numel)
+		}
+		if s, ok := storages[key]; ok {
+			if s.typ != typ || s.numel != numel {
+				return nil, fmt.Errorf("storage %s is used as %s[%d] and as %s[%d]", key, s.typ.class, s.numel, typ.class, numel)
+			}
+			return s, nil
+		}
+		s := &pickledStorage{typ: typ, key: key, numel: numel}
+		storages[key] = s
+		return s, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	keysObj, err := next("storage key list", nil)
+	if err != nil {
+		return nil, err
+	}
+	keys, ok := keysObj.(*types.List)
+	if !ok {
+		return nil, fmt.Errorf("%s: legacy PyTorch format: storage key list is a %T, want a list", path, keysObj)
+	}
+	for _, k := range *keys {
+		key, ok := k.(string)
+		if !ok {
+			return nil, fmt.Errorf("%s: legacy PyTorch format: storage key %v is a %T, want a string", path, k, k)
+		}
+		s, ok := storages[key]
+		if !ok {
+			return nil, fmt.Errorf("%s: storage %s is listed but no tensor uses it", path, key)
+		}
+		if s.data != nil {
+			return nil, fmt.Errorf("%s: storage %s is listed twice", path, key)
+		}
+		if len(data)-pos < 8 {
+			return nil, fmt.Errorf("%s: truncated before storage %s", path, key)
+		}
+		n := int64(binary.LittleEndian.Uint64(data[pos:]))
+		pos += 8
+		if n != int64(s.numel) {
+			return nil, fmt.Errorf("%s: storage %s (%s) holds %d elements, the state dict says %d", path, key, s.typ.class, n, s.numel)
+		}
+		size := s.numel * s.typ.size
+		if len(data)-pos < size {
+			return nil, fmt.Errorf("%s: truncated in storage %s (%d of %d bytes)", path, key, len(data)-pos, size)
+		}
+		s.data = data[pos : pos+size : pos+size]
+		pos += size
+	}
+	for key, s := range storages {
+		if s.data == nil {
+			return nil, fmt.Errorf("%s: storage %s is used but its data is missing", path, key)
+		}
+	}
+	if pos != len(data) {
+		return nil, fmt.Errorf("%s: %d unexpected bytes after the last storage", path, len(data)-pos)
+	}
+	return stateDictEntries(path, obj, int64(len(data)))
 }

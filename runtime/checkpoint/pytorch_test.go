@@ -156,9 +156,44 @@ func TestReadPyTorchBinLayouts(t *testing.T) {
 }
 
 func TestReadPyTorchBinLegacy(t *testing.T) {
-	_, err := ReadPyTorchBin("testdata/legacy.bin")
-	if err == nil || !strings.Contains(err.Error(), "legacy") || !strings.Contains(err.Error(), "legacy.bin") {
-		t.Fatalf("err = %v, want a legacy-format error naming the file", err)
+	es, err := ReadPyTorchBin("testdata/legacy.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || es[0].Name != "w" || es[0].DType != "F32" || !sameShape(es[0].Shape, []int{2, 2}) {
+		t.Fatalf("got %+v", es)
+	}
+	if v, _ := Convert(es[0]); len(v) != 4 || v[0] != 1 || v[3] != 1 {
+		t.Errorf("w = %v, want ones", v)
+	}
+
+	want := fixtureEntries(t, "testdata/layouts-f16.expected.safetensors")
+	got, err := ReadPyTorchBin("testdata/layouts-legacy.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d tensors, want %d", len(got), len(want))
+	}
+	for _, g := range got {
+		sameEntry(t, g, want[g.Name])
+	}
+
+	// Every way of cutting the file short is an error, not a panic.
+	raw, err := os.ReadFile("testdata/layouts-legacy.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "cut.bin")
+	for n := 3; n < len(raw); n += 7 {
+		os.WriteFile(p, raw[:n], 0o644)
+		if _, err := ReadPyTorchBin(p); err == nil {
+			t.Fatalf("accepted the first %d of %d bytes", n, len(raw))
+		}
+	}
+	os.WriteFile(p, append(raw, 0), 0o644)
+	if _, err := ReadPyTorchBin(p); err == nil || !strings.Contains(err.Error(), "unexpected bytes") {
+		t.Errorf("trailing byte: %v", err)
 	}
 }
 
@@ -382,10 +417,14 @@ func FuzzReadPyTorchBin(f *testing.F) {
 	})
 }
 
-// A whole F16 model written by torch at test time (skipped without torch):
-// every tensor is the fixture's F32 value rounded to half, as torch's
-// .half() and F32ToF16 both round to nearest even.
-func TestReadPyTorchBinHalfModel(t *testing.T) {
+// Models written by torch at test time (skipped without torch): tiny-neo in
+// the legacy format, identical to the zip one; and a whole F16 model, every
+// tensor the fixture's F32 value rounded to half, as torch's .half() and
+// F32ToF16 both round to nearest even.
+func TestReadPyTorchBinGenerated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs python and torch (seconds)")
+	}
 	py := "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
 		t.Skip("no /usr/bin/python3")
@@ -393,9 +432,32 @@ func TestReadPyTorchBinHalfModel(t *testing.T) {
 	if err := exec.Command(py, "-c", "import torch, numpy").Run(); err != nil {
 		t.Skip("python3 has no torch/numpy")
 	}
-	out := filepath.Join(t.TempDir(), "pytorch_model.bin")
-	if b, err := exec.Command(py, "testdata/make_pytorch_bins.py", "--half", out).CombinedOutput(); err != nil {
-		t.Fatalf("make_pytorch_bins.py --half: %v\n%s", err, b)
+	gen := t.TempDir()
+	if b, err := exec.Command(py, "testdata/make_pytorch_bins.py", "--generated", gen).CombinedOutput(); err != nil {
+		t.Fatalf("make_pytorch_bins.py --generated: %v\n%s", err, b)
+	}
+	// Load wants the name pytorch_model.bin.
+	out := filepath.Join(gen, "pytorch_model.bin")
+	if err := os.Rename(filepath.Join(gen, "half.bin"), out); err != nil {
+		t.Fatal(err)
+	}
+	legacy := filepath.Join(gen, "legacy.bin")
+	zipped, err := ReadPyTorchBin("testdata/tiny-neo.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := ReadPyTorchBin(legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(old) != len(zipped) {
+		t.Fatalf("legacy: %d tensors, want %d", len(old), len(zipped))
+	}
+	for i := range old {
+		if old[i].Name != zipped[i].Name {
+			t.Fatalf("legacy tensor %d is %s, want %s", i, old[i].Name, zipped[i].Name)
+		}
+		sameEntry(t, old[i], zipped[i])
 	}
 	want := fixtureEntries(t, filepath.Join(tinyNeoDir, "model.safetensors"))
 	got, err := ReadPyTorchBin(out)
@@ -430,4 +492,20 @@ func TestReadPyTorchBinHalfModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
+}
+
+// FuzzReadPyTorchLegacy: no legacy-format input may panic.
+func FuzzReadPyTorchLegacy(f *testing.F) {
+	for _, p := range []string{"testdata/legacy.bin", "testdata/layouts-legacy.bin"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "f.bin")
+		os.WriteFile(path, data, 0o644)
+		ReadPyTorchBin(path)
+	})
 }

@@ -12,9 +12,12 @@ Needs torch (any version >= 1.6 writes the zip format) and numpy.
   layouts-f16.expected.safetensors
                       the same tensors made contiguous, for bit-exact comparison.
   legacy.bin          a tensor saved in the pre-1.6 (non-zip) format.
+  layouts-legacy.bin  layouts-f16.bin's tensors in the pre-1.6 format.
 
-With --half OUT it writes only the tiny-neo state dict cast to float16 (the
-U8 mask buffers kept) to OUT; pytorch_test.go runs this when torch is present.
+With --generated DIR it writes only DIR/half.bin, the tiny-neo state dict
+cast to float16 (the U8 mask buffers kept), and DIR/legacy.bin, tiny-neo.bin's
+state dict in the pre-1.6 format; pytorch_test.go runs this when torch is
+present.
 """
 import collections
 import json
@@ -66,12 +69,16 @@ def write_safetensors(path, tensors):
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
-def main():
+def tiny_neo():
     sd = read_safetensors(FIXTURE)
     sd["lm_head.weight"] = sd["transformer.wte.weight"]  # same storage: tied
     # Module.state_dict() sets _metadata, pickled as the OrderedDict's __dict__ (BUILD).
     sd._metadata = collections.OrderedDict([("", {"version": 1}), ("transformer", {"version": 1})])
-    torch.save(sd, os.path.join(HERE, "tiny-neo.bin"))
+    return sd
+
+
+def main():
+    torch.save(tiny_neo(), os.path.join(HERE, "tiny-neo.bin"))
 
     g = torch.Generator().manual_seed(7)
     base = torch.randn(6, 10, generator=g)
@@ -90,6 +97,7 @@ def main():
     layouts["u8.mask"] = torch.tril(torch.ones(5, 5, dtype=torch.uint8))
     torch.save(layouts, os.path.join(HERE, "layouts-f16.bin"))
     write_safetensors(os.path.join(HERE, "layouts-f16.expected.safetensors"), layouts)
+    torch.save(layouts, os.path.join(HERE, "layouts-legacy.bin"), _use_new_zipfile_serialization=False)
 
     torch.save({"w": torch.ones(2, 2)}, os.path.join(HERE, "legacy.bin"), _use_new_zipfile_serialization=False)
 
@@ -101,7 +109,8 @@ def main_half(out):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--half":
-        main_half(sys.argv[2])
+    if len(sys.argv) == 3 and sys.argv[1] == "--generated":
+        main_half(os.path.join(sys.argv[2], "half.bin"))
+        torch.save(tiny_neo(), os.path.join(sys.argv[2], "legacy.bin"), _use_new_zipfile_serialization=False)
     else:
         main()
