@@ -277,11 +277,14 @@ func sniffPyTorch(path string) (legacy bool, err error) {
 		return false, err
 	}
 	defer f.Close()
-	head := make([]byte, 4)
+	head := make([]byte, 262)
 	n, _ := io.ReadFull(f, head)
 	head = head[:n]
 	switch {
-	case bytes.Equal(head, []byte("PK\x03\x04")):
+	case len(head) >= 262 && string(head[257:262]) == "ustar":
+		return false, fmt.Errorf("%s: tar-based torch.save format (torch < 0.4) is not supported; "+
+			"re-save it with a newer torch or convert it to safetensors", path)
+	case bytes.HasPrefix(head, []byte("PK\x03\x04")):
 		return false, nil
 	case len(head) >= 3 && head[0] == 0x80 && head[1] <= 5 && head[2] == 0x8a:
 		// a pickle starting with LONG1: torch's legacy magic number 0x1950a86a20f9469cfc6c

@@ -391,6 +391,14 @@ func TestReadPyTorchBinCorrupt(t *testing.T) {
 	if _, err := ReadPyTorchBin(other); err == nil || !strings.Contains(err.Error(), "not a PyTorch checkpoint") {
 		t.Errorf("err = %v", err)
 	}
+	// The tar format of torch < 0.4.
+	tarHead := make([]byte, 1024)
+	copy(tarHead, "storages")
+	copy(tarHead[257:], "ustar")
+	os.WriteFile(other, tarHead, 0o644)
+	if _, err := ReadPyTorchBin(other); err == nil || !strings.Contains(err.Error(), "tar-based") {
+		t.Errorf("tar: %v", err)
+	}
 	// Truncated zip.
 	os.WriteFile(other, raw[:len(raw)/2], 0o644)
 	if _, err := ReadPyTorchBin(other); err == nil || !strings.Contains(err.Error(), other) {
