@@ -586,8 +586,7 @@ func (d *downloader) link(m *fileMeta, blob string) error {
 	if cur, err := os.Readlink(ptr); err == nil && cur == rel {
 		return nil
 	}
-	tmp := ptr + ".tmp-link"
-	os.Remove(tmp)
+	tmp := fmt.Sprintf("%s.%d-%d.tmp-link", ptr, os.Getpid(), time.Now().UnixNano())
 	if err := os.Symlink(rel, tmp); err != nil {
 		return err
 	}

@@ -634,3 +634,37 @@ func TestParseModel(t *testing.T) {
 		}
 	}
 }
+
+// Two downloads of one repo into one cache at once: the blob lock makes the
+// second wait and reuse the first's blob.
+func TestDownloadConcurrent(t *testing.T) {
+	files := tinyRepo()
+	h := newFakeHub(t, files)
+	opts := Options{Endpoint: h.srv.URL, CacheDir: t.TempDir()}
+	var wg sync.WaitGroup
+	dirs := make([]string, 2)
+	errs := make([]error, 2)
+	for i := range dirs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dirs[i], errs[i] = Download(context.Background(), h.repo, "main", opts)
+		}()
+	}
+	wg.Wait()
+	for i := range dirs {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if _, data := readBlobLink(t, dirs[i], "model.safetensors"); string(data) != string(files["model.safetensors"].data) {
+			t.Fatal("content differs")
+		}
+	}
+	if n := len(h.requests("GET", "/cdn/"+sha(files["model.safetensors"].data))); n != 1 {
+		t.Errorf("weights fetched %d times, want 1", n)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(dirs[0], "*tmp-link"))
+	if len(leftovers) != 0 {
+		t.Errorf("temporary links left: %v", leftovers)
+	}
+}
