@@ -29,6 +29,7 @@ type Tokenizer struct {
 	bytes  [][]byte       // id -> the bytes Decode writes for it
 	byteID [256]int32     // byte -> id of its one-byte symbol
 	merges map[uint64]merge
+	rules  [][2]int32 // rank -> the pair it merges (for bpeLong's checks)
 
 	mu      sync.Mutex
 	cache   map[string][]int
@@ -58,6 +59,7 @@ func build(vocab map[string]int, pairs [][2]string, mergeLine []int, vocabFile, 
 		known:  make([]bool, size),
 		bytes:  make([][]byte, size),
 		merges: make(map[uint64]merge, len(pairs)),
+		rules:  make([][2]int32, len(pairs)),
 		cache:  make(map[string][]int),
 	}
 	for tok, id := range vocab {
@@ -98,6 +100,7 @@ func build(vocab map[string]int, pairs [][2]string, mergeLine []int, vocabFile, 
 		// A repeated pair keeps its last rank, as encoder.py's
 		// dict(zip(merges, range(len(merges)))) and Hugging Face do.
 		t.merges[pairKey(int32(a), int32(b))] = merge{rank: int32(k), id: int32(ab)}
+		t.rules[k] = [2]int32{int32(a), int32(b)}
 	}
 	return t, nil
 }
@@ -156,48 +159,6 @@ func (t *Tokenizer) appendBPE(dst []int, piece string) []int {
 		t.mu.Unlock()
 	}
 	return append(dst, ids...)
-}
-
-// bpe is encoder.py's bpe() on ids: start from one symbol per byte; while some
-// adjacent pair has a merge rule, take the pair of lowest rank and merge every
-// occurrence of it, scanning left to right without overlap. Cost is
-// O(pieces * merges applied) map lookups per pre-token; pre-tokens are short
-// except runs of one class (a long word, a long whitespace run), and those
-// are cached.
-func (t *Tokenizer) bpe(piece string) []int {
-	word := make([]int32, len(piece))
-	for i := 0; i < len(piece); i++ {
-		word[i] = t.byteID[piece[i]]
-	}
-	for len(word) > 1 {
-		best := merge{rank: -1}
-		var first, second int32
-		for i := 0; i+1 < len(word); i++ {
-			m, ok := t.merges[pairKey(word[i], word[i+1])]
-			if ok && (best.rank < 0 || m.rank < best.rank) {
-				best, first, second = m, word[i], word[i+1]
-			}
-		}
-		if best.rank < 0 {
-			break
-		}
-		out := word[:0]
-		for i := 0; i < len(word); {
-			if i+1 < len(word) && word[i] == first && word[i+1] == second {
-				out = append(out, best.id)
-				i += 2
-			} else {
-				out = append(out, word[i])
-				i++
-			}
-		}
-		word = out
-	}
-	ids := make([]int, len(word))
-	for i, w := range word {
-		ids[i] = int(w)
-	}
-	return ids
 }
 
 // Decode returns the text of ids: the bytes each token stands for, joined.
