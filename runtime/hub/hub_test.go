@@ -25,6 +25,7 @@ type fakeHub struct {
 	srv     *httptest.Server
 	cdn     *httptest.Server // another host, as the hub's CDN is
 	sameCDN bool             // redirect LFS files to srv's own /cdn/ instead
+	noRange bool             // ignore Range headers (answer 200 with everything)
 	repo    string
 	commit  string
 	files   map[string]*fakeFile
@@ -148,7 +149,7 @@ func (h *fakeHub) body(w http.ResponseWriter, r *http.Request, f *fakeFile) {
 		data = f.serve
 	}
 	start := 0
-	if rg := r.Header.Get("Range"); rg != "" {
+	if rg := r.Header.Get("Range"); rg != "" && !h.noRange {
 		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(rg, "bytes="), "-"))
 		if err != nil || n >= len(data) {
 			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
@@ -666,5 +667,71 @@ func TestDownloadConcurrent(t *testing.T) {
 	leftovers, _ := filepath.Glob(filepath.Join(dirs[0], "*tmp-link"))
 	if len(leftovers) != 0 {
 		t.Errorf("temporary links left: %v", leftovers)
+	}
+}
+
+// A server that ignores Range answers 200: the partial file is discarded
+// and the download starts over, still ending with the right bytes. A stale
+// .incomplete longer than the file is discarded too.
+func TestDownloadResumeFallbacks(t *testing.T) {
+	files := tinyRepo()
+	w := files["model.safetensors"]
+	w.cuts = []int{100_000}
+	h := newFakeHub(t, files)
+	h.noRange = true
+	opts := Options{Endpoint: h.srv.URL, CacheDir: t.TempDir()}
+	dir, err := Download(context.Background(), h.repo, "main", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, data := readBlobLink(t, dir, "model.safetensors"); string(data) != string(w.data) {
+		t.Fatal("content differs after a restarted download")
+	}
+	if gets := h.requests("GET", "/cdn/"+sha(w.data)); len(gets) != 2 || gets[1].rangeHdr != "bytes=100000-" {
+		t.Fatalf("GETs: %+v", gets)
+	}
+
+	h2 := newFakeHub(t, tinyRepo())
+	opts2 := Options{Endpoint: h2.srv.URL, CacheDir: t.TempDir()}
+	blobs := filepath.Join(opts2.CacheDir, RepoFolder(h2.repo), "blobs")
+	os.MkdirAll(blobs, 0o755)
+	stale := filepath.Join(blobs, sha(w.data)+".incomplete")
+	os.WriteFile(stale, randBytes(len(w.data)+10, 9), 0o644)
+	dir, err = Download(context.Background(), h2.repo, "main", opts2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, data := readBlobLink(t, dir, "model.safetensors"); string(data) != string(w.data) {
+		t.Fatal("content differs after a stale .incomplete")
+	}
+	if gets := h2.requests("GET", "/cdn/"+sha(w.data)); len(gets) != 1 || gets[0].rangeHdr != "" {
+		t.Fatalf("GETs: %+v, want one without Range", gets)
+	}
+
+	// A complete but corrupt .incomplete (right size, wrong bytes) is checked,
+	// discarded, and reported; the next run downloads afresh.
+	h3 := newFakeHub(t, tinyRepo())
+	opts3 := Options{Endpoint: h3.srv.URL, CacheDir: t.TempDir()}
+	blobs = filepath.Join(opts3.CacheDir, RepoFolder(h3.repo), "blobs")
+	os.MkdirAll(blobs, 0o755)
+	stale = filepath.Join(blobs, sha(w.data)+".incomplete")
+	os.WriteFile(stale, randBytes(len(w.data), 9), 0o644)
+	if _, err := Download(context.Background(), h3.repo, "main", opts3); err == nil || !strings.Contains(err.Error(), "sha256 mismatch") {
+		t.Fatalf("err = %v, want sha256 mismatch", err)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Fatal("corrupt .incomplete kept")
+	}
+	if _, err := Download(context.Background(), h3.repo, "main", opts3); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDownloadNeedsCommit(t *testing.T) {
+	h := newFakeHub(t, tinyRepo())
+	h.commit = "" // a server that is not the hub sends no X-Repo-Commit
+	_, err := Download(context.Background(), h.repo, "main", Options{Endpoint: h.srv.URL, CacheDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "X-Repo-Commit") {
+		t.Fatalf("err = %v", err)
 	}
 }
