@@ -48,6 +48,19 @@ func TestBPEAlgorithmsAgree(t *testing.T) {
 			}
 		}
 	}
+	// Every pre-token of the conformance strings, through both.
+	pieces := 0
+	for _, c := range readCases(t, "testdata/gpt2_cases.jsonl.gz") {
+		pretokenize(c.Text, func(p string) {
+			pieces++
+			if short, long := gpt2.bpeShort(p), gpt2.bpeLong(p); !reflect.DeepEqual(short, long) {
+				t.Errorf("piece %q: bpeShort %v, bpeLong %v", p, short, long)
+			}
+		})
+	}
+	if pieces < 50000 {
+		t.Errorf("only %d pieces", pieces)
+	}
 	// One hand-checked case: "abcabc" = a b c a b c. Rank 0 "b c" -> a bc a bc;
 	// rank 2 "a bc" -> abc abc; no rule for "abc abc".
 	abc, _ := small.ID("abc")

@@ -333,6 +333,20 @@ func TestSmallVocabulary(t *testing.T) {
 	if id, ok := tok.ID("<|endoftext|>"); !ok || id != 266 {
 		t.Errorf("ID(<|endoftext|>) = %d, %v", id, ok)
 	}
+	// The same rules with CRLF line ends and no "#version" line load alike.
+	dir2 := t.TempDir()
+	writeVocab(t, dir2, []string{"he", "ll", "hell", "hello", "Ġw", "or", "Ġwor", "ld", "Ġworld", "lo"},
+		"h e\r\nl l\r\nhe ll\r\nhell o\r\nĠ w\r\no r\r\nĠw or\r\nl d\r\nĠwor ld\r\nl o\r\n\r\n")
+	tok2, err := Load(dir2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got2 := tok2.Encode("hello world   llo"); !reflect.DeepEqual(got2, got) {
+		t.Errorf("CRLF merges: Encode = %v, want %v", got2, got)
+	}
+	if Available(t.TempDir()) {
+		t.Error("Available(empty dir) = true")
+	}
 }
 
 // hfJSON builds a tokenizer.json from GPT-2's vocab and merges; arrays picks
