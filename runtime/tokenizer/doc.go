@@ -91,8 +91,9 @@
 //
 // # Speed
 //
-// BenchmarkEncode on 4.4 KB of English (1,928 tokens), 2-core shared VM,
-// go test -run '^$' -bench Encode ./runtime/tokenizer/ (-count 3):
-// 15-31 MB/s with the cache warm (150-300 µs), 5-6 MB/s with every piece
-// run through BPE (750-930 µs). Loading GPT-2's files takes about 0.25 s.
+// BenchmarkEncode on 4.6 KB of English (1,928 tokens), 2-core VM shared with
+// other builds, so noisy: go test -run '^$' -bench Encode -count 3
+// ./runtime/tokenizer/ gave, over two sessions of 3 runs, 15-44 MB/s with the
+// cache warm (100-300 µs) and 3-10 MB/s with every piece run through BPE
+// (0.47-1.5 ms). Loading GPT-2's files takes about 0.25 s.
 package tokenizer
