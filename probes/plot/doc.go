@@ -1,0 +1,23 @@
+// Package plot draws the two chart kinds the probes need, on gonum.org/v1/plot:
+//
+//   - Lines: several named series (x, y) on one chart, e.g. the logit-lens
+//     loss per layer of two models, with a legend;
+//   - Heatmap: a [rows][cols] table of values, e.g. a score per layer.head,
+//     each cell coloured and labelled with its value, and a colour bar.
+//
+// The format follows the file extension: .png (96 dpi raster) or .svg
+// (vector); anything else is an error. Files are written atomically
+// (internal/outfile): a failed plot leaves no partial file behind.
+//
+// Decisions:
+//   - Heatmap colours: when the values have both signs the map is diverging
+//     (Moreland's smooth blue-red) and symmetric about 0, so white means 0 and
+//     equal magnitudes get equal saturation; otherwise sequential (Moreland's
+//     Kindlmann, dark to light) over [min, max]. Cell labels are black or
+//     white by the cell colour's luminance. NaN cells are grey, labelled "nan".
+//   - Row 0 is drawn at the top (as a table or TransformerLens' imshow reads).
+//   - Cell labels use 3 significant digits and a font sized to the cell; the
+//     figure grows with the number of columns and rows (readable to ~16x16).
+//   - Lines skips NaN and ±Inf points (gonum refuses them) rather than
+//     failing: a probe with an undefined value at one layer still plots.
+package plot

@@ -1,0 +1,285 @@
+package plot
+
+import (
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	gplot "gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
+	"gonum.org/v1/plot/palette"
+	"gonum.org/v1/plot/palette/moreland"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/text"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	_ "gonum.org/v1/plot/vg/vgimg" // registers png
+	_ "gonum.org/v1/plot/vg/vgsvg" // registers svg
+
+	"github.com/neoscope/neoscope/internal/outfile"
+)
+
+// Series is one named line: Y[i] at X[i].
+type Series struct {
+	Name string
+	X, Y []float64
+}
+
+// format returns "png" or "svg" from the file name, or an error naming it.
+func format(path string) (string, error) {
+	ext := strings.ToLower(strings.TrimPrefix(filepath.Ext(path), "."))
+	switch ext {
+	case "png", "svg":
+		return ext, nil
+	}
+	return "", fmt.Errorf("plot %s: unsupported file type %q (want .png or .svg)", path, filepath.Ext(path))
+}
+
+// write renders draw(canvas) into path atomically.
+func write(path string, w, h vg.Length, fill func(dc draw.Canvas)) error {
+	f, err := format(path)
+	if err != nil {
+		return err
+	}
+	c, err := draw.NewFormattedCanvas(w, h, f)
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", path, err)
+	}
+	dc := draw.New(c)
+	// A white background for PNG (the raster canvas is transparent otherwise).
+	dc.SetColor(color.White)
+	dc.Fill(dc.Rectangle.Path())
+	fill(dc)
+	return outfile.Write(path, func(out io.Writer) error {
+		_, err := c.WriteTo(out)
+		return err
+	})
+}
+
+// Lines draws every series on one chart with a legend and writes it to path
+// (.png or .svg). Series need equal-length X and Y and at least one finite
+// point among them all.
+func Lines(path, title, xlabel, ylabel string, series []Series) error {
+	if len(series) == 0 {
+		return fmt.Errorf("plot %s: no series", path)
+	}
+	if _, err := format(path); err != nil {
+		return err
+	}
+	p := gplot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xlabel
+	p.Y.Label.Text = ylabel
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+	finite := 0
+	for i, s := range series {
+		if len(s.X) != len(s.Y) {
+			return fmt.Errorf("plot %s: series %q has %d x values and %d y values", path, s.Name, len(s.X), len(s.Y))
+		}
+		var xys plotter.XYs
+		for j := range s.X {
+			if isFinite(s.X[j]) && isFinite(s.Y[j]) {
+				xys = append(xys, plotter.XY{X: s.X[j], Y: s.Y[j]})
+			}
+		}
+		finite += len(xys)
+		if len(xys) == 0 {
+			continue
+		}
+		l, pts, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return fmt.Errorf("plot %s: series %q: %w", path, s.Name, err)
+		}
+		l.Color = plotutil.Color(i)
+		l.Width = vg.Points(1.5)
+		pts.Color = plotutil.Color(i)
+		pts.Shape = plotutil.Shape(i)
+		p.Add(l, pts)
+		if s.Name != "" {
+			p.Legend.Add(s.Name, l, pts)
+		}
+	}
+	if finite == 0 {
+		return fmt.Errorf("plot %s: no finite points to draw", path)
+	}
+	return write(path, 7*vg.Inch, 4.5*vg.Inch, func(dc draw.Canvas) { p.Draw(dc) })
+}
+
+func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// grid adapts [rows][cols] values to plotter.GridXYZ with row 0 at the top.
+type grid struct {
+	v          [][]float64
+	rows, cols int
+}
+
+func (g grid) Dims() (c, r int)          { return g.cols, g.rows }
+func (g grid) Z(c, r int) float64        { return g.v[g.rows-1-r][c] }
+func (g grid) X(c int) float64           { return float64(c) }
+func (g grid) Y(r int) float64           { return float64(r) }
+func (g grid) Min() float64              { lo, _ := g.rangeOf(); return lo }
+func (g grid) Max() float64              { _, hi := g.rangeOf(); return hi }
+func (g grid) rangeOf() (lo, hi float64) { return valueRange(g.v) }
+
+// valueRange is the finite min and max of v (0, 0 when none).
+func valueRange(v [][]float64) (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for _, r := range v {
+		for _, x := range r {
+			if isFinite(x) {
+				lo, hi = math.Min(lo, x), math.Max(hi, x)
+			}
+		}
+	}
+	if lo > hi {
+		return 0, 0
+	}
+	return lo, hi
+}
+
+// colorMap picks the diverging or sequential map described in the package doc.
+func colorMap(v [][]float64) palette.ColorMap {
+	lo, hi := valueRange(v)
+	if lo < 0 && hi > 0 {
+		a := math.Max(-lo, hi)
+		cm := moreland.SmoothBlueRed()
+		cm.SetMin(-a)
+		cm.SetMax(a)
+		return cm
+	}
+	if lo == hi { // a constant table: give the colour bar some range
+		d := math.Max(math.Abs(lo)*0.5, 0.5)
+		lo, hi = lo-d, hi+d
+	}
+	cm := moreland.Kindlmann()
+	cm.SetMin(lo)
+	cm.SetMax(hi)
+	return cm
+}
+
+// luminance is the relative luminance (0 black .. 1 white) of c.
+func luminance(c color.Color) float64 {
+	r, g, b, _ := c.RGBA()
+	return (0.2126*float64(r) + 0.7152*float64(g) + 0.0722*float64(b)) / 0xffff
+}
+
+// cellLabel formats a value with 3 significant digits.
+func cellLabel(x float64) string {
+	if math.IsNaN(x) {
+		return "nan"
+	}
+	if x != 0 && (math.Abs(x) >= 1000 || math.Abs(x) < 0.01) {
+		return strconv.FormatFloat(x, 'e', 1, 64)
+	}
+	return strconv.FormatFloat(x, 'g', 3, 64)
+}
+
+// Heatmap draws values [rows][cols] as coloured, labelled cells with a colour
+// bar and writes it to path (.png or .svg). rowLabels and colLabels may be
+// nil (indices are used) or must match the table's dimensions.
+func Heatmap(path, title, xlabel, ylabel string, rowLabels, colLabels []string, values [][]float64) error {
+	if _, err := format(path); err != nil {
+		return err
+	}
+	rows := len(values)
+	if rows == 0 || len(values[0]) == 0 {
+		return fmt.Errorf("plot %s: empty table", path)
+	}
+	cols := len(values[0])
+	for r, row := range values {
+		if len(row) != cols {
+			return fmt.Errorf("plot %s: row %d has %d values, row 0 has %d", path, r, len(row), cols)
+		}
+	}
+	if rowLabels == nil {
+		rowLabels = indexLabels(rows)
+	}
+	if colLabels == nil {
+		colLabels = indexLabels(cols)
+	}
+	if len(rowLabels) != rows || len(colLabels) != cols {
+		return fmt.Errorf("plot %s: %d row labels and %d column labels for a %dx%d table", path, len(rowLabels), len(colLabels), rows, cols)
+	}
+	cm := colorMap(values)
+	g := grid{v: values, rows: rows, cols: cols}
+	hm := plotter.NewHeatMap(g, cm.Palette(255))
+	hm.Min, hm.Max = cm.Min(), cm.Max()
+	hm.NaN = color.Gray{Y: 0xb0}
+	hm.Underflow, hm.Overflow = hm.Palette.Colors()[0], hm.Palette.Colors()[len(hm.Palette.Colors())-1]
+
+	// Figure size: ~0.55in per cell plus margins, within 5..12 in.
+	cellIn := 0.55
+	w := vg.Length(math.Min(12, math.Max(5, cellIn*float64(cols)+2.5))) * vg.Inch
+	h := vg.Length(math.Min(12, math.Max(3.5, cellIn*float64(rows)+1.8))) * vg.Inch
+	barW := 1.1 * vg.Inch
+
+	p := gplot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xlabel
+	p.Y.Label.Text = ylabel
+	p.Add(hm)
+	rev := make([]string, rows)
+	for i := range rev {
+		rev[i] = rowLabels[rows-1-i]
+	}
+	p.NominalX(colLabels...)
+	p.NominalY(rev...)
+
+	// Cell labels, sized to the cell.
+	cellPt := math.Min(float64(w-barW-1.2*vg.Inch)/float64(cols), float64(h-1.2*vg.Inch)/float64(rows))
+	size := vg.Points(math.Max(5, math.Min(10, cellPt/4)))
+	var xys plotter.XYs
+	var labels []string
+	var styles []text.Style
+	for r := 0; r < rows; r++ {
+		for c := 0; c < cols; c++ {
+			x := values[r][c]
+			xys = append(xys, plotter.XY{X: float64(c), Y: float64(rows - 1 - r)})
+			labels = append(labels, cellLabel(x))
+			fg := color.Color(color.Black)
+			if isFinite(x) {
+				v := math.Min(math.Max(x, cm.Min()), cm.Max())
+				if bg, err := cm.At(v); err == nil && luminance(bg) < 0.45 {
+					fg = color.White
+				}
+			}
+			styles = append(styles, text.Style{
+				Color:   fg,
+				Font:    font.From(plotter.DefaultFont, size),
+				XAlign:  text.XCenter,
+				YAlign:  text.YCenter,
+				Handler: gplot.DefaultTextHandler,
+			})
+		}
+	}
+	lab := &plotter.Labels{XYs: xys, Labels: labels, TextStyle: styles}
+	p.Add(lab)
+
+	bar := gplot.New()
+	bar.Add(&plotter.ColorBar{ColorMap: cm, Vertical: true})
+	bar.HideX()
+	bar.Y.Padding = 0
+	bar.Title.Text = " " // keeps the bar's top in line with the heat map's
+	return write(path, w, h, func(dc draw.Canvas) {
+		left, right := dc, dc
+		left.Max.X = dc.Max.X - barW
+		right.Min.X = left.Max.X + 0.15*vg.Inch
+		right.Max.X = dc.Max.X - 0.3*vg.Inch
+		p.Draw(left)
+		bar.Draw(right)
+	})
+}
+
+func indexLabels(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = strconv.Itoa(i)
+	}
+	return out
+}

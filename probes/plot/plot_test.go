@@ -1,0 +1,148 @@
+package plot
+
+import (
+	"bytes"
+	"encoding/xml"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// checkFile asserts path exists and is a valid PNG (decodes, at least
+// minW x minH pixels) or a well-formed SVG document with an <svg> root.
+func checkFile(t *testing.T, path string, minW, minH int) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) == 0 {
+		t.Fatalf("%s: empty", path)
+	}
+	switch filepath.Ext(path) {
+	case ".png":
+		img, err := png.Decode(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("%s: not a PNG: %v", path, err)
+		}
+		b := img.Bounds()
+		if b.Dx() < minW || b.Dy() < minH {
+			t.Fatalf("%s: %dx%d pixels, want at least %dx%d", path, b.Dx(), b.Dy(), minW, minH)
+		}
+		// Not blank: some pixel differs from the top-left one.
+		c0 := img.At(b.Min.X, b.Min.Y)
+		r0, g0, b0, _ := c0.RGBA()
+		varied := false
+		for y := b.Min.Y; y < b.Max.Y && !varied; y += 3 {
+			for x := b.Min.X; x < b.Max.X; x += 3 {
+				r, g, bb, _ := img.At(x, y).RGBA()
+				if r != r0 || g != g0 || bb != b0 {
+					varied = true
+					break
+				}
+			}
+		}
+		if !varied {
+			t.Fatalf("%s: image is a single colour", path)
+		}
+	case ".svg":
+		dec := xml.NewDecoder(bytes.NewReader(data))
+		root := ""
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				if err.Error() == "EOF" {
+					break
+				}
+				t.Fatalf("%s: not well-formed XML: %v", path, err)
+			}
+			if se, ok := tok.(xml.StartElement); ok && root == "" {
+				root = se.Name.Local
+			}
+		}
+		if root != "svg" {
+			t.Fatalf("%s: root element %q, want svg", path, root)
+		}
+	}
+}
+
+func TestLines(t *testing.T) {
+	dir := t.TempDir()
+	s := []Series{
+		{Name: "tiny-neo", X: []float64{0, 0.25, 0.5, 0.75, 1}, Y: []float64{6.5, 6.3, 6.1, 5.9, 5.7}},
+		{Name: "tiny-gpt2", X: []float64{0, 0.25, 0.5, 0.75, 1}, Y: []float64{6.4, math.NaN(), 6.0, 5.8, 5.5}},
+	}
+	for _, name := range []string{"lines.png", "lines.svg"} {
+		p := filepath.Join(dir, name)
+		if err := Lines(p, "logit lens", "layer / L", "loss (nats)", s); err != nil {
+			t.Fatal(err)
+		}
+		checkFile(t, p, 600, 400) // 7 x 4.5 in at 96 dpi = 672 x 432
+	}
+	if out := os.Getenv("NEOSCOPE_PLOT_OUT"); out != "" { // for looking at it
+		Lines(filepath.Join(out, "lines.png"), "logit lens", "layer / L", "loss (nats)", s)
+	}
+}
+
+func TestHeatmap(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{4, 12, 16} {
+		v := make([][]float64, n)
+		rows := make([]string, n)
+		for r := range v {
+			rows[r] = "L" + string(rune('0'+r%10))
+			v[r] = make([]float64, n)
+			for c := range v[r] {
+				v[r][c] = math.Sin(float64(r*n+c)) * float64(r+1) / float64(n)
+			}
+		}
+		v[0][1] = math.NaN()
+		for _, ext := range []string{".png", ".svg"} {
+			p := filepath.Join(dir, "heat"+string(rune('a'+n))+ext)
+			if err := Heatmap(p, "scores", "head", "layer", rows, nil, v); err != nil {
+				t.Fatal(err)
+			}
+			checkFile(t, p, 400, 300)
+		}
+		if out := os.Getenv("NEOSCOPE_PLOT_OUT"); out != "" {
+			Heatmap(filepath.Join(out, "heat"+string(rune('a'+n))+".png"), "scores", "head", "layer", rows, nil, v)
+		}
+	}
+	// Sequential (all positive) and constant tables.
+	p := filepath.Join(dir, "pos.png")
+	if err := Heatmap(p, "", "", "", nil, nil, [][]float64{{1, 2}, {3, 4}}); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, p, 100, 100)
+	if err := Heatmap(p, "", "", "", nil, nil, [][]float64{{2, 2}, {2, 2}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"ext", Lines(filepath.Join(dir, "x.gif"), "", "", "", []Series{{X: []float64{1}, Y: []float64{1}}}), "unsupported file type"},
+		{"none", Lines(filepath.Join(dir, "x.png"), "", "", "", nil), "no series"},
+		{"len", Lines(filepath.Join(dir, "x.png"), "", "", "", []Series{{Name: "a", X: []float64{1, 2}, Y: []float64{1}}}), `series "a" has 2 x values`},
+		{"nan", Lines(filepath.Join(dir, "x.png"), "", "", "", []Series{{X: []float64{1}, Y: []float64{math.NaN()}}}), "no finite points"},
+		{"ragged", Heatmap(filepath.Join(dir, "x.png"), "", "", "", nil, nil, [][]float64{{1, 2}, {3}}), "row 1 has 1 values"},
+		{"labels", Heatmap(filepath.Join(dir, "x.png"), "", "", "", []string{"a"}, nil, [][]float64{{1}, {3}}), "1 row labels"},
+		{"empty", Heatmap(filepath.Join(dir, "x.svg"), "", "", "", nil, nil, nil), "empty table"},
+	}
+	for _, c := range cases {
+		if c.err == nil || !strings.Contains(c.err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one containing %q", c.name, c.err, c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.png")); err == nil {
+		t.Errorf("a failed plot left x.png behind")
+	}
+}
