@@ -1,0 +1,97 @@
+// Package sweep runs ablation sweeps: thousands of ablation configurations
+// evaluated as a few large batched forward passes.
+//
+// # Configuration spaces
+//
+// Components are heads `6.1` (LAYER.HEAD: that head's z, hook_z, replaced
+// before W_O; b_O still added), attention layers `attn.6` (the whole
+// hook_attn_out, b_O included) and MLPs `mlp.0` (the whole hook_mlp_out,
+// c_proj bias included). A configuration is a set of components; it is
+// written with its components in canonical order (by layer; within a layer
+// heads by index, then attn, then mlp) joined by "+", and "" for no
+// ablation. A space is
+//
+//	space   := term { ('|' | ',') term }        union, in order
+//	term    := subsets(LIST)                     all 2^k subsets; index m has bit j set iff the j-th listed component is ablated
+//	         | singles(LIST) | pairs(LIST)       1- and 2-element subsets
+//	         | k(N, LIST)                        N-element subsets, lexicographic in list positions
+//	         | given(FIXED; space)               every configuration of space plus FIXED (components joined by '+' or ',')
+//	         | file(PATH)                        one configuration per line, components joined by '+'; an empty line is no ablation
+//	         | COMP { '+' COMP } | none          one configuration
+//	LIST    := ITEM { ',' ITEM }                 in order, repeats dropped
+//	ITEM    := 6.1 | 6.* | *.1 | attn.6 | mlp.0 | attn.* | mlp.* | heads | attn | mlp
+//
+// `heads` is every head (layer-major: 0.0, 0.1, ..., so singles(heads)
+// lists heads in the [L,H] order of per-head tables), `attn` every attention
+// layer, `mlp` every MLP. Both '|' and ',' mean union at the top level; ','
+// inside parentheses separates list items. The order of the expanded space
+// is deterministic (the order of the terms, each in the order above) and a
+// configuration that occurs twice is kept at its first occurrence; a
+// configuration's index is its position in that order. Parse errors name
+// the 1-based column and what was expected. file(PATH) takes the text up to
+// the next ')' as the path; errors in the file name PATH:LINE.
+//
+// # The engine
+//
+// New runs the unablated pass once and keeps the residual stream before
+// every block (and, for mean ablation, the per-position batch means of
+// hook_z, hook_attn_out and hook_mlp_out, the TransformerLens idiom
+// cache[name].mean(0)). Plan sorts configurations as the leaves of a prefix
+// tree over layers, so that configurations that ablate the same things in
+// their first layers are neighbours, and cuts the order into chunks of K.
+// Eval runs a chunk as one pass walked block by block: configurations that
+// have ablated nothing yet are not computed at all (their residual is the
+// cached one); the others form groups of identical history, B rows each,
+// which split where members ablate different things in the next block.
+// A block runs once over all groups, with per-row keep masks applied by
+// AblateHeads and AblateRows in replace hooks. After the last block the
+// metric reads only the positions it needs through LogitStats (never
+// [K*B, T, V] logits). K comes from --max-memory: ConfigBytes estimates the
+// activations one configuration adds to a pass (B*T rows of 9*C + F floats,
+// doubled for the state being split), so K = budget / ConfigBytes. For
+// singles the tree is the "start at the first touched layer" rule; for
+// pairs and larger sets it also shares the stretch between the first and
+// the second ablated layer among all configurations with the same first
+// ablation in the same chunk.
+//
+// Metrics: the mean next-token loss over the predictions at positions
+// LossFrom..T-2 of every row (per row, then averaged: rows have equal
+// counts, so this is the mean over all predictions), or the mean over rows
+// of a logit difference at one position. The unablated configuration is
+// given the baseline value from New, exactly; delta = value - baseline.
+//
+// # Results, resume, shards
+//
+// Result files have one row per configuration with the columns config,
+// n_ablated, the metric (loss or logit_diff), delta and index (the
+// configuration's position in the space), as CSV, JSONL or Parquet.
+// Beside every result OUT sits OUT.meta.json (Meta): the space, model,
+// task, a hash of the inputs, the shard i/n, the configuration counts, the
+// baseline and whether the file is complete. A comment line in the CSV
+// would break pandas.read_csv, hence the sidecar.
+//
+// While a sweep runs, rows are appended after every chunk (fsynced at
+// least every 2 s and at the end) in evaluation order: to OUT itself for
+// CSV and JSONL, to OUT.journal.jsonl for Parquet, which is written once at
+// the end from that journal (Parquet cannot be appended to; writing row
+// groups as we go would leave a file without a footer after a kill). At
+// the end the output is rewritten (atomically) sorted by index and the
+// sidecar marked complete, so interrupted-and-resumed and uninterrupted
+// runs give identical files. --resume cuts a partial last line (all that a
+// killed append leaves), keeps every complete row and re-evaluates only
+// chunks that miss configurations, writing only the missing rows. Because
+// chunks come from the whole shard's plan, a re-evaluated chunk is the same
+// pass as before and its numbers are bit-identical.
+//
+// Shard i of n holds the configurations whose index is i modulo n
+// (interleaved so that every shard gets a share of the expensive
+// early-layer configurations). Merge combines the n shard files and
+// refuses a set with missing, repeated or incomplete shards, naming them.
+//
+// # Interactions
+//
+// For a space that is exactly subsets(c_0..c_{k-1}), Interactions gives
+// the effect of ablating c_j given any set S of the others already ablated:
+// v(S + c_j) - v(S). Compensation (backup heads) shows as an effect that
+// grows once S is ablated.
+package sweep

@@ -1,0 +1,112 @@
+package sweep
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var dims = Dims{Layers: 12, Heads: 12}
+
+func TestParseSpaces(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "cfgs.txt")
+	if err := os.WriteFile(f, []byte("6.1+6.0\n\nmlp.3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		src  string
+		want string // configurations joined by " ", "_" for the empty one
+		n    int    // or just the count when want is ""
+	}{
+		// Bit k of index m set = k-th listed component; names canonical.
+		{"subsets(6.11,6.1)", "_ 6.11 6.1 6.1+6.11", 0},
+		{"singles(6.*)", "6.0 6.1 6.2 6.3 6.4 6.5 6.6 6.7 6.8 6.9 6.10 6.11", 0},
+		{"singles(heads)", "", 144},
+		{"pairs(heads)", "", 10296},
+		{"k(3, heads)", "", 143 * 144 * 142 / 6},
+		{"k(2, 6.*)", "", 66},
+		{"pairs(0.0, 0.1, 1.0)", "0.0+0.1 0.0+1.0 0.1+1.0", 0},
+		{"singles(attn)", "attn.0 attn.1 attn.2 attn.3 attn.4 attn.5 attn.6 attn.7 attn.8 attn.9 attn.10 attn.11", 0},
+		{"singles(mlp.0, mlp.11)", "mlp.0 mlp.11", 0},
+		{"singles(*.3)", "", 12},
+		{"given(6.1; singles(6.0, 6.1, attn.2))", "6.0+6.1 6.1 attn.2+6.1", 0},
+		{"given(6.1+7.2; none)", "6.1+7.2", 0},
+		// Unions with '|' or ',' at top level; duplicates dropped, first kept.
+		{"singles(6.0,6.1) | 6.1, none, 6.0+mlp.6, mlp.6+6.0", "6.0 6.1 _ 6.0+mlp.6", 0},
+		{"file(" + f + ") | singles(mlp.3)", "6.0+6.1 _ mlp.3", 0},
+	} {
+		got, err := Parse(c.src, dims)
+		if err != nil {
+			t.Errorf("%s: %v", c.src, err)
+			continue
+		}
+		if c.want == "" {
+			if len(got) != c.n {
+				t.Errorf("%s: %d configurations, want %d", c.src, len(got), c.n)
+			}
+			continue
+		}
+		g := make([]string, len(got))
+		for i, c := range got {
+			g[i] = c.String()
+			if g[i] == "" {
+				g[i] = "_"
+			}
+		}
+		if s := strings.Join(g, " "); s != c.want {
+			t.Errorf("%s:\n got %s\nwant %s", c.src, s, c.want)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, c := range []struct{ src, want string }{
+		{"singles(heads", "column 14: expected ')' to close singles(, got the end of the space"},
+		{"singles(12.0)", `column 9: "12.0": layer 12 out of range (the model has layers 0..11)`},
+		{"singles(6.12)", `column 9: "6.12": head 12 out of range`},
+		{"twos(heads)", `column 1: unknown space function "twos"`},
+		{"k(x, heads)", "column 3: expected a number"},
+		{"k(2 heads)", "column 5: expected ',' after the set size"},
+		{"singles(heads) & pairs(heads)", "column 16: expected '|', ',' or the end of the space, got '&'"},
+		{"given(6.1, singles(heads))", `column 12: "singles" is not a component`},
+		{"given(6.1 singles(heads))", "column 11: expected ';'"},
+		{"", "column 1: expected a space"},
+		{"subsets(heads)", "at most 26 components"},
+		{"k(5, heads) | k(5, heads)", "more than 50000000 configurations"},
+		{"file(/nonexistent/x)", "column 6: open /nonexistent/x"},
+		{"foo.bar", `"foo.bar": "foo" is not a layer number`},
+	} {
+		_, err := Parse(c.src, dims)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want it to contain %q", c.src, err, c.want)
+		}
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "bad.txt")
+	os.WriteFile(f, []byte("6.1\n6.1+x.2\n"), 0o644)
+	if _, err := Parse("file("+f+")", dims); err == nil || !strings.Contains(err.Error(), f+":2:") {
+		t.Errorf("bad config file: error %v, want it to name %s:2", err, f)
+	}
+}
+
+func TestRepeatedTokens(t *testing.T) {
+	a, err := RepeatedTokens(50257, 8, 10, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := RepeatedTokens(50257, 8, 10, 7)
+	for r := range a {
+		seen := map[int32]bool{}
+		for i := 0; i < 10; i++ {
+			if a[r][i] != a[r][i+10] || a[r][i] != b[r][i] || seen[a[r][i]] {
+				t.Fatalf("row %d: %v (want 10 distinct ids repeated, same for the same seed)", r, a[r])
+			}
+			seen[a[r][i]] = true
+		}
+	}
+	if _, err := RepeatedTokens(5, 1, 6, 0); err == nil {
+		t.Error("period larger than the vocabulary accepted")
+	}
+}
