@@ -1,0 +1,391 @@
+package ioi
+
+import (
+	"fmt"
+	"math"
+
+	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/forward"
+)
+
+// Batch is B prompt pairs of T tokens each: Clean and Corrupt [B*T]
+// row-major, equal everywhere except where the corruption changed a token;
+// the logit difference is read at position Pos (usually T-1) between IO[b]
+// and S[b].
+type Batch struct {
+	Clean, Corrupt []int32
+	B, T, Pos      int
+	IO, S          []int32
+}
+
+// Check validates a batch against the model.
+func (bt *Batch) Check(m *forward.Model) error {
+	if bt.B < 1 || bt.T < 1 {
+		return fmt.Errorf("ioi: batch of %d rows of %d tokens", bt.B, bt.T)
+	}
+	if len(bt.Clean) != bt.B*bt.T || len(bt.Corrupt) != bt.B*bt.T {
+		return fmt.Errorf("ioi: clean has %d ids and corrupt %d, want B*T = %d*%d (equal shapes)", len(bt.Clean), len(bt.Corrupt), bt.B, bt.T)
+	}
+	if bt.T > m.Cfg.Context {
+		return fmt.Errorf("ioi: sequences of %d tokens exceed the model's context of %d", bt.T, m.Cfg.Context)
+	}
+	if len(bt.IO) != bt.B || len(bt.S) != bt.B {
+		return fmt.Errorf("ioi: %d IO ids and %d S ids for %d rows (want one of each per row)", len(bt.IO), len(bt.S), bt.B)
+	}
+	if bt.Pos < 0 || bt.Pos >= bt.T {
+		return fmt.Errorf("ioi: position %d outside 0..%d", bt.Pos, bt.T-1)
+	}
+	V := m.Cfg.Vocab
+	for _, p := range []struct {
+		name string
+		ids  []int32
+	}{{"clean", bt.Clean}, {"corrupt", bt.Corrupt}, {"io", bt.IO}, {"s", bt.S}} {
+		name := p.name
+		for i, id := range p.ids {
+			if id < 0 || int(id) >= V {
+				return fmt.Errorf("ioi: %s id %d at index %d is outside the vocabulary [0, %d)", name, id, i, V)
+			}
+		}
+	}
+	for b := range bt.IO {
+		if bt.IO[b] == bt.S[b] {
+			return fmt.Errorf("ioi: row %d: IO and S are the same id %d", b, bt.IO[b])
+		}
+	}
+	return nil
+}
+
+// What selects the patching experiments.
+type What struct{ Heads, Resid, MLP, Attn bool }
+
+// All is every experiment.
+var All = What{true, true, true, true}
+
+// Result holds the IOI measurements. Logit differences are means over all
+// rows of all batches; patching values are normalised,
+// (LD_patched - LD_corrupt) / (LD_clean - LD_corrupt): 1 = clean behaviour
+// restored, 0 = no effect.
+type Result struct {
+	N           int       `json:"prompts"`
+	LDClean     float64   `json:"ioi_ld_clean"`
+	LDCorrupt   float64   `json:"ioi_ld_corrupt"`
+	RowLDClean  []float64 `json:"row_ld_clean"`   // per prompt, batches in order
+	RowLDCorr   []float64 `json:"row_ld_corrupt"` // per prompt
+	IOPreferred float64   `json:"io_preferred_fraction"`
+
+	PatchHeadZ [][]float64 `json:"patch_head_z,omitempty"` // [L][NH]
+	PatchMLP   []float64   `json:"patch_mlp_out,omitempty"`
+	PatchAttn  []float64   `json:"patch_attn_out,omitempty"`
+	// PatchResid is [L][T] on the first batch only (positions only line up
+	// within one batch), normalised by that batch's own clean and corrupt
+	// logit differences; ResidT is its T.
+	PatchResid [][]float64 `json:"patch_resid_pre,omitempty"`
+	ResidT     int         `json:"patch_resid_tokens,omitempty"`
+
+	DLA
+	Summary Summary `json:"summary"`
+}
+
+// Summary answers "heads or MLPs?": the share of the total absolute
+// patching effect (sum |patch_head_z| over heads vs sum |patch_mlp_out|
+// over layers) and of the total absolute DLA (sum |dla_head| vs sum
+// |dla_mlp|) carried by heads. A share above 0.5 means heads carry more.
+type Summary struct {
+	PatchHeadShare float64 `json:"patch_head_share"`
+	DLAHeadShare   float64 `json:"dla_head_share"`
+	Answer         string  `json:"answer"`
+}
+
+// Options for Run.
+type Options struct {
+	Patch    What
+	Progress func(done, total int) // may be nil
+}
+
+// ldRun runs tokens with h and returns the per-row logit differences.
+func ldRun(m *forward.Model, bt *Batch, tokens []int32, h *forward.Hooks) ([]float64, error) {
+	s, _, err := m.Run(tokens, bt.B, bt.T, h, false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return m.LogitDiffs(s, bt.Pos, bt.IO, bt.S)
+}
+
+func sum(x []float64) float64 {
+	var s float64
+	for _, v := range x {
+		s += v
+	}
+	return s
+}
+
+// cleanCache is the clean run's observed activations on the host.
+type cleanCache struct{ c map[string]*forward.HostTensor }
+
+func (c cleanCache) get(name string) (*forward.HostTensor, error) {
+	t := c.c[name]
+	if t == nil {
+		return nil, fmt.Errorf("ioi: clean activation %s was not observed", name)
+	}
+	return t, nil
+}
+
+// Run measures logit differences, activation patching (corrupt run with
+// clean activations patched in, one experiment per pass) and direct logit
+// attribution on the clean run, over batches (all with the same model).
+func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
+	if len(batches) == 0 {
+		return nil, fmt.Errorf("ioi: no prompts")
+	}
+	for i := range batches {
+		if err := batches[i].Check(m); err != nil {
+			if len(batches) > 1 {
+				return nil, fmt.Errorf("batch %d: %w", i, err)
+			}
+			return nil, err
+		}
+	}
+	L, NH, HS := m.Cfg.Layers, m.Cfg.Heads, m.Cfg.DHead
+	w := opt.Patch
+	perBatch := 0
+	if w.Heads {
+		perBatch += L * NH
+	}
+	if w.MLP {
+		perBatch += L
+	}
+	if w.Attn {
+		perBatch += L
+	}
+	total := len(batches) * (2 + perBatch)
+	if w.Resid {
+		total += L * batches[0].T
+	}
+	done := 0
+	tick := func() {
+		done++
+		if opt.Progress != nil {
+			opt.Progress(done, total)
+		}
+	}
+
+	res := &Result{}
+	if w.Heads {
+		res.PatchHeadZ = zeros2(L, NH)
+	}
+	if w.MLP {
+		res.PatchMLP = make([]float64, L)
+	}
+	if w.Attn {
+		res.PatchAttn = make([]float64, L)
+	}
+	res.DLA = newDLA(L, NH)
+	caches := make([]cleanCache, len(batches))
+	// Pass 1: clean and corrupt runs, DLA. Sums over rows; divided by N below.
+	for i := range batches {
+		bt := &batches[i]
+		h := (&forward.Hooks{}).Observe("blocks.*.attn.hook_z", "blocks.*.hook_mlp_out")
+		if w.Attn {
+			h.Observe("blocks.*.hook_attn_out")
+		}
+		if w.Resid && i == 0 {
+			h.Observe("blocks.*.hook_resid_pre")
+		}
+		s, _, err := m.Run(bt.Clean, bt.B, bt.T, h, false)
+		if err != nil {
+			return nil, err
+		}
+		ld, err := m.LogitDiffs(s, bt.Pos, bt.IO, bt.S)
+		if err == nil {
+			err = addDLA(m, bt, s, h.Cache, &res.DLA)
+		}
+		s.Close()
+		if err != nil {
+			return nil, err
+		}
+		tick()
+		ldc, err := ldRun(m, bt, bt.Corrupt, nil)
+		if err != nil {
+			return nil, err
+		}
+		tick()
+		res.RowLDClean = append(res.RowLDClean, ld...)
+		res.RowLDCorr = append(res.RowLDCorr, ldc...)
+		caches[i] = cleanCache{h.Cache}
+	}
+	N := float64(len(res.RowLDClean))
+	res.N = len(res.RowLDClean)
+	res.LDClean, res.LDCorrupt = sum(res.RowLDClean)/N, sum(res.RowLDCorr)/N
+	for _, v := range res.RowLDClean {
+		if v > 0 {
+			res.IOPreferred++
+		}
+	}
+	res.IOPreferred /= N
+	res.DLA.scale(1 / N)
+	den := res.LDClean - res.LDCorrupt
+	if perBatch > 0 && math.Abs(den) < 1e-6 {
+		return nil, fmt.Errorf("ioi: clean and corrupt logit differences are equal (%.6g); the normalised patching metric is undefined", res.LDClean)
+	}
+
+	// patched runs the corrupt input of bt with fn at hook and returns the
+	// row sum of logit differences.
+	patched := func(bt *Batch, hook string, fn forward.ReplaceFn) (float64, error) {
+		ld, err := ldRun(m, bt, bt.Corrupt, (&forward.Hooks{}).Replace(hook, fn))
+		if err != nil {
+			return 0, err
+		}
+		tick()
+		return sum(ld), nil
+	}
+	// upload puts a clean activation on the backend for the patches.
+	upload := func(c cleanCache, name string, bt *Batch) (nsrt.Tensor, error) {
+		t, err := c.get(name)
+		if err != nil {
+			return nil, err
+		}
+		return m.BE.Upload(t.Data, bt.B*bt.T, len(t.Data)/(bt.B*bt.T))
+	}
+	copyAll := func(src nsrt.Tensor) forward.ReplaceFn {
+		return func(a *forward.Act) error { return a.BE.Copy(a.M, nsrt.Whole(src)) }
+	}
+	for i := range batches {
+		bt, c := &batches[i], caches[i]
+		for l := 0; l < L; l++ {
+			if w.Heads {
+				zt, err := upload(c, fmt.Sprintf("blocks.%d.attn.hook_z", l), bt)
+				if err != nil {
+					return nil, err
+				}
+				for hd := 0; hd < NH; hd++ {
+					hd := hd
+					v, err := patched(bt, fmt.Sprintf("blocks.%d.attn.hook_z", l), func(a *forward.Act) error {
+						return a.BE.Copy(a.M.ColSlice(hd*HS, HS), nsrt.Whole(zt).ColSlice(hd*HS, HS))
+					})
+					if err != nil {
+						m.BE.Free(zt)
+						return nil, err
+					}
+					res.PatchHeadZ[l][hd] += v
+				}
+				m.BE.Free(zt)
+			}
+			for _, p := range []struct {
+				on   bool
+				hook string
+				dst  []float64
+			}{{w.MLP, "hook_mlp_out", res.PatchMLP}, {w.Attn, "hook_attn_out", res.PatchAttn}} {
+				if !p.on {
+					continue
+				}
+				name := fmt.Sprintf("blocks.%d.%s", l, p.hook)
+				t, err := upload(c, name, bt)
+				if err != nil {
+					return nil, err
+				}
+				v, err := patched(bt, name, copyAll(t))
+				m.BE.Free(t)
+				if err != nil {
+					return nil, err
+				}
+				p.dst[l] += v
+			}
+		}
+	}
+	norm := func(rowSum float64) float64 { return (rowSum/N - res.LDCorrupt) / den }
+	for l := 0; l < L; l++ {
+		if w.Heads {
+			for hd := range res.PatchHeadZ[l] {
+				res.PatchHeadZ[l][hd] = norm(res.PatchHeadZ[l][hd])
+			}
+		}
+		if w.MLP {
+			res.PatchMLP[l] = norm(res.PatchMLP[l])
+		}
+		if w.Attn {
+			res.PatchAttn[l] = norm(res.PatchAttn[l])
+		}
+	}
+
+	if w.Resid {
+		bt, c := &batches[0], caches[0]
+		n0 := float64(bt.B)
+		cl, co := sum(res.RowLDClean[:bt.B])/n0, sum(res.RowLDCorr[:bt.B])/n0
+		if math.Abs(cl-co) < 1e-6 {
+			return nil, fmt.Errorf("ioi: batch 0's clean and corrupt logit differences are equal (%.6g); resid patching is undefined", cl)
+		}
+		res.ResidT = bt.T
+		res.PatchResid = zeros2(L, bt.T)
+		for l := 0; l < L; l++ {
+			name := fmt.Sprintf("blocks.%d.hook_resid_pre", l)
+			rt, err := upload(c, name, bt)
+			if err != nil {
+				return nil, err
+			}
+			for t := 0; t < bt.T; t++ {
+				t := t
+				v, err := patched(bt, name, func(a *forward.Act) error {
+					// Position t of every row: a strided [B, C] view.
+					src := nsrt.Whole(rt)
+					dst := nsrt.Mat{T: a.M.T, Off: a.M.Off + t*a.M.Stride, Rows: a.B, Cols: a.M.Cols, Stride: a.T * a.M.Stride}
+					return a.BE.Copy(dst, nsrt.Mat{T: rt, Off: t * src.Stride, Rows: a.B, Cols: src.Cols, Stride: a.T * src.Stride})
+				})
+				if err != nil {
+					m.BE.Free(rt)
+					return nil, err
+				}
+				res.PatchResid[l][t] = (v/n0 - co) / (cl - co)
+			}
+			m.BE.Free(rt)
+		}
+	}
+	res.Summary = summarise(res)
+	return res, nil
+}
+
+func zeros2(a, b int) [][]float64 {
+	out := make([][]float64, a)
+	for i := range out {
+		out[i] = make([]float64, b)
+	}
+	return out
+}
+
+func absSum2(x [][]float64) float64 {
+	var s float64
+	for _, r := range x {
+		for _, v := range r {
+			s += math.Abs(v)
+		}
+	}
+	return s
+}
+
+func summarise(r *Result) Summary {
+	var s Summary
+	share := func(heads, mlps float64) float64 {
+		if heads+mlps == 0 {
+			return 0
+		}
+		return heads / (heads + mlps)
+	}
+	s.DLAHeadShare = share(absSum2(r.DLA.Head), absSum2([][]float64{r.DLA.MLP}))
+	s.PatchHeadShare = -1 // not measured
+	if r.PatchHeadZ != nil && r.PatchMLP != nil {
+		s.PatchHeadShare = share(absSum2(r.PatchHeadZ), absSum2([][]float64{r.PatchMLP}))
+	}
+	who := func(x float64) string {
+		if x >= 0.5 {
+			return "heads"
+		}
+		return "MLPs"
+	}
+	if s.PatchHeadShare >= 0 {
+		s.Answer = fmt.Sprintf("heads carry %.0f%% of the total |patching effect| (heads + MLPs) and %.0f%% of the total |DLA|: mostly %s",
+			100*s.PatchHeadShare, 100*s.DLAHeadShare, who((s.PatchHeadShare+s.DLAHeadShare)/2))
+	} else {
+		s.Answer = fmt.Sprintf("heads carry %.0f%% of the total |DLA| (heads + MLPs): mostly %s", 100*s.DLAHeadShare, who(s.DLAHeadShare))
+	}
+	return s
+}
