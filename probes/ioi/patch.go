@@ -121,7 +121,9 @@ func sum(x []float64) float64 {
 }
 
 // cleanCache is the clean run's observed activations on the host.
-type cleanCache struct{ c map[string]*forward.HostTensor }
+type cleanCache struct {
+	c map[string]*forward.HostTensor
+}
 
 func (c cleanCache) get(name string) (*forward.HostTensor, error) {
 	t := c.c[name]
