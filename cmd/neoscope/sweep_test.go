@@ -1,0 +1,333 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/neoscope/neoscope/internal/fixtures"
+	"github.com/neoscope/neoscope/runtime/sweep"
+)
+
+// writeTokens stores a [B,T] reference tensor as a --tokens JSON file.
+func writeTokens(t *testing.T, ref *fixtures.Ref, name, path string) {
+	t.Helper()
+	data, err := json.Marshal(ref.Get(t, name).Rows())
+	fixtures.Must(t, err)
+	fixtures.Must(t, os.WriteFile(path, data, 0o644))
+}
+
+// readResult reads a sweep's CSV into config -> row.
+func readResult(t *testing.T, path, col string) map[string]sweep.Row {
+	t.Helper()
+	rows, err := sweep.ReadRows(path, sweep.CSV, col)
+	fixtures.Must(t, err)
+	out := map[string]sweep.Row{}
+	for _, r := range rows {
+		out[r.Config] = r
+	}
+	return out
+}
+
+func fixtureSweep(t *testing.T, res map[string]sweep.Row, want []float64, names []string, what string) {
+	t.Helper()
+	got := make([]float64, len(names))
+	for i, n := range names {
+		r, ok := res[n]
+		if !ok {
+			t.Fatalf("%s: no row for configuration %q", what, n)
+		}
+		got[i] = r.Value
+	}
+	// 1e-4: the tolerance (observed deviations are ~1e-6).
+	fixtures.Close(t, what, got, want, 1e-4)
+}
+
+// TestSweepCLIGolden runs the command on tiny-neo and checks every ablation
+// table of the fixture: subsets, single heads, MLPs and attention layers in
+// one union space; the repeated-token second-half loss with --loss-from;
+// mean ablation.
+func TestSweepCLIGolden(t *testing.T) {
+	ref := fixtures.Load(t, "tiny-neo")
+	dir := t.TempDir()
+	tok, rep := filepath.Join(dir, "tok.json"), filepath.Join(dir, "rep.json")
+	writeTokens(t, ref, "tokens", tok)
+	writeTokens(t, ref, "rep_tokens", rep)
+	L, H := 4, 4
+	var heads, mlps, attns []string
+	for l := 0; l < L; l++ {
+		for h := 0; h < H; h++ {
+			heads = append(heads, fmt.Sprintf("%d.%d", l, h))
+		}
+		mlps = append(mlps, fmt.Sprintf("mlp.%d", l))
+		attns = append(attns, fmt.Sprintf("attn.%d", l))
+	}
+	subsets := make([]string, 16)
+	for m := range subsets {
+		var p []string
+		for k := 0; k < 4; k++ {
+			if m>>k&1 == 1 {
+				p = append(p, fmt.Sprintf("2.%d", k))
+			}
+		}
+		subsets[m] = strings.Join(p, "+")
+	}
+	run := func(out string, args ...string) map[string]sweep.Row {
+		args = append([]string{"sweep", "--model", ref.Dir, "--threads", "1", "--out", out, "--chunk", "5"}, args...)
+		_, stderr, code := runCLI(t, args...)
+		if code != 0 {
+			t.Fatalf("neoscope %v: exit %d: %s", args, code, stderr)
+		}
+		return readResult(t, out, "loss")
+	}
+	res := run(filepath.Join(dir, "all.csv"), "--tokens", tok, "--metric", "loss", "--format", "csv",
+		"--space", "subsets(2.0,2.1,2.2,2.3) | singles(heads) | singles(mlp) | singles(attn)")
+	fixtureSweep(t, res, ref.Get(t, "subset_ablation_loss").F, subsets, "subset_ablation_loss")
+	fixtureSweep(t, res, ref.Get(t, "head_ablation_loss").F, heads, "head_ablation_loss")
+	fixtureSweep(t, res, ref.Get(t, "mlp_ablation_loss").F, mlps, "mlp_ablation_loss")
+	fixtureSweep(t, res, ref.Get(t, "attn_layer_ablation_loss").F, attns, "attn_layer_ablation_loss")
+	if r := res[""]; r.Delta != 0 || r.NAblated != 0 {
+		t.Errorf("unablated row: %+v, want delta 0", r)
+	}
+	if r := res["2.0+2.3"]; r.NAblated != 2 || r.Delta != r.Value-res[""].Value {
+		t.Errorf("row 2.0+2.3: %+v (baseline %v)", r, res[""].Value)
+	}
+	head, err := os.ReadFile(filepath.Join(dir, "all.csv"))
+	fixtures.Must(t, err)
+	if !strings.HasPrefix(string(head), "config,n_ablated,loss,delta,") {
+		t.Errorf("CSV header %q", strings.SplitN(string(head), "\n", 2)[0])
+	}
+
+	res = run(filepath.Join(dir, "rep.csv"), "--tokens", rep, "--loss-from", "10", "--space", "subsets(2.0,2.1,2.2,2.3)")
+	fixtureSweep(t, res, ref.Get(t, "rep_subset_ablation_loss").F, subsets, "rep_subset_ablation_loss")
+
+	res = run(filepath.Join(dir, "mean.csv"), "--tokens", tok, "--mode", "mean", "--space", "singles(heads) | singles(mlp) | singles(attn)")
+	fixtureSweep(t, res, ref.Get(t, "head_mean_ablation_loss").F, heads, "head_mean_ablation_loss")
+	fixtureSweep(t, res, ref.Get(t, "mlp_mean_ablation_loss").F, mlps, "mlp_mean_ablation_loss")
+	fixtureSweep(t, res, ref.Get(t, "attn_layer_mean_ablation_loss").F, attns, "attn_layer_mean_ablation_loss")
+}
+
+func TestSweepCLIBadInput(t *testing.T) {
+	ref := fixtures.Load(t, "tiny-neo")
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "tok.json")
+	writeTokens(t, ref, "tokens", tok)
+	out := filepath.Join(dir, "r.csv")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--space", "singles(heads"}, "column 14: expected ')'"},
+		{[]string{"--space", "singles(4.0)"}, "layer 4 out of range"},
+		{[]string{"--space", "singles(heads)", "--mode", "resample"}, "--mode"},
+		{[]string{"--space", "singles(heads)", "--shard", "4/4"}, "--shard"},
+		{[]string{"--space", "singles(heads)", "--loss-from", "23"}, "--loss-from 23"},
+		{[]string{"--space", "singles(heads)", "--max-memory", "lots"}, "--max-memory"},
+		{[]string{"--space", "singles(heads)", "--format", "xlsx"}, "--format"},
+	} {
+		args := append([]string{"sweep", "--model", ref.Dir, "--tokens", tok, "--out", out}, c.args...)
+		stdout, stderr, code := runCLI(t, args...)
+		if code != 2 || !strings.Contains(stderr, c.want) || stdout != "" {
+			t.Errorf("%v: exit %d, stderr %q, stdout %q; want exit 2 naming %q", c.args, code, stderr, stdout, c.want)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("bad input left %s behind", out)
+	}
+	// An existing output is not overwritten without --force or --resume.
+	args := []string{"sweep", "--model", ref.Dir, "--tokens", tok, "--out", out, "--space", "singles(mlp)"}
+	if _, stderr, code := runCLI(t, args...); code != 0 {
+		t.Fatal(stderr)
+	}
+	if _, stderr, code := runCLI(t, args...); code != 2 || !strings.Contains(stderr, "--resume") {
+		t.Errorf("second run over an existing output: exit %d, %q", code, stderr)
+	}
+	// Resuming with a different space is refused.
+	args[len(args)-1] = "singles(attn)"
+	if _, stderr, code := runCLI(t, append(args, "--resume")...); code != 2 || !strings.Contains(stderr, "different sweep") {
+		t.Errorf("resume with another space: exit %d, %q", code, stderr)
+	}
+}
+
+// TestSweepKillResume SIGKILLs a sweep at random moments, resumes it each
+// time, and checks the result is byte-identical to an uninterrupted run:
+// every configuration once, the same numbers (chunks are re-formed from the
+// same plan, so the arithmetic is the same).
+func TestSweepKillResume(t *testing.T) {
+	ref := fixtures.Load(t, "tiny-neo")
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "tok.json")
+	writeTokens(t, ref, "tokens", tok)
+	space := "k(3, heads) | pairs(heads) | singles(attn) | singles(mlp)" // 688 configurations, ~2 s
+	// JSONL is the Parquet journal's format, so these two cover all three.
+	for _, format := range []string{"csv", "parquet"} {
+		t.Run(format, func(t *testing.T) {
+			args := func(out string) []string {
+				return []string{"sweep", "--model", ref.Dir, "--tokens", tok, "--threads", "1", "--chunk", "4",
+					"--space", space, "--out", out, "--format", format}
+			}
+			whole := filepath.Join(dir, "whole."+format)
+			start := time.Now()
+			if _, stderr, code := runCLI(t, args(whole)...); code != 0 {
+				t.Fatal(stderr)
+			}
+			took := time.Since(start)
+			out := filepath.Join(dir, "killed."+format)
+			journal := out
+			if format == "parquet" {
+				journal = out + ".journal.jsonl"
+			}
+			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+			kills := 0
+			for try := 0; try < 3; try++ {
+				cmd := exec.Command(neoscopeBin, append(args(out), "--resume")...)
+				cmd.Env = append(os.Environ(), "NEOSCOPE_QUIET=1")
+				var errb bytes.Buffer
+				cmd.Stderr = &errb
+				fixtures.Must(t, cmd.Start())
+				// A random moment within the first 80% of what is left to do.
+				left := 1 - float64(journalRows(journal))/688
+				time.Sleep(time.Duration(rng.Float64() * 0.8 * left * float64(took)))
+				cmd.Process.Signal(syscall.SIGKILL)
+				err := cmd.Wait()
+				if err == nil {
+					t.Logf("try %d: finished before the kill", try)
+					continue
+				}
+				kills++
+				st, _ := os.Stat(journal)
+				var size int64
+				if st != nil {
+					size = st.Size()
+				}
+				t.Logf("try %d: killed; journal %d bytes", try, size)
+			}
+			if _, stderr, code := runCLI(t, append(args(out), "--resume")...); code != 0 {
+				t.Fatalf("final resume: %s", stderr)
+			}
+			if kills == 0 {
+				t.Fatalf("no run was killed mid-way (an uninterrupted run takes %v)", took)
+			}
+			a, err := os.ReadFile(whole)
+			fixtures.Must(t, err)
+			b, err := os.ReadFile(out)
+			fixtures.Must(t, err)
+			rows, err := sweep.ReadRows(out, sweep.Format(format), "loss")
+			fixtures.Must(t, err)
+			seen := map[int]bool{}
+			for _, r := range rows {
+				if seen[r.Index] {
+					t.Errorf("configuration %d (%s) twice", r.Index, r.Config)
+				}
+				seen[r.Index] = true
+			}
+			if len(seen) != 688 {
+				t.Errorf("%d configurations after %d kills and resumes, want 688", len(seen), kills)
+			}
+			if !bytes.Equal(a, b) {
+				t.Errorf("killed %d times and resumed: %s differs from the uninterrupted run", kills, out)
+			}
+			if _, err := os.Stat(out + ".journal.jsonl"); err == nil {
+				t.Errorf("journal left behind after completion")
+			}
+		})
+	}
+}
+
+// TestSweepShardsMerge runs a sweep as 3 shards (one from Slurm's
+// environment variables), merges them, and compares with the unsharded run;
+// then checks that merge refuses missing, repeated and incomplete shards.
+func TestSweepShardsMerge(t *testing.T) {
+	ref := fixtures.Load(t, "tiny-neo")
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "tok.json")
+	writeTokens(t, ref, "tokens", tok)
+	base := []string{"sweep", "--model", ref.Dir, "--tokens", tok, "--threads", "1", "--space", "pairs(heads) | singles(mlp) | none"}
+	whole := filepath.Join(dir, "whole.csv")
+	if _, stderr, code := runCLI(t, append(base, "--out", whole)...); code != 0 {
+		t.Fatal(stderr)
+	}
+	var parts []string
+	for i := 0; i < 3; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("part.%d.jsonl", i))
+		parts = append(parts, p)
+		args := append(base, "--out", p)
+		var cmd *exec.Cmd
+		if i == 1 { // the shard from a job array's environment
+			cmd = exec.Command(neoscopeBin, args...)
+			cmd.Env = append(os.Environ(), "NEOSCOPE_QUIET=1", "SLURM_ARRAY_TASK_ID=11", "SLURM_ARRAY_TASK_MIN=10", "SLURM_ARRAY_TASK_MAX=12", "SLURM_ARRAY_TASK_COUNT=3")
+			if o, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%v: %s", err, o)
+			}
+			m, err := sweep.ReadMeta(p)
+			fixtures.Must(t, err)
+			if m.Shard != 1 || m.Shards != 3 {
+				t.Fatalf("shard from SLURM_ARRAY_TASK_ID=11 of 10-12: %d/%d, want 1/3", m.Shard, m.Shards)
+			}
+			continue
+		}
+		if _, stderr, code := runCLI(t, append(args, "--shard", fmt.Sprintf("%d/3", i))...); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	merged := filepath.Join(dir, "merged.csv")
+	if _, stderr, code := runCLI(t, append([]string{"merge", merged}, parts...)...); code != 0 {
+		t.Fatal(stderr)
+	}
+	a := readResult(t, whole, "loss")
+	b := readResult(t, merged, "loss")
+	if len(a) != 120+4+1 || len(a) != len(b) {
+		t.Fatalf("merged %d rows, unsharded %d", len(b), len(a))
+	}
+	var got, want []float64
+	for k, r := range a {
+		if b[k].Index != r.Index {
+			t.Fatalf("%s: index %d merged, %d unsharded", k, b[k].Index, r.Index)
+		}
+		got, want = append(got, b[k].Value), append(want, r.Value)
+	}
+	// Shards batch different configurations together; float32 sums may be
+	// blocked differently: within float32 rounding of losses ~9.
+	fixtures.Close(t, "merged vs unsharded", got, want, 2e-5)
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{parts[0], parts[2]}, "missing shard(s) 1/3"},
+		{[]string{parts[0], parts[1], parts[1], parts[2]}, "overlapping shards"},
+		{[]string{parts[0], whole}, "not shards of the same sweep"},
+	} {
+		_, stderr, code := runCLI(t, append([]string{"merge", filepath.Join(dir, "bad.csv")}, c.args...)...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("merge %v: exit %d, %q; want exit 2 naming %q", c.args, code, stderr, c.want)
+		}
+	}
+	// An incomplete shard: cut its last line and mark the sidecar unfinished.
+	m, err := sweep.ReadMeta(parts[2])
+	fixtures.Must(t, err)
+	m.Complete = false
+	data, _ := json.Marshal(m)
+	fixtures.Must(t, os.WriteFile(sweep.MetaPath(parts[2]), data, 0o644))
+	_, stderr, code := runCLI(t, append([]string{"merge", filepath.Join(dir, "bad.csv")}, parts...)...)
+	if code != 2 || !strings.Contains(stderr, "shard 2/3 is incomplete") {
+		t.Errorf("merge with an incomplete shard: exit %d, %q", code, stderr)
+	}
+}
+
+// journalRows counts the complete lines of a sweep journal (0 if none).
+func journalRows(path string) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	return bytes.Count(data, []byte("\n"))
+}
