@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neoscope/neoscope/internal/outfile"
+	"github.com/neoscope/neoscope/probes/embed"
+	"github.com/neoscope/neoscope/probes/plot"
+)
+
+func init() {
+	var f modelFlags
+	var in inputFlags
+	var plotFile string
+	var indices bool
+	var seed uint64
+	c := &cobra.Command{
+		Use:   "embed",
+		Short: "Token-embedding geometry and the mean-embedding direction through the layers",
+		Long: `embed measures W_E (wte.weight): mean row norm, norm of the mean row, mean
+pairwise cosine (raw and centered, exact over all V(V-1) ordered pairs), mean
+|cos| of centered rows, and how often a token's own embedding is its top-1
+unembedding (without and with ln_f). It then projects every layer's residual
+stream onto u = mean(W_E)/|mean(W_E)| (mean and std of resid[l].u over
+positions) on the given tokens, or on 8 rows of 32 random tokens.`,
+		Example: `  neoscope embed --model ../shared/fixtures/tiny-neo
+  neoscope embed --model EleutherAI/gpt-neo-125m --json --indices > embed.json
+  neoscope embed --model ../shared/fixtures/tiny-gpt2 --prompt "The cat sat" --plot embed.png`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			dir, err := resolveModel(f.Model)
+			if err != nil {
+				return err
+			}
+			f.Model = dir
+			if plotFile != "" {
+				if ext := filepath.Ext(plotFile); ext != ".png" && ext != ".svg" {
+					return usagef("--plot %s: want a .png or .svg file", plotFile)
+				}
+			}
+			m, err := f.open()
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			var tokens []int32
+			var B, T int
+			sample := "given tokens"
+			if in.given() {
+				if tokens, B, T, err = in.rows(m, dir); err != nil {
+					return err
+				}
+			} else {
+				tokens, B, T = embed.DefaultTokens(m, seed)
+				sample = fmt.Sprintf("random tokens, seed %d", seed)
+			}
+			V := m.Cfg.Vocab
+			chunk := max(1, min(V, (1<<22)/V))
+			p := newProgress(3*((V+chunk-1)/chunk), "embed: all-pairs cosines and top-1")
+			st, err := embed.Compute(m, embed.Options{Progress: p.Callback()})
+			p.Finish()
+			if err != nil {
+				return err
+			}
+			proj, err := embed.Project(m, tokens, B, T)
+			if err != nil {
+				return err
+			}
+			if plotFile != "" {
+				xs := make([]float64, len(proj))
+				mean, sd, nrm := make([]float64, len(proj)), make([]float64, len(proj)), make([]float64, len(proj))
+				for i, l := range proj {
+					xs[i], mean[i], sd[i], nrm[i] = float64(l.Layer), l.Mean, l.Std, l.MeanNorm
+				}
+				err := plot.Lines(plotFile, fmt.Sprintf("%s: residual stream along the mean embedding u", filepath.Base(dir)),
+					"layer l (resid[l] = input of block l; L = final)", "value",
+					[]plot.Series{{Name: "mean resid.u", X: xs, Y: mean}, {Name: "std resid.u", X: xs, Y: sd}, {Name: "mean |resid|", X: xs, Y: nrm}})
+				if err != nil {
+					return err
+				}
+				logf("wrote %s", plotFile)
+			}
+			r := outfile.Round
+			if f.JSON {
+				out := map[string]any{
+					"model":                          dir,
+					"vocab":                          st.V,
+					"d_model":                        st.C,
+					"mean_norm":                      r(st.MeanNorm),
+					"norm_of_mean":                   r(st.NormOfMean),
+					"mean_pairwise_cos":              r(st.MeanPairwiseCos),
+					"mean_pairwise_cos_centered":     r(st.MeanPairwiseCosCentered),
+					"mean_abs_pairwise_cos_centered": r(st.MeanAbsPairwiseCosCentered),
+					"embed_self_top1":                r(st.SelfTop1),
+					"embed_self_top1_ln":             r(st.SelfTop1LN),
+					"resid_projection_tokens":        map[string]any{"B": B, "T": T, "sample": sample},
+				}
+				var layers []map[string]any
+				for _, l := range proj {
+					layers = append(layers, map[string]any{"layer": l.Layer, "mean": r(l.Mean), "std": r(l.Std),
+						"mean_norm": r(l.MeanNorm), "mean_cos": r(l.MeanCos), "mean_share": r(l.MeanShare)})
+				}
+				out["resid_projection"] = layers
+				if indices {
+					out["embed_top1_index"] = st.Top1Index
+					out["embed_top1_index_ln"] = st.Top1IndexLN
+				}
+				return printJSON(os.Stdout, out)
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintf(w, "model\t%s (V=%d, d_model=%d)\n", dir, st.V, st.C)
+			fmt.Fprintf(w, "mean_norm\t%.6g\tmean |W_E[t]|\n", st.MeanNorm)
+			fmt.Fprintf(w, "norm_of_mean\t%.6g\t|mean W_E|\n", st.NormOfMean)
+			fmt.Fprintf(w, "mean_pairwise_cos\t%.6g\tmean cos over i != j\n", st.MeanPairwiseCos)
+			fmt.Fprintf(w, "mean_pairwise_cos_centered\t%.6g\tafter subtracting the mean row\n", st.MeanPairwiseCosCentered)
+			fmt.Fprintf(w, "mean_abs_pairwise_cos_centered\t%.6g\tmean |cos| of centered rows\n", st.MeanAbsPairwiseCosCentered)
+			fmt.Fprintf(w, "embed_self_top1\t%.6g\t%d of %d tokens: argmax_s W_E[t].W_E[s] == t\n", st.SelfTop1, hits(st.Top1Index), st.V)
+			fmt.Fprintf(w, "embed_self_top1_ln\t%.6g\t%d of %d tokens: argmax_s LN_f(W_E[t]).W_E[s] == t\n", st.SelfTop1LN, hits(st.Top1IndexLN), st.V)
+			w.Flush()
+			fmt.Printf("\nresidual stream along u = mean(W_E)/|mean(W_E)| (%d x %d %s):\n", B, T, sample)
+			w = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(w, "layer\tmean resid.u\tstd resid.u\tmean |resid|\tmean cos(resid,u)\tshare of |resid|^2\t")
+			for _, l := range proj {
+				name := fmt.Sprint(l.Layer)
+				if l.Layer == m.Cfg.Layers {
+					name += " (final)"
+				}
+				fmt.Fprintf(w, "%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t\n", name, l.Mean, l.Std, l.MeanNorm, l.MeanCos, l.MeanShare)
+			}
+			return w.Flush()
+		},
+	}
+	f.register(c)
+	in.register(c)
+	c.Flags().StringVar(&plotFile, "plot", "", "write a chart of resid.u per layer (.png or .svg)")
+	c.Flags().BoolVar(&indices, "indices", false, "with --json: include embed_top1_index and embed_top1_index_ln [V]")
+	c.Flags().Uint64Var(&seed, "seed", 0, "seed of the random token sample (when no --tokens/--prompt/--text)")
+	rootCmd.AddCommand(c)
+}
+
+// hits counts t with idx[t] == t.
+func hits(idx []int32) int {
+	n := 0
+	for t, s := range idx {
+		if int(s) == t {
+			n++
+		}
+	}
+	return n
+}
