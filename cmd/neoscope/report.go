@@ -1,0 +1,167 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neoscope/neoscope/models"
+	"github.com/neoscope/neoscope/probes/report"
+	"github.com/neoscope/neoscope/runtime/forward"
+)
+
+func init() {
+	var f modelFlags
+	var in inputFlags
+	var compare, out, title string
+	var opt report.Options
+	c := &cobra.Command{
+		Use:   "report",
+		Short: "Run the seed experiments and write one self-contained HTML page",
+		Long: `report runs the seed experiments in-process on a model (and, with --compare, on a
+second one beside it) and writes DIR/index.html: model card, induction and
+previous-token heads, head ablation and layer ablation, with every chart
+embedded in the page (and saved as PNG beside it) and every table in
+DIR/results.json. The page needs nothing else: no network, no other files.
+
+The ablation runs on the induction task's repeated random tokens (loss on the
+second half) unless --tokens, --prompt or --text give other tokens. The folder is
+built aside and renamed into place; an existing DIR is replaced only when it
+holds an earlier report.`,
+		Example: `  neoscope report --out out/report
+  neoscope report --model ../shared/fixtures/tiny-neo --compare ../shared/fixtures/tiny-gpt2 --out out/cmp
+  neoscope report --text verses.txt --out out/report`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if out == "" {
+				return usagef("--out DIR is required")
+			}
+			if err := report.CheckOut(out); err != nil {
+				return usagef("--out: %v", err)
+			}
+			if opt.RepBatch < 1 || opt.RepPeriod < 2 || opt.TopK < 1 {
+				return usagef("--rep-batch and --top must be at least 1, --rep-period at least 2")
+			}
+			specs := []string{f.Model}
+			if c.Flags().Changed("compare") {
+				if compare == "" {
+					return usagef("--compare: empty model")
+				}
+				specs = append(specs, compare)
+			}
+			be, err := f.openBackend()
+			if err != nil {
+				return err
+			}
+			opt.Log = logf
+			opt.Progress = func(desc string) (func(done, total int), func()) {
+				p := newProgress(0, desc)
+				return p.Callback(), p.Finish
+			}
+			var results []*report.Result
+			seen := map[string]int{}
+			for _, spec := range specs {
+				dir, err := resolveModel(spec)
+				if err != nil {
+					return err
+				}
+				name := modelName(spec)
+				if seen[name]++; seen[name] > 1 {
+					name = fmt.Sprintf("%s (%d)", name, seen[name])
+				}
+				logf("%s: loading %s", name, dir)
+				m, err := forward.Open(be, dir)
+				if err != nil {
+					return err
+				}
+				input := report.Input{Name: name, Dir: dir, Model: m}
+				if in.given() {
+					flat, B, T, err := in.rows(m, dir)
+					if err != nil {
+						m.Close()
+						return fmt.Errorf("%s: %w", name, err)
+					}
+					input.Rows = make([][]int32, B)
+					for b := range B {
+						input.Rows[b] = flat[b*T : (b+1)*T]
+					}
+					input.RowsSource = inputSource(&in)
+				}
+				res, err := report.Analyze(input, opt)
+				m.Close()
+				if err != nil {
+					return err
+				}
+				results = append(results, res)
+			}
+			if title == "" {
+				names := make([]string, len(results))
+				for i, r := range results {
+					names[i] = r.Name
+				}
+				title = "neoscope report: " + strings.Join(names, " vs ")
+			}
+			logf("writing %s", out)
+			if err := report.Write(out, report.Page{Title: title, Command: commandLine(), Results: results, TopK: opt.TopK}); err != nil {
+				return err
+			}
+			index := filepath.Join(out, "index.html")
+			if f.JSON {
+				return printJSON(os.Stdout, map[string]string{"out": out, "index": index, "results": filepath.Join(out, "results.json")})
+			}
+			fmt.Printf("report: %s\n", index)
+			return nil
+		},
+	}
+	f.register(c)
+	in.register(c)
+	c.Flags().StringVar(&compare, "compare", "", "a second model (directory or hub id) shown beside the first")
+	c.Flags().StringVar(&out, "out", "", "output folder (required); gets index.html, the charts as PNG and results.json")
+	c.Flags().StringVar(&title, "title", "", "page title (default: neoscope report: MODEL [vs MODEL2])")
+	c.Flags().IntVar(&opt.RepBatch, "rep-batch", 8, "rows of repeated random tokens for the induction section")
+	c.Flags().IntVar(&opt.RepPeriod, "rep-period", 32, "length P of each half of a repeated row (cut to n_ctx/2)")
+	c.Flags().Uint64Var(&opt.Seed, "seed", 0, "seed of the repeated random tokens")
+	c.Flags().IntVar(&opt.TopK, "top", 5, "heads listed under each heatmap")
+	rootCmd.AddCommand(c)
+}
+
+// modelName is how the page names a model: the bundled one by its name, a
+// directory by its last element, a hub id as written.
+func modelName(spec string) string {
+	if spec == "" {
+		return models.Name + " (bundled)"
+	}
+	if st, err := os.Stat(spec); err == nil && st.IsDir() {
+		if abs, err := filepath.Abs(spec); err == nil {
+			return filepath.Base(abs)
+		}
+	}
+	return spec
+}
+
+// inputSource describes the ablation tokens' origin for the page.
+func inputSource(in *inputFlags) string {
+	switch {
+	case in.Tokens != "":
+		return "--tokens " + filepath.Base(in.Tokens)
+	case in.Text != "":
+		return "--text " + filepath.Base(in.Text)
+	}
+	return fmt.Sprintf("%d --prompt text(s)", len(in.Prompt))
+}
+
+// commandLine is the command as typed, quoted where needed, for the page.
+func commandLine() string {
+	parts := []string{"neoscope"}
+	for _, a := range os.Args[1:] {
+		if a == "" || strings.ContainsAny(a, " \t\n\"'$\\") {
+			a = strconv.Quote(a)
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}

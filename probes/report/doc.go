@@ -1,0 +1,27 @@
+// Package report builds neoscope's one-page HTML report: the seed
+// experiments on one model, or on two side by side (GPT-Neo beside GPT-2).
+//
+// Analyze runs the probes in-process on a loaded model and keeps their
+// results (no numbers are computed here except differences of probe outputs,
+// e.g. an ablated loss minus the baseline); Write renders them:
+//
+//	DIR/index.html     the page: model card, induction heads, head ablation, ...
+//	DIR/*.png          every chart, also embedded in the page as a data: URI
+//
+// so the single index.html works anywhere (mail it, open it offline): no
+// external resources, no CDN, the stylesheet and a small script inline.
+//
+// The script records, on load, whether every <img> decoded (body attribute
+// data-images-ok, with data-images-bad listing the failures) and every
+// uncaught script error (data-errors): the headless-browser test reads them
+// from the dumped DOM.
+//
+// Write builds the whole folder in a temporary sibling directory and renames
+// it into place, so a reader sees the old report or the new one, never half of
+// one. An existing DIR is replaced only when it holds a neoscope report (its
+// index.html carries the generator mark), never an arbitrary folder.
+//
+// Sections present depend on the probes this build has: model card,
+// induction (probes/induction) and head ablation (probes/ablate). Sections
+// whose probe is missing are listed at the end of the page with the reason.
+package report

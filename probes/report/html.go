@@ -1,0 +1,293 @@
+package report
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/neoscope/neoscope/probes/induction"
+	"github.com/neoscope/neoscope/probes/plot"
+)
+
+var (
+	//go:embed assets/page.html.tmpl
+	pageTmpl string
+	//go:embed assets/style.css
+	styleCSS string
+	//go:embed assets/check.js
+	checkJS string
+)
+
+// generatorMark is in every page Write makes; an existing output folder is
+// replaced only when its index.html has it.
+const generatorMark = `<meta name="generator" content="neoscope report">`
+
+// Page is what Write renders.
+type Page struct {
+	Title   string    // page heading
+	Command string    // the command line that made it, shown at the top
+	Time    time.Time // when it was made (zero: now)
+	Results []*Result // one or two models, shown side by side
+	TopK    int       // heads listed under each heatmap (default 5)
+}
+
+// Absent is a section this build cannot show, with the reason.
+type Absent struct{ ID, Title, Why string }
+
+// Missing lists the seed experiments whose probe package is not part of this
+// build; the page names them with the reason instead of leaving them out
+// silently.
+var Missing = []Absent{
+	{"embed", "Embedding geometry", "the embedding-geometry probe (probes/embed) is not part of this build yet"},
+	{"lens", "Logit lens", "the logit-lens probe (probes/lens) is not part of this build yet"},
+	{"ioi", "IOI", "the indirect-object-identification probe (probes/ioi) is not part of this build yet"},
+}
+
+// CheckOut reports whether Write may write dir: it does not exist, is an
+// empty folder, or holds an earlier report. Call it before long computations.
+func CheckOut(dir string) error {
+	if dir == "" {
+		return errors.New("no output folder given")
+	}
+	st, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s exists and is not a folder", dir)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(ents) == 0 {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "index.html"))
+	if err != nil || !bytes.Contains(b, []byte(generatorMark)) {
+		return fmt.Errorf("refusing to replace %s: it is not empty and holds no neoscope report", dir)
+	}
+	return nil
+}
+
+// image is one chart: its file beside index.html and the same bytes inline.
+type image struct {
+	File string
+	Alt  string
+	Src  template.URL
+}
+
+type headRow struct {
+	Head  string
+	Value string
+}
+
+type layerRow struct {
+	Layer       int
+	Type        string
+	Attn, MLP   string
+	Attn0, MLP0 string // the ablated losses themselves
+}
+
+type column struct {
+	R         *Result
+	Card      []KV
+	Induction image
+	Prev      image
+	Ablation  image
+	TopInd    []headRow
+	TopPrev   []headRow
+	TopAbl    []headRow
+	Layers    []layerRow
+	Baseline  string
+	RepLoss   string
+}
+
+type view struct {
+	Title, Command, Time string
+	Cols                 []column
+	Two                  bool
+	LayerChart           image
+	Missing              []Absent
+	CSS                  template.CSS
+	JS                   template.JS
+	Mark                 template.HTML
+}
+
+// Write renders p into dir (index.html, the charts as PNG files and
+// results.json), building it in a temporary folder and renaming it into place.
+func Write(dir string, p Page) (err error) {
+	if len(p.Results) == 0 {
+		return errors.New("report: no results to write")
+	}
+	if err := CheckOut(dir); err != nil {
+		return err
+	}
+	if p.TopK <= 0 {
+		p.TopK = 5
+	}
+	if p.Time.IsZero() {
+		p.Time = time.Now()
+	}
+	dir = filepath.Clean(dir)
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+
+	v := view{Title: p.Title, Command: p.Command, Time: p.Time.UTC().Format("2006-01-02 15:04 UTC"),
+		Two: len(p.Results) > 1, Missing: Missing,
+		CSS: template.CSS(styleCSS), JS: template.JS(checkJS), Mark: template.HTML(generatorMark)}
+	var series []plot.Series
+	for i, r := range p.Results {
+		slug := fmt.Sprintf("m%d", i+1)
+		L, NH := r.Cfg.Layers, r.Cfg.Heads
+		rowL, colL := labels(L), labels(NH)
+		c := column{R: r, Card: r.Card()}
+		mk := func(name, title string, values [][]float64) (image, error) {
+			file := slug + "-" + name + ".png"
+			if err := plot.Heatmap(filepath.Join(tmp, file), title+" — "+r.Name, "head", "layer", rowL, colL, values); err != nil {
+				return image{}, fmt.Errorf("%s: %w", file, err)
+			}
+			return embedImage(tmp, file, title+" of "+r.Name)
+		}
+		if c.Induction, err = mk("induction", "Induction score", r.Induction.Induction); err != nil {
+			return err
+		}
+		if c.Prev, err = mk("prev-token", "Previous-token score", r.Induction.PrevToken); err != nil {
+			return err
+		}
+		if c.Ablation, err = mk("ablation", "Loss increase when the head is zero-ablated", r.HeadDelta); err != nil {
+			return err
+		}
+		c.TopInd = top(r.Induction.TopInduction, p.TopK, "%.3f")
+		c.TopPrev = top(r.Induction.TopPrevToken, p.TopK, "%.3f")
+		c.TopAbl = top(r.TopAblation, p.TopK, "%+.4f")
+		c.Baseline = fmt.Sprintf("%.4f", r.Ablation.Baseline)
+		c.RepLoss = fmt.Sprintf("%.4f", r.Induction.LossSecondHalf)
+		x := make([]float64, L)
+		for l := range L {
+			x[l] = float64(l)
+			typ := ""
+			if l < len(r.Cfg.LayerTypes) {
+				typ = r.Cfg.LayerTypes[l]
+			}
+			c.Layers = append(c.Layers, layerRow{Layer: l, Type: typ,
+				Attn: fmt.Sprintf("%+.4f", r.AttnDelta[l]), MLP: fmt.Sprintf("%+.4f", r.MLPDelta[l]),
+				Attn0: fmt.Sprintf("%.4f", r.Ablation.Attn[l]), MLP0: fmt.Sprintf("%.4f", r.Ablation.MLP[l])})
+		}
+		series = append(series,
+			plot.Series{Name: "attention, " + r.Name, X: x, Y: r.AttnDelta},
+			plot.Series{Name: "MLP, " + r.Name, X: x, Y: r.MLPDelta})
+		v.Cols = append(v.Cols, c)
+	}
+	if err := plot.Lines(filepath.Join(tmp, "layers.png"), "Loss increase when a whole layer part is zero-ablated",
+		"layer", "loss increase (nats)", series); err != nil {
+		return fmt.Errorf("layers.png: %w", err)
+	}
+	if v.LayerChart, err = embedImage(tmp, "layers.png", "Loss increase per ablated attention layer and MLP"); err != nil {
+		return err
+	}
+
+	t, err := template.New("page").Funcs(template.FuncMap{"add1": func(i int) int { return i + 1 }}).Parse(pageTmpl)
+	if err != nil {
+		return fmt.Errorf("report template: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, v); err != nil {
+		return fmt.Errorf("report template: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "index.html"), buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(map[string]any{"command": p.Command, "time": v.Time, "models": p.Results}, "", " ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "results.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	return replaceDir(tmp, dir)
+}
+
+// replaceDir renames tmp to dir, moving an earlier report out of the way
+// first (CheckOut has vetted it) and deleting it afterwards.
+func replaceDir(tmp, dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return os.Rename(tmp, dir)
+	}
+	if err := CheckOut(dir); err != nil {
+		return err
+	}
+	old := tmp + ".old"
+	if err := os.Rename(dir, old); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if rerr := os.Rename(old, dir); rerr != nil {
+			return fmt.Errorf("%w (and restoring the earlier report failed: %v; it is in %s)", err, rerr, old)
+		}
+		return err
+	}
+	return os.RemoveAll(old)
+}
+
+func embedImage(dir, file, alt string) (image, error) {
+	path := filepath.Join(dir, file)
+	if err := os.Chmod(path, 0o644); err != nil { // the plot's temp-file mode is 0600
+		return image{}, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return image{}, err
+	}
+	mime := "image/png"
+	if strings.HasSuffix(file, ".svg") {
+		mime = "image/svg+xml"
+	}
+	return image{File: file, Alt: alt,
+		Src: template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b))}, nil
+}
+
+func labels(n int) []string {
+	s := make([]string, n)
+	for i := range s {
+		s[i] = fmt.Sprint(i)
+	}
+	return s
+}
+
+func top(x []induction.HeadScore, k int, format string) []headRow {
+	var out []headRow
+	for i, h := range x {
+		if i == k {
+			break
+		}
+		out = append(out, headRow{h.Head, fmt.Sprintf(format, h.Score)})
+	}
+	return out
+}

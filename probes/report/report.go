@@ -1,0 +1,218 @@
+package report
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/neoscope/neoscope/probes/ablate"
+	"github.com/neoscope/neoscope/probes/induction"
+	"github.com/neoscope/neoscope/runtime/arch"
+	"github.com/neoscope/neoscope/runtime/forward"
+	"github.com/neoscope/neoscope/runtime/tokenizer"
+)
+
+// Input is one model to analyse.
+type Input struct {
+	Name  string         // shown in headings, e.g. "neo-tiny (bundled)"
+	Dir   string         // the model directory (its tokenizer is looked for there)
+	Model *forward.Model // loaded on any backend
+
+	// Rows are the tokens of the ablation section, [B][T]; nil means the
+	// induction task's repeated random tokens (loss on the second half).
+	Rows [][]int32
+	// RowsSource says where Rows came from, for the page ("--text verses.txt").
+	RowsSource string
+}
+
+// Options tune the experiments. The zero value is usable.
+type Options struct {
+	RepBatch  int    // rows of repeated random tokens (default 8)
+	RepPeriod int    // P, the length of each half (default 32, at most n_ctx/2)
+	Seed      uint64 // seed of the repeated tokens
+	TopK      int    // heads listed under each heatmap (default 5)
+
+	// Log, when set, gets one line per stage (the CLI prints them to stderr).
+	Log func(format string, a ...any)
+	// Progress, when set, is called at the start of a multi-pass stage and
+	// returns the (done, total) callback for it and a function called at its end.
+	Progress func(desc string) (update func(done, total int), finish func())
+}
+
+func (o *Options) defaults() {
+	if o.RepBatch <= 0 {
+		o.RepBatch = 8
+	}
+	if o.RepPeriod <= 0 {
+		o.RepPeriod = 32
+	}
+	if o.TopK <= 0 {
+		o.TopK = 5
+	}
+}
+
+func (o *Options) logf(format string, a ...any) {
+	if o.Log != nil {
+		o.Log(format, a...)
+	}
+}
+
+func (o *Options) progress(desc string) (func(done, total int), func()) {
+	if o.Progress == nil {
+		return nil, func() {}
+	}
+	return o.Progress(desc)
+}
+
+// KV is one row of a two-column table.
+type KV struct{ Key, Value string }
+
+// Result is everything the page shows about one model.
+type Result struct {
+	Name      string       `json:"name"`
+	Dir       string       `json:"dir"`
+	Cfg       *arch.Config `json:"config"`
+	Params    int64        `json:"n_params"`
+	Tokenizer bool         `json:"has_tokenizer"`
+
+	// Induction: scores on RepBatch rows of 2P repeated random tokens.
+	Induction *induction.Result `json:"induction"`
+	RepSeed   uint64            `json:"rep_seed"`
+
+	// Ablation: zero ablation of every head, attention layer and MLP.
+	Ablation       *ablate.Result        `json:"ablation"`
+	AblationTokens string                `json:"ablation_tokens"`    // what the loss was measured on
+	HeadDelta      [][]float64           `json:"head_loss_increase"` // [L][NH] Ablation.Head - Baseline
+	AttnDelta      []float64             `json:"attn_loss_increase"` // [L]
+	MLPDelta       []float64             `json:"mlp_loss_increase"`  // [L]
+	TopAblation    []induction.HeadScore `json:"top_ablation_effects"`
+
+	// Notes are remarks shown under the model's column (e.g. truncation).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Analyze runs every section's probe on in.Model.
+func Analyze(in Input, opt Options) (*Result, error) {
+	opt.defaults()
+	m := in.Model
+	if m == nil || m.Cfg == nil {
+		return nil, errors.New("report: no model")
+	}
+	cfg := m.Cfg
+	r := &Result{Name: in.Name, Dir: in.Dir, Cfg: cfg, Params: cfg.Params(), RepSeed: opt.Seed}
+
+	// Candidates for random tokens: without a tokenizer every embedding row,
+	// with one the defined, non-special ids.
+	var keep func(id int) bool
+	if tokenizer.Available(in.Dir) {
+		tok, err := tokenizer.Load(in.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", in.Name, err)
+		}
+		r.Tokenizer = true
+		keep = func(id int) bool {
+			s := tok.Token(id)
+			return s != "" && !(strings.HasPrefix(s, "<|") && strings.HasSuffix(s, "|>"))
+		}
+	}
+
+	P := min(opt.RepPeriod, cfg.Context/2)
+	if P < 2 {
+		return nil, fmt.Errorf("%s: context %d too short for repeated tokens", in.Name, cfg.Context)
+	}
+	if P < opt.RepPeriod {
+		r.Notes = append(r.Notes, fmt.Sprintf("repeated-token period cut to %d (n_ctx %d)", P, cfg.Context))
+	}
+	rep, err := induction.RepeatedTokens(induction.Candidates(cfg.Vocab, keep), opt.RepBatch, P, opt.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("%s: repeated tokens: %w", in.Name, err)
+	}
+	opt.logf("%s: induction scores on %d rows of 2x%d repeated tokens", in.Name, opt.RepBatch, P)
+	if r.Induction, err = induction.Run(m, rep, false, nil); err != nil {
+		return nil, fmt.Errorf("%s: induction: %w", in.Name, err)
+	}
+
+	rows, lossFrom := rep, P
+	r.AblationTokens = fmt.Sprintf("the induction task's %d rows of 2x%d repeated random tokens, loss on the second half", opt.RepBatch, P)
+	if in.Rows != nil {
+		rows, lossFrom = in.Rows, 0
+		src := in.RowsSource
+		if src == "" {
+			src = "the given tokens"
+		}
+		r.AblationTokens = fmt.Sprintf("%s: %d row(s) of %d tokens, loss on every next-token prediction", src, len(in.Rows), len(in.Rows[0]))
+	}
+	flat, B, T, err := m.CheckTokens(rows)
+	if err != nil {
+		return nil, fmt.Errorf("%s: ablation tokens: %w", in.Name, err)
+	}
+	if T < 2 {
+		return nil, fmt.Errorf("%s: ablation tokens: need at least 2 tokens per row, got %d", in.Name, T)
+	}
+	runner, err := ablate.NewRunner(m, flat, B, T, lossFrom)
+	if err != nil {
+		return nil, fmt.Errorf("%s: ablation: %w", in.Name, err)
+	}
+	defer runner.Close()
+	L, NH := cfg.Layers, cfg.Heads
+	opt.logf("%s: zero-ablating %d heads, %d attention layers and %d MLPs", in.Name, L*NH, L, L)
+	upd, done := opt.progress(in.Name + ": ablation")
+	r.Ablation, err = runner.Run(ablate.Each{Heads: true, Attn: true, MLP: true}, ablate.Zero, upd)
+	done()
+	if err != nil {
+		return nil, fmt.Errorf("%s: ablation: %w", in.Name, err)
+	}
+	base := r.Ablation.Baseline
+	r.HeadDelta = make([][]float64, L)
+	for l := range L {
+		r.HeadDelta[l] = make([]float64, NH)
+		for h := range NH {
+			r.HeadDelta[l][h] = r.Ablation.Head[l][h] - base
+		}
+	}
+	r.AttnDelta = make([]float64, L)
+	r.MLPDelta = make([]float64, L)
+	for l := range L {
+		r.AttnDelta[l] = r.Ablation.Attn[l] - base
+		r.MLPDelta[l] = r.Ablation.MLP[l] - base
+	}
+	r.TopAblation = induction.Rank(r.HeadDelta)
+	return r, nil
+}
+
+// Card lists the model's architecture as rows of the model card.
+func (r *Result) Card() []KV {
+	c := r.Cfg
+	fam := string(c.Family)
+	switch c.Family {
+	case arch.GPTNeo:
+		fam = "GPT-Neo"
+	case arch.GPT2:
+		fam = "GPT-2"
+	}
+	attn := strings.Join(c.LayerTypes, ", ")
+	if c.Window > 0 {
+		attn += fmt.Sprintf(" (local window %d)", c.Window)
+	}
+	tok := "none (token ids only)"
+	if r.Tokenizer {
+		tok = "GPT-2 byte-level BPE"
+	}
+	return []KV{
+		{"family", fam},
+		{"directory", r.Dir},
+		{"parameters", fmt.Sprintf("%d", r.Params)},
+		{"layers (L)", fmt.Sprint(c.Layers)},
+		{"heads (NH) × d_head (HS)", fmt.Sprintf("%d × %d", c.Heads, c.DHead)},
+		{"d_model (C)", fmt.Sprint(c.DModel)},
+		{"d_mlp (F)", fmt.Sprint(c.DMLP)},
+		{"vocabulary (V)", fmt.Sprint(c.Vocab)},
+		{"context (n_ctx)", fmt.Sprint(c.Context)},
+		{"attention", attn},
+		{"attention scale", fmt.Sprintf("%.6g", c.AttnScale)},
+		{"activation", c.Act},
+		{"LayerNorm eps", fmt.Sprintf("%g", c.LNEps)},
+		{"tied unembedding", fmt.Sprint(c.TiedUnembed)},
+		{"tokenizer", tok},
+	}
+}
