@@ -77,7 +77,7 @@ func Lines(path, title, xlabel, ylabel string, series []Series) error {
 	p.Y.Label.Text = ylabel
 	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
-	finite := 0
+	finite, named := 0, 0
 	for i, s := range series {
 		if len(s.X) != len(s.Y) {
 			return fmt.Errorf("plot %s: series %q has %d x values and %d y values", path, s.Name, len(s.X), len(s.Y))
@@ -103,10 +103,16 @@ func Lines(path, title, xlabel, ylabel string, series []Series) error {
 		p.Add(l, pts)
 		if s.Name != "" {
 			p.Legend.Add(s.Name, l, pts)
+			named++
 		}
 	}
 	if finite == 0 {
 		return fmt.Errorf("plot %s: no finite points to draw", path)
+	}
+	// Headroom above the data for the legend (top right): ~7% of the data
+	// range per entry, so the legend does not cover the lines' high points.
+	if n := named; n > 0 && p.Y.Max > p.Y.Min {
+		p.Y.Max += (p.Y.Max - p.Y.Min) * 0.07 * float64(n)
 	}
 	return write(path, 7*vg.Inch, 4.5*vg.Inch, func(dc draw.Canvas) { p.Draw(dc) })
 }
