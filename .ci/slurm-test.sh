@@ -142,3 +142,18 @@ else
 	say "MISMATCH: max |loss diff| $worst > 2e-5"
 	exit 1
 fi
+
+# examples/sweep.sbatch as users run it, shrunk to this node: 4 tasks of
+# singles(heads) on the induction task, then its dependent merge job.
+mkdir -p "$DIR/ex"
+NEOSCOPE=$BIN MODEL=$FIX SPACE='singles(heads)' OUTDIR=$DIR/ex \
+	sbatch --wait --array=0-3 --cpus-per-task=1 --mem=100M -o "$DIR/log/ex_%a.txt" "$ROOT/examples/sweep.sbatch" >/dev/null ||
+	{ say "examples/sweep.sbatch failed"; cat "$DIR"/log/ex_*.txt >&2; exit 1; }
+for _ in $(seq 150); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.2; done
+if [ -f "$DIR/ex/all.parquet" ] && grep -q '"count": 16,' "$DIR/ex/all.parquet.meta.json" && grep -q '"complete": true' "$DIR/ex/all.parquet.meta.json"; then
+	say "OK: examples/sweep.sbatch: 4 shards and the dependent merge wrote all.parquet (16 configurations)"
+else
+	say "examples/sweep.sbatch: no complete merged all.parquet"
+	cat "$DIR"/log/ex_*.txt "$DIR"/ex/merge_*.log >&2 2>/dev/null || true
+	exit 1
+fi
