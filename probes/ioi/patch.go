@@ -89,7 +89,10 @@ type Result struct {
 // Summary answers "heads or MLPs?": the share of the total absolute
 // patching effect (sum |patch_head_z| over heads vs sum |patch_mlp_out|
 // over layers) and of the total absolute DLA (sum |dla_head| vs sum
-// |dla_mlp|) carried by heads. A share above 0.5 means heads carry more.
+// |dla_mlp|) carried by heads. A share of 0.5 or more means heads carry
+// more; when the two measures disagree the answer says so. PatchHeadShare is
+// -1 when head or MLP patching was not run. Single heads are compared with
+// whole MLP layers, as the question is usually asked.
 type Summary struct {
 	PatchHeadShare float64 `json:"patch_head_share"`
 	DLAHeadShare   float64 `json:"dla_head_share"`
@@ -384,8 +387,12 @@ func summarise(r *Result) Summary {
 		return "MLPs"
 	}
 	if s.PatchHeadShare >= 0 {
-		s.Answer = fmt.Sprintf("heads carry %.0f%% of the total |patching effect| (heads + MLPs) and %.0f%% of the total |DLA|: mostly %s",
-			100*s.PatchHeadShare, 100*s.DLAHeadShare, who((s.PatchHeadShare+s.DLAHeadShare)/2))
+		verdict := "mostly " + who(s.PatchHeadShare)
+		if who(s.PatchHeadShare) != who(s.DLAHeadShare) {
+			verdict = fmt.Sprintf("mixed: patching points to %s, DLA to %s", who(s.PatchHeadShare), who(s.DLAHeadShare))
+		}
+		s.Answer = fmt.Sprintf("heads carry %.0f%% of the total |patching effect| (heads + MLPs) and %.0f%% of the total |DLA|: %s",
+			100*s.PatchHeadShare, 100*s.DLAHeadShare, verdict)
 	} else {
 		s.Answer = fmt.Sprintf("heads carry %.0f%% of the total |DLA| (heads + MLPs): mostly %s", 100*s.DLAHeadShare, who(s.DLAHeadShare))
 	}
