@@ -46,11 +46,8 @@ type Absent struct{ ID, Title, Why string }
 // Missing lists the seed experiments whose probe package is not part of this
 // build; the page names them with the reason instead of leaving them out
 // silently.
-var Missing = []Absent{
-	{"embed", "Embedding geometry", "the embedding-geometry probe (probes/embed) is not part of this build yet"},
-	{"lens", "Logit lens", "the logit-lens probe (probes/lens) is not part of this build yet"},
-	{"ioi", "IOI", "the indirect-object-identification probe (probes/ioi) is not part of this build yet"},
-}
+// (Empty now: every seed experiment's probe is in.)
+var Missing []Absent
 
 // CheckOut reports whether Write may write dir: it does not exist, is an
 // empty folder, or holds an earlier report. Call it before long computations.
@@ -101,9 +98,21 @@ type layerRow struct {
 	Attn0, MLP0 string // the ablated losses themselves
 }
 
+type lensRow struct{ Layer, Loss, KL string }
+
+type projRow struct{ Layer, Mean, Std, Norm, Cos, Share string }
+
 type column struct {
 	R         *Result
 	Card      []KV
+	Embed     []KV
+	Proj      []projRow
+	Lens      []lensRow
+	IOI       []KV
+	IOIPatch  image
+	IOIDLA    image
+	TopPatch  []headRow
+	TopDLA    []headRow
 	Induction image
 	Prev      image
 	Ablation  image
@@ -120,6 +129,8 @@ type view struct {
 	Cols                 []column
 	Two                  bool
 	LayerChart           image
+	LensChart            image
+	EmbedChart           image
 	Missing              []Absent
 	CSS                  template.CSS
 	JS                   template.JS
@@ -184,6 +195,25 @@ func Write(dir string, p Page) (err error) {
 		if c.Ablation, err = mk("ablation", "Loss increase when the head is zero-ablated", r.HeadDelta); err != nil {
 			return err
 		}
+		c.Embed = embedRows(r)
+		for l, e := range r.EmbedProj {
+			c.Proj = append(c.Proj, projRow{fmt.Sprint(l), fmt.Sprintf("%.4g", e.Mean), fmt.Sprintf("%.4g", e.Std),
+				fmt.Sprintf("%.4g", e.MeanNorm), fmt.Sprintf("%.4f", e.MeanCos), fmt.Sprintf("%.4f", e.MeanShare)})
+		}
+		for l := range r.Lens.Loss {
+			c.Lens = append(c.Lens, lensRow{fmt.Sprint(l), fmt.Sprintf("%.4f", r.Lens.Loss[l]), fmt.Sprintf("%.4f", r.Lens.KL[l])})
+		}
+		if r.IOI != nil {
+			c.IOI = ioiRows(r)
+			if c.IOIPatch, err = mk("ioi-patch", "IOI: head z patching (1 = clean restored)", r.IOI.PatchHeadZ); err != nil {
+				return err
+			}
+			if c.IOIDLA, err = mk("ioi-dla", "IOI: direct logit attribution per head", r.IOI.DLA.Head); err != nil {
+				return err
+			}
+			c.TopPatch = top(induction.Rank(r.IOI.PatchHeadZ), p.TopK, "%+.3f")
+			c.TopDLA = top(induction.Rank(r.IOI.DLA.Head), p.TopK, "%+.3f")
+		}
 		c.TopInd = top(r.Induction.TopInduction, p.TopK, "%.3f")
 		c.TopPrev = top(r.Induction.TopPrevToken, p.TopK, "%.3f")
 		c.TopAbl = top(r.TopAblation, p.TopK, "%+.4f")
@@ -204,6 +234,9 @@ func Write(dir string, p Page) (err error) {
 			plot.Series{Name: "attention, " + r.Name, X: x, Y: r.AttnDelta},
 			plot.Series{Name: "MLP, " + r.Name, X: x, Y: r.MLPDelta})
 		v.Cols = append(v.Cols, c)
+	}
+	if err := v.globalCharts(tmp, p.Results); err != nil {
+		return err
 	}
 	if err := plot.Lines(filepath.Join(tmp, "layers.png"), "Loss increase when a whole layer part is zero-ablated",
 		"layer", "loss increase (nats)", series); err != nil {
@@ -254,6 +287,79 @@ func replaceDir(tmp, dir string) error {
 		return err
 	}
 	return os.RemoveAll(old)
+}
+
+// globalCharts draws the charts with every model on one set of axes: the
+// logit-lens loss and the residual's cosine with the mean-embedding
+// direction, per layer (by layer fraction l/L when the depths differ).
+func (v *view) globalCharts(tmp string, rs []*Result) error {
+	frac := false
+	for _, r := range rs {
+		frac = frac || r.Cfg.Layers != rs[0].Cfg.Layers
+	}
+	xlabel := "layer (resid_pre; L = final residual)"
+	if frac {
+		xlabel = "layer / L"
+	}
+	var lensS, cosS []plot.Series
+	for _, r := range rs {
+		L := r.Cfg.Layers
+		xs := func(n int) []float64 {
+			x := make([]float64, n)
+			for i := range x {
+				x[i] = float64(i)
+				if frac {
+					x[i] /= float64(L)
+				}
+			}
+			return x
+		}
+		lensS = append(lensS, plot.Series{Name: r.Name, X: xs(len(r.Lens.Loss)), Y: r.Lens.Loss})
+		cos := make([]float64, len(r.EmbedProj))
+		for i, e := range r.EmbedProj {
+			cos[i] = e.MeanCos
+		}
+		cosS = append(cosS, plot.Series{Name: r.Name, X: xs(len(cos)), Y: cos})
+	}
+	if err := plot.Lines(filepath.Join(tmp, "lens.png"), "Logit lens: next-token loss per layer", xlabel, "loss (nats)", lensS); err != nil {
+		return fmt.Errorf("lens.png: %w", err)
+	}
+	var err error
+	if v.LensChart, err = embedImage(tmp, "lens.png", "Logit-lens loss per layer"); err != nil {
+		return err
+	}
+	if err := plot.Lines(filepath.Join(tmp, "embed-direction.png"), "Residual stream vs the mean-embedding direction u", xlabel, "mean cos(resid, u)", cosS); err != nil {
+		return fmt.Errorf("embed-direction.png: %w", err)
+	}
+	v.EmbedChart, err = embedImage(tmp, "embed-direction.png", "Mean cosine of the residual with the mean-embedding direction, per layer")
+	return err
+}
+
+func embedRows(r *Result) []KV {
+	e := r.Embed
+	return []KV{
+		{"V × C", fmt.Sprintf("%d × %d", e.V, e.C)},
+		{"mean_norm", fmt.Sprintf("%.4f", e.MeanNorm)},
+		{"norm_of_mean", fmt.Sprintf("%.4f", e.NormOfMean)},
+		{"mean_pairwise_cos", fmt.Sprintf("%.4f", e.MeanPairwiseCos)},
+		{"mean_pairwise_cos_centered", fmt.Sprintf("%.4f", e.MeanPairwiseCosCentered)},
+		{"mean_abs_pairwise_cos_centered", fmt.Sprintf("%.4f", e.MeanAbsPairwiseCosCentered)},
+		{"embed_self_top1", fmt.Sprintf("%.4f", e.SelfTop1)},
+		{"embed_self_top1_ln", fmt.Sprintf("%.4f", e.SelfTop1LN)},
+	}
+}
+
+func ioiRows(r *Result) []KV {
+	x := r.IOI
+	return []KV{
+		{"prompts", fmt.Sprint(x.N)},
+		{"logit difference, clean", fmt.Sprintf("%.4f", x.LDClean)},
+		{"logit difference, corrupt (ABC)", fmt.Sprintf("%.4f", x.LDCorrupt)},
+		{"IO preferred over S", fmt.Sprintf("%.1f%%", 100*x.IOPreferred)},
+		{"heads' share of patching effect", fmt.Sprintf("%.3f", x.Summary.PatchHeadShare)},
+		{"heads' share of DLA", fmt.Sprintf("%.3f", x.Summary.DLAHeadShare)},
+		{"heads or MLPs?", x.Summary.Answer},
+	}
 }
 
 func embedImage(dir, file, alt string) (image, error) {
