@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"os"
 	"strconv"
@@ -329,6 +330,8 @@ func Fit(m *forward.Model, tokens []int32, B, T int, opt FitOptions) (*Tuned, []
 		"ridge":      strconv.FormatFloat(opt.Ridge, 'g', -1, 64),
 		"train_rows": strconv.Itoa(B),
 		"train_seq":  strconv.Itoa(T),
+
+		"model_fingerprint": Fingerprint(m),
 	}}
 	report := make([]FitLayer, L)
 	total, done := L*(opt.Steps+1), 0
@@ -407,6 +410,33 @@ func Fit(m *forward.Model, tokens []int32, B, T int, opt FitOptions) (*Tuned, []
 		tl.Layers[l] = best
 	}
 	return tl, report, nil
+}
+
+// Fingerprint identifies a model's weights for a saved lens: FNV-64a over
+// the shape and the float32 bits of ln_f's weight and bias, wte's first and
+// last rows and wpe's first row. A lens fitted on one model and read on
+// another of the same shape would otherwise give plausible-looking numbers.
+func Fingerprint(m *forward.Model) string {
+	h := fnv.New64a()
+	C, V := m.Cfg.DModel, m.Cfg.Vocab
+	fmt.Fprintf(h, "%d %d %d|", m.Cfg.Layers, C, V)
+	put := func(x []float32) {
+		var b [4]byte
+		for _, v := range x {
+			binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
+			h.Write(b[:])
+		}
+	}
+	put(m.HostWeight("ln_f.weight"))
+	put(m.HostWeight("ln_f.bias"))
+	if we := m.HostWeight("wte.weight"); len(we) == V*C {
+		put(we[:C])
+		put(we[(V-1)*C:])
+	}
+	if wp := m.HostWeight("wpe.weight"); len(wp) >= C {
+		put(wp[:C])
+	}
+	return fmt.Sprintf("%016x", h.Sum64())
 }
 
 func f64(x []float32) []float64 {
