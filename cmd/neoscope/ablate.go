@@ -74,6 +74,9 @@ a list of heads at once (e.g. --set 2.0,2.1) and reports that loss too.
 			if err != nil {
 				return err
 			}
+			if md == ablate.Mean && B == 1 {
+				logf("ablate: --mode mean over a batch of 1 row replaces each activation by itself: every ablation is a no-op")
+			}
 			r, err := ablate.NewRunner(m, tokens, B, T, lossFrom)
 			if err != nil {
 				return usageError{err}

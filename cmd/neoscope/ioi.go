@@ -195,15 +195,19 @@ func printIOI(w io.Writer, res *ioi.Result, residLabels []string) {
 		fmt.Fprintf(w, "top heads by |patching effect|: %s\n", topAbs(res.PatchHeadZ, 5))
 	}
 	if res.PatchResid != nil {
-		fmt.Fprintf(w, "\npatching blocks.l.hook_resid_pre at one position (%d-token group)\n", res.ResidT)
+		fmt.Fprintf(w, "\npatching blocks.l.hook_resid_pre at one position (the largest group, %d tokens", res.ResidT)
+		if residLabels != nil {
+			fmt.Fprintf(w, "; column labels are its first prompt's tokens")
+		}
+		fmt.Fprintf(w, ")\n")
 		fmt.Fprintf(w, "%5s", "layer")
 		for t := 0; t < res.ResidT; t++ {
 			lab := fmt.Sprint(t)
 			if residLabels != nil {
 				lab = residLabels[t]
 			}
-			if len(lab) > 8 {
-				lab = lab[:8]
+			if r := []rune(lab); len(r) > 8 {
+				lab = string(r[:8])
 			}
 			fmt.Fprintf(w, " %8s", lab)
 		}
@@ -211,6 +215,9 @@ func printIOI(w io.Writer, res *ioi.Result, residLabels []string) {
 		for l, r := range res.PatchResid {
 			fmt.Fprintf(w, "%5d", l)
 			for _, v := range r {
+				if math.Abs(v) < 5e-4 {
+					v = 0 // no "-0.000"
+				}
 				fmt.Fprintf(w, " %8.3f", v)
 			}
 			fmt.Fprintln(w)
