@@ -62,9 +62,18 @@ holds an earlier report.`,
 				p := newProgress(0, desc)
 				return p.Callback(), p.Finish
 			}
-			var results []*report.Result
+			// Resolve, load and check the inputs of every model before the
+			// first experiment, so bad input fails at once.
+			inputs := make([]report.Input, len(specs))
 			seen := map[string]int{}
-			for _, spec := range specs {
+			defer func() {
+				for _, x := range inputs {
+					if x.Model != nil {
+						x.Model.Close()
+					}
+				}
+			}()
+			for i, spec := range specs {
 				dir, err := resolveModel(spec)
 				if err != nil {
 					return err
@@ -73,17 +82,18 @@ holds an earlier report.`,
 				if seen[name]++; seen[name] > 1 {
 					name = fmt.Sprintf("%s (%d)", name, seen[name])
 				}
-				logf("%s: loading %s", name, dir)
-				m, err := forward.Open(be, dir)
-				if err != nil {
+				inputs[i] = report.Input{Name: name, Dir: dir}
+			}
+			for i := range inputs {
+				input := &inputs[i]
+				logf("%s: loading %s", input.Name, input.Dir)
+				if input.Model, err = forward.Open(be, input.Dir); err != nil {
 					return err
 				}
-				input := report.Input{Name: name, Dir: dir, Model: m}
 				if in.given() {
-					flat, B, T, err := in.rows(m, dir)
+					flat, B, T, err := in.rows(input.Model, input.Dir)
 					if err != nil {
-						m.Close()
-						return fmt.Errorf("%s: %w", name, err)
+						return fmt.Errorf("%s: %w", input.Name, err)
 					}
 					input.Rows = make([][]int32, B)
 					for b := range B {
@@ -91,8 +101,10 @@ holds an earlier report.`,
 					}
 					input.RowsSource = inputSource(&in)
 				}
+			}
+			var results []*report.Result
+			for _, input := range inputs {
 				res, err := report.Analyze(input, opt)
-				m.Close()
 				if err != nil {
 					return err
 				}
