@@ -17,9 +17,18 @@
 //	patch_mlp_out   [L]      blocks.l.hook_mlp_out, all positions
 //	patch_attn_out  [L]      blocks.l.hook_attn_out (z @ W_O + b_O), all positions
 //
-// Clean activations are kept on the host after the clean run and uploaded
-// per layer while its experiments run; the copies happen on the backend
-// (Backend.Copy over strided views), so nothing else leaves the device.
+// Batches are processed one at a time: a batch's clean activations are kept
+// on the host after its clean run (so peak host memory is one batch's hook_z,
+// hook_mlp_out, hook_attn_out and, for the first batch, hook_resid_pre) and
+// uploaded per layer while its experiments run; the copies happen on the
+// backend (Backend.Copy over strided views), so nothing else leaves the
+// device.
+//
+// Cost: every experiment is a full forward pass over all prompts
+// (L*NH + 2L passes per batch, plus L*T on the first batch), the plain
+// reference the batched sweep engine is checked against. GPT-2 small with
+// --n 200 is about 170 passes of ~4000 tokens: minutes on a GPU, long on a
+// laptop CPU (use a smaller --n, or --no-resid).
 //
 // With several batches (the dataset groups prompts by token length), LD
 // and every patching value average over all prompts of all batches, except

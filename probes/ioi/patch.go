@@ -186,8 +186,36 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 		res.PatchAttn = make([]float64, L)
 	}
 	res.DLA = newDLA(L, NH)
-	caches := make([]cleanCache, len(batches))
-	// Pass 1: clean and corrupt runs, DLA. Sums over rows; divided by N below.
+	// patched runs the corrupt input of bt with fn at hook and returns the
+	// row sum of logit differences.
+	patched := func(bt *Batch, hook string, fn forward.ReplaceFn) (float64, error) {
+		ld, err := ldRun(m, bt, bt.Corrupt, (&forward.Hooks{}).Replace(hook, fn))
+		if err != nil {
+			return 0, err
+		}
+		tick()
+		return sum(ld), nil
+	}
+	// upload puts a clean activation on the backend for the patches.
+	upload := func(c cleanCache, name string, bt *Batch) (nsrt.Tensor, error) {
+		t, err := c.get(name)
+		if err != nil {
+			return nil, err
+		}
+		return m.BE.Upload(t.Data, bt.B*bt.T, len(t.Data)/(bt.B*bt.T))
+	}
+	copyAll := func(src nsrt.Tensor) forward.ReplaceFn {
+		return func(a *forward.Act) error { return a.BE.Copy(a.M, nsrt.Whole(src)) }
+	}
+	undefined := func(what string, cl, co float64) error {
+		if math.Abs(cl-co) < 1e-6 {
+			return fmt.Errorf("ioi: %sclean and corrupt logit differences are equal (%.6g); the normalised patching metric is undefined", what, cl)
+		}
+		return nil
+	}
+	// One batch at a time: its clean activations stay on the host only while
+	// its experiments run (peak memory is one batch's cache). Patched LDs
+	// are summed over rows here and normalised at the end.
 	for i := range batches {
 		bt := &batches[i]
 		h := (&forward.Hooks{}).Observe("blocks.*.attn.hook_z", "blocks.*.hook_mlp_out")
@@ -217,46 +245,46 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 		tick()
 		res.RowLDClean = append(res.RowLDClean, ld...)
 		res.RowLDCorr = append(res.RowLDCorr, ldc...)
-		caches[i] = cleanCache{h.Cache}
-	}
-	N := float64(len(res.RowLDClean))
-	res.N = len(res.RowLDClean)
-	res.LDClean, res.LDCorrupt = sum(res.RowLDClean)/N, sum(res.RowLDCorr)/N
-	for _, v := range res.RowLDClean {
-		if v > 0 {
-			res.IOPreferred++
+		c := cleanCache{h.Cache}
+		n0 := float64(bt.B)
+		cl, co := sum(ld)/n0, sum(ldc)/n0
+		if len(batches) == 1 && perBatch > 0 {
+			// Fail before the experiments when the answer is already known.
+			if err := undefined("", cl, co); err != nil {
+				return nil, err
+			}
 		}
-	}
-	res.IOPreferred /= N
-	res.DLA.scale(1 / N)
-	den := res.LDClean - res.LDCorrupt
-	if perBatch > 0 && math.Abs(den) < 1e-6 {
-		return nil, fmt.Errorf("ioi: clean and corrupt logit differences are equal (%.6g); the normalised patching metric is undefined", res.LDClean)
-	}
 
-	// patched runs the corrupt input of bt with fn at hook and returns the
-	// row sum of logit differences.
-	patched := func(bt *Batch, hook string, fn forward.ReplaceFn) (float64, error) {
-		ld, err := ldRun(m, bt, bt.Corrupt, (&forward.Hooks{}).Replace(hook, fn))
-		if err != nil {
-			return 0, err
+		if w.Resid && i == 0 {
+			if err := undefined("batch 0's ", cl, co); err != nil {
+				return nil, err
+			}
+			res.ResidT = bt.T
+			res.PatchResid = zeros2(L, bt.T)
+			for l := 0; l < L; l++ {
+				name := fmt.Sprintf("blocks.%d.hook_resid_pre", l)
+				rt, err := upload(c, name, bt)
+				if err != nil {
+					return nil, err
+				}
+				for t := 0; t < bt.T; t++ {
+					t := t
+					v, err := patched(bt, name, func(a *forward.Act) error {
+						// Position t of every row: strided [B, C] views.
+						src := nsrt.Whole(rt)
+						dst := nsrt.Mat{T: a.M.T, Off: a.M.Off + t*a.M.Stride, Rows: a.B, Cols: a.M.Cols, Stride: a.T * a.M.Stride}
+						return a.BE.Copy(dst, nsrt.Mat{T: rt, Off: t * src.Stride, Rows: a.B, Cols: src.Cols, Stride: a.T * src.Stride})
+					})
+					if err != nil {
+						m.BE.Free(rt)
+						return nil, err
+					}
+					res.PatchResid[l][t] = (v/n0 - co) / (cl - co)
+				}
+				m.BE.Free(rt)
+			}
 		}
-		tick()
-		return sum(ld), nil
-	}
-	// upload puts a clean activation on the backend for the patches.
-	upload := func(c cleanCache, name string, bt *Batch) (nsrt.Tensor, error) {
-		t, err := c.get(name)
-		if err != nil {
-			return nil, err
-		}
-		return m.BE.Upload(t.Data, bt.B*bt.T, len(t.Data)/(bt.B*bt.T))
-	}
-	copyAll := func(src nsrt.Tensor) forward.ReplaceFn {
-		return func(a *forward.Act) error { return a.BE.Copy(a.M, nsrt.Whole(src)) }
-	}
-	for i := range batches {
-		bt, c := &batches[i], caches[i]
+
 		for l := 0; l < L; l++ {
 			if w.Heads {
 				zt, err := upload(c, fmt.Sprintf("blocks.%d.attn.hook_z", l), bt)
@@ -298,6 +326,23 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 			}
 		}
 	}
+
+	N := float64(len(res.RowLDClean))
+	res.N = len(res.RowLDClean)
+	res.LDClean, res.LDCorrupt = sum(res.RowLDClean)/N, sum(res.RowLDCorr)/N
+	for _, v := range res.RowLDClean {
+		if v > 0 {
+			res.IOPreferred++
+		}
+	}
+	res.IOPreferred /= N
+	res.DLA.scale(1 / N)
+	den := res.LDClean - res.LDCorrupt
+	if perBatch > 0 {
+		if err := undefined("", res.LDClean, res.LDCorrupt); err != nil {
+			return nil, err
+		}
+	}
 	norm := func(rowSum float64) float64 { return (rowSum/N - res.LDCorrupt) / den }
 	for l := 0; l < L; l++ {
 		if w.Heads {
@@ -310,39 +355,6 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 		}
 		if w.Attn {
 			res.PatchAttn[l] = norm(res.PatchAttn[l])
-		}
-	}
-
-	if w.Resid {
-		bt, c := &batches[0], caches[0]
-		n0 := float64(bt.B)
-		cl, co := sum(res.RowLDClean[:bt.B])/n0, sum(res.RowLDCorr[:bt.B])/n0
-		if math.Abs(cl-co) < 1e-6 {
-			return nil, fmt.Errorf("ioi: batch 0's clean and corrupt logit differences are equal (%.6g); resid patching is undefined", cl)
-		}
-		res.ResidT = bt.T
-		res.PatchResid = zeros2(L, bt.T)
-		for l := 0; l < L; l++ {
-			name := fmt.Sprintf("blocks.%d.hook_resid_pre", l)
-			rt, err := upload(c, name, bt)
-			if err != nil {
-				return nil, err
-			}
-			for t := 0; t < bt.T; t++ {
-				t := t
-				v, err := patched(bt, name, func(a *forward.Act) error {
-					// Position t of every row: a strided [B, C] view.
-					src := nsrt.Whole(rt)
-					dst := nsrt.Mat{T: a.M.T, Off: a.M.Off + t*a.M.Stride, Rows: a.B, Cols: a.M.Cols, Stride: a.T * a.M.Stride}
-					return a.BE.Copy(dst, nsrt.Mat{T: rt, Off: t * src.Stride, Rows: a.B, Cols: src.Cols, Stride: a.T * src.Stride})
-				})
-				if err != nil {
-					m.BE.Free(rt)
-					return nil, err
-				}
-				res.PatchResid[l][t] = (v/n0 - co) / (cl - co)
-			}
-			m.BE.Free(rt)
 		}
 	}
 	res.Summary = summarise(res)
