@@ -34,7 +34,7 @@ predictions made at positions --loss-from..T-2.
 mean over the batch rows at position t from the unablated run. --set ablates
 a list of heads at once (e.g. --set 2.0,2.1) and reports that loss too.
 --plot writes a heatmap of the head table (loss increase over the baseline).`,
-		Example: `  neoscope ablate --model ../shared/fixtures/tiny-neo --tokens batch.json
+		Example: `  neoscope ablate --model ../shared/fixtures/tiny-neo --tokens probes/ablate/testdata/tiny-neo-tokens.json
   neoscope ablate --tokens batch.json --each head --mode mean --plot heads.png
   neoscope ablate --tokens rep.json --loss-from 10 --set 1.0,1.3 --json`,
 		Args: cobra.NoArgs,

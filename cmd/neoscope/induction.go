@@ -35,7 +35,7 @@ vocabulary minus special tokens (<|...|> in the model's tokenizer; without a
 tokenizer every id of the embedding), math/rand/v2 PCG seeded with --seed.
 --plot heads.png writes heads.png (induction), heads-prev.png (previous
 token) and heads-ablation.png (loss increase).`,
-		Example: `  neoscope induction --model ../shared/fixtures/tiny-neo --tokens rep.json
+		Example: `  neoscope induction --model ../shared/fixtures/tiny-neo --tokens probes/induction/testdata/tiny-neo-rep.json
   neoscope induction --model EleutherAI/gpt-neo-125m --period 10 --batch 64 --seed 1 --plot ind.png
   neoscope induction --no-ablation --json`,
 		Args: cobra.NoArgs,
