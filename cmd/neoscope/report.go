@@ -18,6 +18,7 @@ func init() {
 	var f modelFlags
 	var in inputFlags
 	var compare, out, title string
+	var ioiN int
 	var opt report.Options
 	c := &cobra.Command{
 		Use:   "report",
@@ -45,6 +46,14 @@ holds an earlier report.`,
 			}
 			if opt.RepBatch < 1 || opt.RepPeriod < 2 || opt.TopK < 1 {
 				return usagef("--rep-batch and --top must be at least 1, --rep-period at least 2")
+			}
+			switch {
+			case ioiN < 0:
+				return usagef("--ioi-prompts must be 0 or more, got %d", ioiN)
+			case ioiN == 0:
+				opt.IOIPrompts = -1
+			default:
+				opt.IOIPrompts = ioiN
 			}
 			specs := []string{f.Model}
 			if c.Flags().Changed("compare") {
@@ -136,8 +145,9 @@ holds an earlier report.`,
 	c.Flags().StringVar(&title, "title", "", "page title (default: neoscope report: MODEL [vs MODEL2])")
 	c.Flags().IntVar(&opt.RepBatch, "rep-batch", 8, "rows of repeated random tokens for the induction section")
 	c.Flags().IntVar(&opt.RepPeriod, "rep-period", 32, "length P of each half of a repeated row (cut to n_ctx/2)")
-	c.Flags().Uint64Var(&opt.Seed, "seed", 0, "seed of the repeated random tokens")
+	c.Flags().Uint64Var(&opt.Seed, "seed", 1, "seed of the random tokens (induction, embedding sample) and of the IOI prompts")
 	c.Flags().IntVar(&opt.TopK, "top", 5, "heads listed under each heatmap")
+	c.Flags().IntVar(&ioiN, "ioi-prompts", 40, "IOI prompts (for models with a tokenizer); 0 leaves IOI out")
 	rootCmd.AddCommand(c)
 }
 

@@ -259,7 +259,7 @@ func Analyze(in Input, opt Options) (*Result, error) {
 	r.IOISeed = opt.Seed
 	switch {
 	case opt.IOIPrompts < 0:
-		r.IOINote = "IOI not asked for"
+		r.IOINote = "the IOI section was turned off"
 	case tok == nil:
 		r.IOINote = "the model has no tokenizer, and the IOI prompts are English sentences"
 	default:
