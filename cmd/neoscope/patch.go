@@ -34,7 +34,8 @@ and direct logit attribution on the clean run with the final LayerNorm
 scale frozen (dla_head, dla_mlp, dla_attn_bias, dla_embed, dla_ln_bias; they
 sum to the clean LD). --clean and --corrupt are JSON token files of equal
 shape; --io and --s give one answer id per row.`,
-		Example: `  neoscope patch --model ../shared/fixtures/tiny-neo --clean clean.json --corrupt corrupt.json \
+		Example: `  neoscope patch --model ../shared/fixtures/tiny-neo --clean probes/ioi/testdata/tiny-neo-clean.json \
+      --corrupt probes/ioi/testdata/tiny-neo-corrupt.json \
       --io 189,119,56,126 --s 122,321,324,487
   neoscope patch --clean clean.json --corrupt corrupt.json --io 1234 --s 5678 --pos 9 --json`,
 		Args: cobra.NoArgs,
