@@ -106,19 +106,23 @@ func Scores(m *forward.Model, rows [][]int32) (ind, prev [][]float64, loss float
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	h := (&forward.Hooks{}).Observe("blocks.*.attn.hook_pattern")
-	s, _, err := m.Run(tokens, B, T, h, false)
+	// One layer at a time: only that layer's pattern [B,NH,T,T] is on the
+	// host at once (64 rows x 12 heads of 2P = 512 tokens would be 0.8 GB
+	// per layer).
+	L, NH := m.Cfg.Layers, m.Cfg.Heads
+	s, err := m.Start(tokens, B, T, nil)
 	if err != nil {
 		return nil, nil, 0, err
 	}
 	defer s.Close()
-	if loss, err = m.MeanLoss(s, P); err != nil {
-		return nil, nil, 0, err
-	}
-	L, NH := m.Cfg.Layers, m.Cfg.Heads
 	ind, prev = make([][]float64, L), make([][]float64, L)
 	for l := 0; l < L; l++ {
-		pat := h.Cache[fmt.Sprintf("blocks.%d.attn.hook_pattern", l)].Data // [B,NH,T,T]
+		name := fmt.Sprintf("blocks.%d.attn.hook_pattern", l)
+		h := (&forward.Hooks{}).Observe(name)
+		if err := m.Blocks(s, l, l+1, h); err != nil {
+			return nil, nil, 0, err
+		}
+		pat := h.Cache[name].Data // [B,NH,T,T]
 		ind[l], prev[l] = make([]float64, NH), make([]float64, NH)
 		for hd := 0; hd < NH; hd++ {
 			var si, sp float64
@@ -134,6 +138,12 @@ func Scores(m *forward.Model, rows [][]int32) (ind, prev [][]float64, loss float
 			ind[l][hd] = si / float64(B*P)
 			prev[l][hd] = sp / float64(B*(T-1))
 		}
+	}
+	if err := m.FinalNorm(s, nil); err != nil {
+		return nil, nil, 0, err
+	}
+	if loss, err = m.MeanLoss(s, P); err != nil {
+		return nil, nil, 0, err
 	}
 	return ind, prev, loss, nil
 }
