@@ -128,13 +128,11 @@ const maxChunkFloats = 1 << 22
 // the loss through LogitStats, the KL to the model's final distribution
 // through chunked logits.
 type Scorer struct {
-	c          *Capture
-	rows, idx  []int32
-	normed     nsrt.Tensor // [B*T,C] LN_f output scratch
-	logits     nsrt.Tensor // [R,V] chunk
-	R          int
-	finalLogp  [][]float64 // per chunk: log p_final [r*V]; filled lazily
-	finalProbs [][]float64
+	c         *Capture
+	rows, idx []int32
+	scratch   nsrt.Tensor // [B*T,C] LN_f output when the caller keeps none
+	logits    nsrt.Tensor // [R,V] chunk
+	R         int
 }
 
 // NewScorer allocates the scratch buffers for c.
@@ -148,11 +146,11 @@ func NewScorer(c *Capture) (*Scorer, error) {
 	}
 	sc.R = max(1, min(N, maxChunkFloats/V))
 	var err error
-	if sc.normed, err = m.BE.New(N, C); err != nil {
+	if sc.scratch, err = m.BE.New(N, C); err != nil {
 		return nil, err
 	}
 	if sc.logits, err = m.BE.New(sc.R, V); err != nil {
-		m.BE.Free(sc.normed)
+		m.BE.Free(sc.scratch)
 		return nil, err
 	}
 	return sc, nil
@@ -160,7 +158,7 @@ func NewScorer(c *Capture) (*Scorer, error) {
 
 // Close frees the scratch buffers.
 func (sc *Scorer) Close() {
-	sc.c.M.BE.Free(sc.normed)
+	sc.c.M.BE.Free(sc.scratch)
 	sc.c.M.BE.Free(sc.logits)
 }
 
@@ -172,36 +170,6 @@ func (sc *Scorer) chunkLogits(x nsrt.Mat, r0, r int, host []float32) error {
 		return err
 	}
 	return m.BE.DownloadMat(host[:r*m.Cfg.Vocab], lm)
-}
-
-// final returns log p_final and p_final of chunk k (computed once).
-func (sc *Scorer) final(k, r0, r int, host []float32) (logp, p []float64, err error) {
-	if sc.finalLogp == nil {
-		n := (sc.c.B*sc.c.T + sc.R - 1) / sc.R
-		sc.finalLogp, sc.finalProbs = make([][]float64, n), make([][]float64, n)
-	}
-	if sc.finalLogp[k] != nil {
-		return sc.finalLogp[k], sc.finalProbs[k], nil
-	}
-	m := sc.c.M
-	V := m.Cfg.Vocab
-	if sc.c.S.Final == nil {
-		return nil, nil, fmt.Errorf("lens: capture has no final LayerNorm output")
-	}
-	if err := sc.chunkLogits(nsrt.Whole(sc.c.S.Final), r0, r, host); err != nil {
-		return nil, nil, err
-	}
-	logp, p = make([]float64, r*V), make([]float64, r*V)
-	for i := 0; i < r; i++ {
-		row := host[i*V : (i+1)*V]
-		lse := logSumExp(row)
-		for v, z := range row {
-			logp[i*V+v] = float64(z) - lse
-			p[i*V+v] = math.Exp(logp[i*V+v])
-		}
-	}
-	sc.finalLogp[k], sc.finalProbs[k] = logp, p
-	return logp, p, nil
 }
 
 // logSumExp of a float32 row in float64.
@@ -217,56 +185,77 @@ func logSumExp(row []float32) float64 {
 	return mx + math.Log(s)
 }
 
-// Score applies ln_f to x (a pre-ln_f residual [B*T,C]) and returns the mean
-// next-token loss and, when withKL, the mean over all B*T positions of
-// KL(p_final || p_lens). It leaves LN_f(x) in Normed().
-func (sc *Scorer) Score(x nsrt.Mat, withKL bool) (loss, kl float64, err error) {
+// Lens applies ln_f (statistics from x itself) to x, a pre-ln_f residual
+// [B*T,C], into dst ([B*T,C]; the scorer's scratch when nil) and returns
+// the mean next-token loss of its logits.
+func (sc *Scorer) Lens(dst nsrt.Tensor, x nsrt.Mat) (float64, error) {
 	m := sc.c.M
+	if dst == nil {
+		dst = sc.scratch
+	}
 	w, b := m.LNFinal()
-	nm := nsrt.Whole(sc.normed)
+	nm := nsrt.Whole(dst)
 	if err := m.BE.LayerNorm(nm, x, w, b, float32(m.Cfg.LNEps)); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	if loss, err = lossOf(m, nm, sc.rows, sc.idx); err != nil {
-		return 0, 0, err
-	}
-	if !withKL {
-		return loss, 0, nil
+	return lossOf(m, nm, sc.rows, sc.idx)
+}
+
+// KLs returns, for each lens output normed[i] (after ln_f, [B*T,C]), the
+// mean over all B*T positions of KL(p_final || p_lens), natural log. One
+// pass over chunks of rows: a chunk's final distribution is computed once
+// (float64, host) and compared with every lens, so host memory stays at a
+// chunk's [R,V].
+func (sc *Scorer) KLs(normed []nsrt.Mat) ([]float64, error) {
+	m := sc.c.M
+	if sc.c.S.Final == nil {
+		return nil, fmt.Errorf("lens: capture has no final LayerNorm output")
 	}
 	N, V := sc.c.B*sc.c.T, m.Cfg.Vocab
 	host := make([]float32, sc.R*V)
-	var sum float64
-	for k, r0 := 0, 0; r0 < N; k, r0 = k+1, r0+sc.R {
+	logp := make([]float64, sc.R*V)
+	p := make([]float64, sc.R*V)
+	sums := make([]float64, len(normed))
+	for r0 := 0; r0 < N; r0 += sc.R {
 		r := min(sc.R, N-r0)
-		flogp, fp, err := sc.final(k, r0, r, host)
-		if err != nil {
-			return 0, 0, err
-		}
-		if err := sc.chunkLogits(nm, r0, r, host); err != nil {
-			return 0, 0, err
+		if err := sc.chunkLogits(nsrt.Whole(sc.c.S.Final), r0, r, host); err != nil {
+			return nil, err
 		}
 		for i := 0; i < r; i++ {
 			row := host[i*V : (i+1)*V]
 			lse := logSumExp(row)
-			var s float64
 			for v, z := range row {
-				s += fp[i*V+v] * (flogp[i*V+v] - (float64(z) - lse))
+				logp[i*V+v] = float64(z) - lse
+				p[i*V+v] = math.Exp(logp[i*V+v])
 			}
-			sum += s
+		}
+		for k, nm := range normed {
+			if err := sc.chunkLogits(nm, r0, r, host); err != nil {
+				return nil, err
+			}
+			for i := 0; i < r; i++ {
+				row := host[i*V : (i+1)*V]
+				lse := logSumExp(row)
+				var s float64
+				for v, z := range row {
+					s += p[i*V+v] * (logp[i*V+v] - (float64(z) - lse))
+				}
+				sums[k] += s
+			}
 		}
 	}
-	return loss, sum / float64(N), nil
+	for k := range sums {
+		sums[k] /= float64(N)
+	}
+	return sums, nil
 }
 
-// Normed is LN_f of the last scored input [B*T,C].
-func (sc *Scorer) Normed() nsrt.Mat { return nsrt.Whole(sc.normed) }
-
-// topK returns the k most probable tokens of LN_f(x) at row i.
-func (sc *Scorer) topK(i, k int) ([]Pred, error) {
+// topK returns the k most probable tokens of the lens output x (after ln_f) at row i.
+func (sc *Scorer) topK(x nsrt.Mat, i, k int) ([]Pred, error) {
 	m := sc.c.M
 	V := m.Cfg.Vocab
 	host := make([]float32, V)
-	if err := sc.chunkLogits(sc.Normed(), i, 1, host); err != nil {
+	if err := sc.chunkLogits(x, i, 1, host); err != nil {
 		return nil, err
 	}
 	lse := logSumExp(host)
@@ -303,7 +292,7 @@ func Run(m *forward.Model, tokens []int32, B, T int, opt Options) (*Result, erro
 	if len(pos) > 0 && opt.TopK <= 0 {
 		return nil, fmt.Errorf("lens: --topk must be positive, got %d", opt.TopK)
 	}
-	steps := L + 1
+	steps := L + 2
 	if opt.FinalBlock {
 		steps += L
 	}
@@ -327,24 +316,35 @@ func Run(m *forward.Model, tokens []int32, B, T int, opt Options) (*Result, erro
 		return nil, err
 	}
 	defer sc.Close()
-	res := &Result{Layers: L, Loss: make([]float64, L+1), KL: make([]float64, L+1)}
+	res := &Result{Layers: L, Loss: make([]float64, L+1)}
 	for _, p := range pos {
 		for b := 0; b < B; b++ {
 			res.TopK = append(res.TopK, TopK{Row: b, Pos: p, Layers: make([][]Pred, L+1)})
 		}
 	}
+	normed := make([]nsrt.Mat, L+1)
 	for l := 0; l <= L; l++ {
-		if res.Loss[l], res.KL[l], err = sc.Score(nsrt.Whole(c.Resid[l]), true); err != nil {
+		t, err := m.BE.New(B*T, m.Cfg.DModel)
+		if err != nil {
+			return nil, err
+		}
+		defer m.BE.Free(t)
+		normed[l] = nsrt.Whole(t)
+		if res.Loss[l], err = sc.Lens(t, nsrt.Whole(c.Resid[l])); err != nil {
 			return nil, err
 		}
 		for i := range res.TopK {
 			tk := &res.TopK[i]
-			if tk.Layers[l], err = sc.topK(tk.Row*T+tk.Pos, opt.TopK); err != nil {
+			if tk.Layers[l], err = sc.topK(normed[l], tk.Row*T+tk.Pos, opt.TopK); err != nil {
 				return nil, err
 			}
 		}
 		step()
 	}
+	if res.KL, err = sc.KLs(normed); err != nil {
+		return nil, err
+	}
+	step()
 	if opt.FinalBlock {
 		if res.FinalBlockLoss, err = finalBlock(c, sc, step); err != nil {
 			return nil, err
@@ -375,7 +375,7 @@ func finalBlock(c *Capture, sc *Scorer, step func()) ([]float64, error) {
 		if err := m.Blocks(s, L-1, L, nil); err != nil {
 			return nil, err
 		}
-		if out[l], _, err = sc.Score(nsrt.Whole(s.Resid), false); err != nil {
+		if out[l], err = sc.Lens(nil, nsrt.Whole(s.Resid)); err != nil {
 			return nil, err
 		}
 		step()
@@ -435,7 +435,7 @@ func centered(c *Capture, sc *Scorer, step func()) ([]float64, error) {
 		if err := be.MatMul(nsrt.Whole(rc), nsrt.Whole(proj), nsrt.Whole(nuT), false, nil, true); err != nil {
 			return nil, err
 		}
-		if out[l], _, err = sc.Score(nsrt.Whole(rc), false); err != nil {
+		if out[l], err = sc.Lens(nil, nsrt.Whole(rc)); err != nil {
 			return nil, err
 		}
 		step()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/neoscope/neoscope/cpu"
 	"github.com/neoscope/neoscope/internal/fixtures"
+	nsrt "github.com/neoscope/neoscope/runtime"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
@@ -101,4 +102,37 @@ func TestLensErrors(t *testing.T) {
 	if _, err := Run(m, tok[:1], 1, 1, Options{}); err == nil {
 		t.Error("a single token (no prediction) accepted")
 	}
+}
+
+// TestKLChunks: KLs over chunks of 7 rows (a ragged last chunk of 2) equals
+// the single-chunk pass.
+func TestKLChunks(t *testing.T) {
+	ref := fixtures.Load(t, "tiny-gpt2")
+	m, err := forward.Open(cpu.New(), ref.Dir)
+	fixtures.Must(t, err)
+	defer m.Close()
+	tok := ref.Get(t, "tokens")
+	c, err := NewCapture(m, tok.Ints(), tok.Shape[0], tok.Shape[1])
+	fixtures.Must(t, err)
+	defer c.Close()
+	sc, err := NewScorer(c)
+	fixtures.Must(t, err)
+	defer sc.Close()
+	var normed []nsrt.Mat
+	for l := range c.Resid {
+		x, err := m.BE.New(c.B*c.T, m.Cfg.DModel)
+		fixtures.Must(t, err)
+		defer m.BE.Free(x)
+		_, err = sc.Lens(x, nsrt.Whole(c.Resid[l]))
+		fixtures.Must(t, err)
+		normed = append(normed, nsrt.Whole(x))
+	}
+	whole, err := sc.KLs(normed)
+	fixtures.Must(t, err)
+	sc.R = 7 // the logits buffer holds more rows; 72 = 10*7 + 2
+	chunked, err := sc.KLs(normed)
+	fixtures.Must(t, err)
+	// Same float32 logits, float64 sums in another order: 1e-12.
+	fixtures.Close(t, "KL by chunks of 7", chunked, whole, 1e-12)
+	fixtures.Close(t, "logit_lens_kl", whole, ref.Get(t, "logit_lens_kl").F, tolLens)
 }

@@ -557,45 +557,73 @@ func Eval(m *forward.Model, t *Tuned, tokens []int32, B, T int) (*EvalResult, er
 		return nil, err
 	}
 	defer sc.Close()
+	var free []nsrt.Tensor
+	defer func() {
+		for _, t := range free {
+			m.BE.Free(t)
+		}
+	}()
 	be := m.BE
-	out, err := be.New(N, C)
+	res := &EvalResult{Layers: L, LogitLoss: make([]float64, L+1), TunedLoss: make([]float64, L+1)}
+	// normed[0..L]: logit lens; normed[L+1..2L]: tuned lens of layers 0..L-1.
+	normed := make([]nsrt.Mat, 2*L+1)
+	alloc := func() (nsrt.Tensor, error) {
+		t, err := be.New(N, C)
+		if err == nil {
+			free = append(free, t)
+		}
+		return t, err
+	}
+	tr, err := alloc()
 	if err != nil {
 		return nil, err
 	}
-	defer be.Free(out)
-	res := &EvalResult{Layers: L, LogitLoss: make([]float64, L+1), LogitKL: make([]float64, L+1),
-		TunedLoss: make([]float64, L+1), TunedKL: make([]float64, L+1)}
+	o := nsrt.Whole(tr)
 	for l := 0; l <= L; l++ {
 		r := nsrt.Whole(c.Resid[l])
-		if res.LogitLoss[l], res.LogitKL[l], err = sc.Score(r, true); err != nil {
+		nt, err := alloc()
+		if err != nil {
+			return nil, err
+		}
+		normed[l] = nsrt.Whole(nt)
+		if res.LogitLoss[l], err = sc.Lens(nt, r); err != nil {
 			return nil, err
 		}
 		if l == L {
-			res.TunedLoss[l], res.TunedKL[l] = res.LogitLoss[l], res.LogitKL[l]
-			continue
+			res.TunedLoss[l] = res.LogitLoss[l]
+			break
 		}
 		aT, err := be.Upload(f32(t.Layers[l].A), C, C)
 		if err != nil {
 			return nil, err
 		}
+		free = append(free, aT)
 		bT, err := be.Upload(f32(t.Layers[l].B), C)
 		if err != nil {
-			be.Free(aT)
 			return nil, err
 		}
-		o := nsrt.Whole(out)
-		err = be.MatMul(o, r, nsrt.Whole(aT), true, bT, false)
-		if err == nil {
-			err = be.Add(o, o, r)
+		free = append(free, bT)
+		// o = r + r A^T + b
+		if err := be.MatMul(o, r, nsrt.Whole(aT), true, bT, false); err != nil {
+			return nil, err
 		}
-		be.Free(aT)
-		be.Free(bT)
+		if err := be.Add(o, o, r); err != nil {
+			return nil, err
+		}
+		tt, err := alloc()
 		if err != nil {
 			return nil, err
 		}
-		if res.TunedLoss[l], res.TunedKL[l], err = sc.Score(o, true); err != nil {
+		normed[L+1+l] = nsrt.Whole(tt)
+		if res.TunedLoss[l], err = sc.Lens(tt, o); err != nil {
 			return nil, err
 		}
 	}
+	kls, err := sc.KLs(normed)
+	if err != nil {
+		return nil, err
+	}
+	res.LogitKL = kls[:L+1]
+	res.TunedKL = append(append([]float64(nil), kls[L+1:]...), kls[L])
 	return res, nil
 }
