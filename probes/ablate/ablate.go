@@ -123,15 +123,15 @@ func (r *Runner) ensureMeans() error {
 		return nil
 	}
 	L := r.M.Cfg.Layers
-	h := (&forward.Hooks{}).Observe("blocks.*.attn.hook_z", "blocks.*.hook_attn_out", "blocks.*.hook_mlp_out")
-	s, _, err := r.M.Run(r.Tokens, r.B, r.T, h, false)
+	// One layer at a time, so only one layer's activations are on the host.
+	s, err := r.M.Start(r.Tokens, r.B, r.T, nil)
 	if err != nil {
 		return err
 	}
-	s.Close()
+	defer s.Close()
 	mn := &means{}
 	r.means = mn // so Close frees partial uploads on error
-	up := func(name string) (nsrt.Tensor, error) {
+	up := func(h *forward.Hooks, name string) (nsrt.Tensor, error) {
 		a := h.Cache[name]
 		if a == nil {
 			return nil, fmt.Errorf("ablate: %s was not observed", name)
@@ -151,15 +151,17 @@ func (r *Runner) ensureMeans() error {
 		return r.M.BE.Upload(out, r.T, cols)
 	}
 	for l := 0; l < L; l++ {
-		for _, p := range []struct {
-			dst  *[]nsrt.Tensor
-			name string
-		}{{&mn.z, "blocks.%d.attn.hook_z"}, {&mn.attn, "blocks.%d.hook_attn_out"}, {&mn.mlp, "blocks.%d.hook_mlp_out"}} {
-			t, err := up(fmt.Sprintf(p.name, l))
+		names := []string{fmt.Sprintf("blocks.%d.attn.hook_z", l), fmt.Sprintf("blocks.%d.hook_attn_out", l), fmt.Sprintf("blocks.%d.hook_mlp_out", l)}
+		h := (&forward.Hooks{}).Observe(names...)
+		if err := r.M.Blocks(s, l, l+1, h); err != nil {
+			return err
+		}
+		for i, dst := range []*[]nsrt.Tensor{&mn.z, &mn.attn, &mn.mlp} {
+			t, err := up(h, names[i])
 			if err != nil {
 				return err
 			}
-			*p.dst = append(*p.dst, t)
+			*dst = append(*dst, t)
 		}
 	}
 	return nil
