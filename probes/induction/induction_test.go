@@ -5,6 +5,7 @@ import (
 
 	"github.com/neoscope/neoscope/cpu"
 	"github.com/neoscope/neoscope/internal/fixtures"
+	"github.com/neoscope/neoscope/probes/ablate"
 	"github.com/neoscope/neoscope/probes/induction"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
@@ -39,6 +40,19 @@ func TestGolden(t *testing.T) {
 			fixtures.Close(t, "prev_token_score", flat(res.PrevToken), ref.Get(t, "prev_token_score").F, tol)
 			fixtures.Close(t, "rep_loss_second_half", []float64{res.LossSecondHalf}, ref.Get(t, "rep_loss_second_half").F, tol)
 			fixtures.Close(t, "rep_head_ablation_loss", flat(res.HeadAblation), ref.Get(t, "rep_head_ablation_loss").F, tol)
+			// Subsets of subset_heads on the same second half (the fixture's
+			// bit rule: bit k of m set = k-th listed head ablated).
+			rows := ref.Get(t, "rep_tokens")
+			r, err := ablate.NewRunner(m, rows.Ints(), rows.Shape[0], rows.Shape[1], res.P)
+			fixtures.Must(t, err)
+			sh := ref.Get(t, "subset_heads").Ints()
+			var heads []ablate.Head
+			for i := 0; i+1 < len(sh); i += 2 {
+				heads = append(heads, ablate.Head{Layer: int(sh[i]), Head: int(sh[i+1])})
+			}
+			sub, err := r.Subsets(heads, ablate.Zero)
+			fixtures.Must(t, err)
+			fixtures.Close(t, "rep_subset_ablation_loss", sub, ref.Get(t, "rep_subset_ablation_loss").F, tol)
 			// The ranking is the table sorted.
 			top := res.TopInduction
 			if len(top) != 16 || top[0].Score < top[len(top)-1].Score {
