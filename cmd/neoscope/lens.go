@@ -243,7 +243,11 @@ func printLens(w io.Writer, r *lensRun, tokens []int32, B, T int) {
 			for i, p := range preds {
 				parts[i] = fmt.Sprintf("%s %.3f", r.Name(p.ID), p.Prob)
 			}
-			fmt.Fprintf(tw, "  layer %d\t%s\n", l, strings.Join(parts, "\t"))
+			name := fmt.Sprintf("layer %d", l)
+			if l == L {
+				name += " (final)"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\n", name, strings.Join(parts, "\t"))
 		}
 		tw.Flush()
 	}

@@ -11,11 +11,14 @@
 //	logit_lens_loss_centered[l]    loss of LN_f(r - (r.u)u) @ W_U^T, u the unit mean row of W_E
 //
 // LN_f is applied with its own statistics recomputed from the lensed vector
-// (its mean and variance at layer l), with ln_f's weight and bias. Reusing
-// the final layer's scale for every layer (TransformerLens issue 1076, a
-// cached-scale bug of apply_ln_to_stack) gives wrong early-layer losses;
-// the fixtures' values are the recomputed ones and the golden tests check
-// them.
+// (its mean and variance at layer l), with ln_f's weight and bias. This is
+// the standard logit lens. TransformerLens issue 1076: its
+// ActivationCache.accumulated_resid(apply_ln=True) went through
+// apply_ln_to_stack, which divided every layer's residual by the final
+// layer's cached ln_final.hook_scale; early layers, whose residual norm is
+// smaller, came out near-uniform (the cached scale acts as a temperature).
+// Fixed there by recompute_ln (PR 1180). The fixtures' values are the
+// recomputed ones and the golden tests check them.
 //
 // Layout of the work (everything per layer stays on the backend):
 //   - one forward pass; a Replace hook at every blocks.l.hook_resid_pre copies
