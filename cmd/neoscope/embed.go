@@ -10,6 +10,7 @@ import (
 
 	"github.com/neoscope/neoscope/internal/outfile"
 	"github.com/neoscope/neoscope/probes/embed"
+	"github.com/neoscope/neoscope/probes/lens"
 	"github.com/neoscope/neoscope/probes/plot"
 )
 
@@ -27,7 +28,9 @@ pairwise cosine (raw and centered, exact over all V(V-1) ordered pairs), mean
 |cos| of centered rows, and how often a token's own embedding is its top-1
 unembedding (without and with ln_f). It then projects every layer's residual
 stream onto u = mean(W_E)/|mean(W_E)| (mean and std of resid[l].u over
-positions) on the given tokens, or on 8 rows of 32 random tokens.`,
+positions) on the given tokens, or on 8 rows of 32 random tokens, and shows
+what u does downstream: the logit-lens loss at each layer with and without
+u removed before ln_f.`,
 		Example: `  neoscope embed --model ../shared/fixtures/tiny-neo
   neoscope embed --model EleutherAI/gpt-neo-125m --json --indices > embed.json
   neoscope embed --model ../shared/fixtures/tiny-gpt2 --prompt "The cat sat" --plot embed.png`,
@@ -71,6 +74,14 @@ positions) on the given tokens, or on 8 rows of 32 random tokens.`,
 			if err != nil {
 				return err
 			}
+			// What the direction does downstream: the logit lens with and
+			// without u (removed before ln_f) on the same tokens.
+			var lr *lens.Result
+			if T >= 2 {
+				if lr, err = lens.Run(m, tokens, B, T, lens.Options{Centered: true}); err != nil {
+					return err
+				}
+			}
 			if plotFile != "" {
 				xs := make([]float64, len(proj))
 				mean, sd, nrm := make([]float64, len(proj)), make([]float64, len(proj)), make([]float64, len(proj))
@@ -101,9 +112,13 @@ positions) on the given tokens, or on 8 rows of 32 random tokens.`,
 					"resid_projection_tokens":        map[string]any{"B": B, "T": T, "sample": sample},
 				}
 				var layers []map[string]any
-				for _, l := range proj {
-					layers = append(layers, map[string]any{"layer": l.Layer, "mean": r(l.Mean), "std": r(l.Std),
-						"mean_norm": r(l.MeanNorm), "mean_cos": r(l.MeanCos), "mean_share": r(l.MeanShare)})
+				for i, l := range proj {
+					e := map[string]any{"layer": l.Layer, "mean": r(l.Mean), "std": r(l.Std),
+						"mean_norm": r(l.MeanNorm), "mean_cos": r(l.MeanCos), "mean_share": r(l.MeanShare)}
+					if lr != nil {
+						e["lens_loss"], e["lens_loss_without_u"] = r(lr.Loss[i]), r(lr.LossCentered[i])
+					}
+					layers = append(layers, e)
 				}
 				out["resid_projection"] = layers
 				if indices {
@@ -124,15 +139,25 @@ positions) on the given tokens, or on 8 rows of 32 random tokens.`,
 			w.Flush()
 			fmt.Printf("\nresidual stream along u = mean(W_E)/|mean(W_E)| (%d x %d %s):\n", B, T, sample)
 			w = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(w, "layer\tmean resid.u\tstd resid.u\tmean |resid|\tmean cos(resid,u)\tshare of |resid|^2\t")
-			for _, l := range proj {
+			fmt.Fprintln(w, "layer\tmean resid.u\tstd resid.u\tmean |resid|\tmean cos(resid,u)\tshare of |resid|^2\tlens loss\twithout u\t")
+			for i, l := range proj {
 				name := fmt.Sprint(l.Layer)
 				if l.Layer == m.Cfg.Layers {
 					name += " (final)"
 				}
-				fmt.Fprintf(w, "%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t\n", name, l.Mean, l.Std, l.MeanNorm, l.MeanCos, l.MeanShare)
+				ll, lc := "-", "-"
+				if lr != nil {
+					ll, lc = fmt.Sprintf("%.4f", lr.Loss[i]), fmt.Sprintf("%.4f", lr.LossCentered[i])
+				}
+				fmt.Fprintf(w, "%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%s\t%s\t\n", name, l.Mean, l.Std, l.MeanNorm, l.MeanCos, l.MeanShare, ll, lc)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if lr != nil {
+				fmt.Println("(lens loss: logit lens next-token loss at resid[l]; without u: the same with (r.u)u removed before ln_f)")
+			}
+			return nil
 		},
 	}
 	f.register(c)
