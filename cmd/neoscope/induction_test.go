@@ -39,9 +39,15 @@ func TestInductionCLI(t *testing.T) {
 	}
 
 	// Random tokens: the table prints, the ranking lines use layer.head.
-	stdout, stderr, code := runCLI(t, "induction", "--model", ref.Dir, "--backend", "cpu", "--period", "5", "--batch", "3", "--seed", "2", "--no-ablation")
+	png := filepath.Join(t.TempDir(), "ind.png")
+	stdout, stderr, code := runCLI(t, "induction", "--model", ref.Dir, "--backend", "cpu", "--period", "5", "--batch", "3", "--seed", "2", "--no-ablation", "--plot", png)
 	if code != 0 || !strings.Contains(stdout, "top induction heads") || !strings.Contains(stdout, "  1. ") {
 		t.Errorf("random tokens: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, p := range []string{png, strings.TrimSuffix(png, ".png") + "-prev.png"} {
+		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
+			t.Errorf("heatmap %s not written: %v", p, err)
+		}
 	}
 }
 

@@ -136,9 +136,15 @@ func TestIOICLI(t *testing.T) {
 	}
 	t.Logf("e.g. %q; summary: %s", res.Examples[0].Text, res.Summary.Answer)
 
-	stdout, stderr, code := runCLI(t, "ioi", "--model", dir, "--backend", "cpu", "--n", "4", "--no-resid")
+	svg := filepath.Join(t.TempDir(), "ioi.svg")
+	stdout, stderr, code := runCLI(t, "ioi", "--model", dir, "--backend", "cpu", "--n", "4", "--no-resid", "--plot", svg)
 	if code != 0 || !strings.Contains(stdout, "heads or MLPs?") || !strings.Contains(stdout, "logit difference IO - S") {
 		t.Errorf("table: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, p := range []string{svg, strings.TrimSuffix(svg, ".svg") + "-dla.svg"} {
+		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
+			t.Errorf("heatmap %s not written: %v", p, err)
+		}
 	}
 }
 
