@@ -33,9 +33,8 @@ SECONDS=0
 
 # A few verses of the King James Bible, the bundled model's training text.
 verses=$OUT/demo/verses.txt
-cat >"$verses" <<'EOF'
-In the beginning God created the heaven and the earth. And the earth was without form, and void; and darkness was upon the face of the deep. And the Spirit of God moved upon the face of the waters. And God said, Let there be light: and there was light.
-EOF
+# (No final newline: the lens' last position is then the final word.)
+printf '%s' 'In the beginning God created the heaven and the earth. And the earth was without form, and void; and darkness was upon the face of the deep. And the Spirit of God moved upon the face of the waters. And God said, Let there be light: and there was light.' >"$verses"
 
 header "The bundled model" "info"
 ns info

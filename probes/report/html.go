@@ -181,7 +181,11 @@ func Write(dir string, p Page) (err error) {
 		c := column{R: r, Card: r.Card()}
 		mk := func(name, title string, values [][]float64) (image, error) {
 			file := slug + "-" + name + ".png"
-			if err := plot.Heatmap(filepath.Join(tmp, file), title+" — "+r.Name, "head", "layer", rowL, colL, values); err != nil {
+			full := title
+			if len(title)+len(r.Name) <= 44 { // longer titles overflow a small model's figure
+				full += " — " + r.Name
+			}
+			if err := plot.Heatmap(filepath.Join(tmp, file), full, "head", "layer", rowL, colL, values); err != nil {
 				return image{}, fmt.Errorf("%s: %w", file, err)
 			}
 			return embedImage(tmp, file, title+" of "+r.Name)
@@ -192,7 +196,7 @@ func Write(dir string, p Page) (err error) {
 		if c.Prev, err = mk("prev-token", "Previous-token score", r.Induction.PrevToken); err != nil {
 			return err
 		}
-		if c.Ablation, err = mk("ablation", "Loss increase when the head is zero-ablated", r.HeadDelta); err != nil {
+		if c.Ablation, err = mk("ablation", "Loss increase, head ablated", r.HeadDelta); err != nil {
 			return err
 		}
 		c.Embed = embedRows(r)
@@ -205,10 +209,10 @@ func Write(dir string, p Page) (err error) {
 		}
 		if r.IOI != nil {
 			c.IOI = ioiRows(r)
-			if c.IOIPatch, err = mk("ioi-patch", "IOI: head z patching (1 = clean restored)", r.IOI.PatchHeadZ); err != nil {
+			if c.IOIPatch, err = mk("ioi-patch", "IOI head patching", r.IOI.PatchHeadZ); err != nil {
 				return err
 			}
-			if c.IOIDLA, err = mk("ioi-dla", "IOI: direct logit attribution per head", r.IOI.DLA.Head); err != nil {
+			if c.IOIDLA, err = mk("ioi-dla", "IOI direct logit attribution", r.IOI.DLA.Head); err != nil {
 				return err
 			}
 			c.TopPatch = top(induction.Rank(r.IOI.PatchHeadZ), p.TopK, "%+.3f")
