@@ -29,7 +29,7 @@ func init() {
 	var in inputFlags
 	var plotFile, compare string
 	var positions []int
-	var topk int
+	var topk, seq int
 	c := &cobra.Command{
 		Use:   "lens",
 		Short: "Logit lens: loss and KL to the final distribution at every layer",
@@ -70,7 +70,7 @@ else the layer fraction l/L).`,
 				return err
 			}
 			defer m.Close()
-			tokens, B, T, err := in.rows(m, dir)
+			tokens, B, T, err := lensInput(&in, m, dir, seq)
 			if err != nil {
 				return err
 			}
@@ -153,6 +153,7 @@ else the layer fraction l/L).`,
 	c.Flags().IntSliceVar(&positions, "positions", nil, "positions (comma-separated, negative from the end) at which to print the top-k lens predictions")
 	c.Flags().IntVar(&topk, "topk", 5, "number of predictions per layer at --positions")
 	c.Flags().StringVar(&plotFile, "plot", "", "write a chart of the loss per layer (.png or .svg)")
+	c.Flags().IntVar(&seq, "seq", 0, "with --text: tokens per row (default: the whole text if it fits the context, else rows of the context length)")
 	c.Flags().StringVar(&compare, "compare", "", "a second model (directory or hub id) to run on the same token ids")
 	rootCmd.AddCommand(c)
 }

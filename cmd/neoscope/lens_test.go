@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/neoscope/neoscope/internal/fixtures"
+	"github.com/neoscope/neoscope/runtime/tokenizer"
 )
 
 // writeRefTokens saves a fixture's token rows as a --tokens file.
@@ -155,5 +156,45 @@ func TestTunedLensCLI(t *testing.T) {
 		if _, stderr, code := runCLI(t, append(append([]string{"tunedlens"}, args...), "--backend", "cpu")...); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, code, stderr)
 		}
+	}
+}
+
+// TestLensText: --text is cut into rows (the context length by default, or
+// --seq) through the model's tokenizer: a byte-level tokenizer with no
+// merges (ids 0..255, within the fixture's vocabulary of 512) beside
+// tiny-neo's weights.
+func TestLensText(t *testing.T) {
+	src := fixtures.Dir(t, "tiny-neo")
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "model.safetensors"} {
+		data, err := os.ReadFile(filepath.Join(src, f))
+		fixtures.Must(t, err)
+		fixtures.Must(t, os.WriteFile(filepath.Join(dir, f), data, 0o644))
+	}
+	vocab := map[string]int{}
+	for b := 0; b < 256; b++ {
+		vocab[tokenizer.ByteLevel([]byte{byte(b)})] = b
+	}
+	vj, _ := json.Marshal(vocab)
+	fixtures.Must(t, os.WriteFile(filepath.Join(dir, "vocab.json"), vj, 0o644))
+	fixtures.Must(t, os.WriteFile(filepath.Join(dir, "merges.txt"), []byte("#version: 0.2\n"), 0o644))
+	text := filepath.Join(dir, "text.txt")
+	fixtures.Must(t, os.WriteFile(text, []byte(strings.Repeat("the cat sat. ", 12)), 0o644)) // 156 bytes
+	for _, c := range []struct {
+		seq  string
+		B, T float64
+	}{{"0", 2, 64}, {"20", 7, 20}} {
+		out, stderr, code := runCLI(t, "lens", "--model", dir, "--backend", "cpu", "--text", text, "--seq", c.seq, "--json")
+		if code != 0 {
+			t.Fatalf("--seq %s: exit %d: %s", c.seq, code, stderr)
+		}
+		var got map[string]any
+		fixtures.Must(t, json.Unmarshal([]byte(out), &got))
+		if got["B"] != c.B || got["T"] != c.T {
+			t.Errorf("--seq %s: B=%v T=%v, want %v x %v", c.seq, got["B"], got["T"], c.B, c.T)
+		}
+	}
+	if _, _, code := runCLI(t, "lens", "--model", dir, "--backend", "cpu", "--text", text, "--seq", "65"); code != 2 {
+		t.Errorf("--seq 65 beyond the context: exit %d, want 2", code)
 	}
 }

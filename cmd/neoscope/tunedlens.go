@@ -15,17 +15,16 @@ import (
 	"github.com/neoscope/neoscope/runtime/tokenizer"
 )
 
-// lensInput returns the batch for tunedlens: --text FILE is tokenized whole
-// and cut into rows of seq tokens (the remainder dropped, at least one full
-// row needed); --tokens and --prompt go through inputFlags.rows.
+// lensInput returns the batch for lens and tunedlens: --text FILE is
+// tokenized whole and cut into rows of seq tokens (the remainder dropped, at
+// least one full row needed); with seq 0 the text is one row when it fits
+// the context, else rows of the context length. --tokens and --prompt go
+// through inputFlags.rows.
 func lensInput(in *inputFlags, m *forward.Model, dir string, seq int) ([]int32, int, int, error) {
 	if in.Text == "" || in.Tokens != "" || len(in.Prompt) > 0 {
 		return in.rows(m, dir)
 	}
-	if seq <= 0 {
-		seq = min(128, m.Cfg.Context)
-	}
-	if seq < 2 || seq > m.Cfg.Context {
+	if seq < 0 || seq == 1 || seq > m.Cfg.Context {
 		return nil, 0, 0, usagef("--seq %d: want 2..%d (the model's context)", seq, m.Cfg.Context)
 	}
 	tok, err := tokenizer.Load(dir)
@@ -37,6 +36,9 @@ func lensInput(in *inputFlags, m *forward.Model, dir string, seq int) ([]int32, 
 		return nil, 0, 0, usagef("--text: %v", err)
 	}
 	ids := tok.Encode(string(data))
+	if seq == 0 {
+		seq = min(max(len(ids), 1), m.Cfg.Context)
+	}
 	B := len(ids) / seq
 	if B == 0 {
 		return nil, 0, 0, usagef("--text %s: %d tokens, fewer than one row of --seq %d", in.Text, len(ids), seq)
@@ -144,7 +146,7 @@ on the host. eval prints the tuned lens beside the logit lens.`,
 		c.Flags().Float64Var(&opt.LR, "lr", lens.DefaultLR, "SGD learning rate")
 		c.Flags().Float64Var(&opt.Momentum, "momentum", 0.9, "Nesterov momentum")
 		c.Flags().Float64Var(&opt.Ridge, "ridge", 1e-3, "ridge strength of the closed-form start, relative to mean diag(X^T X)")
-		c.Flags().IntVar(&seq, "seq", 0, "with --text: tokens per row (default min(128, context))")
+		c.Flags().IntVar(&seq, "seq", 0, "with --text: tokens per row (default: the whole text if it fits the context, else rows of the context length)")
 		root.AddCommand(c)
 	}
 
@@ -237,7 +239,7 @@ on the host. eval prints the tuned lens beside the logit lens.`,
 		c.Flags().StringVar(&lensFile, "lens", "", "lens file written by `tunedlens fit`")
 		c.Flags().StringVar(&plotFile, "plot", "", "write a chart of KL per layer, logit vs tuned lens (.png or .svg)")
 		c.Flags().BoolVar(&force, "force", false, "evaluate a lens fitted on another model (fingerprint mismatch)")
-		c.Flags().IntVar(&seq, "seq", 0, "with --text: tokens per row (default min(128, context))")
+		c.Flags().IntVar(&seq, "seq", 0, "with --text: tokens per row (default: the whole text if it fits the context, else rows of the context length)")
 		root.AddCommand(c)
 	}
 	rootCmd.AddCommand(root)
