@@ -1,0 +1,8 @@
+// all.cu: every kernel in one translation unit, so that one PTX module
+// (cuda/kernels.ptx) holds them all. The emulation tests include it too.
+#include "ablate.cu"
+#include "attention.cu"
+#include "elementwise.cu"
+#include "layernorm.cu"
+#include "logit_stats.cu"
+#include "matmul.cu"

@@ -1,0 +1,51 @@
+// kernels.cc: the real kernel source (../all.cu), compiled by g++ against
+// emu.h, behind a C entry point that launches a kernel by name with
+// cuLaunchKernel-style packed arguments.
+#include "../all.cu"
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "api.h"
+
+namespace {
+
+using Entry = std::string (*)(dim3, dim3, size_t, void**);
+
+#define K(name) \
+	{ #name, [](dim3 g, dim3 b, size_t s, void** p) { return emu::launch_packed(g, b, s, name, p); } }
+
+const std::map<std::string, Entry>& table() {
+	static const std::map<std::string, Entry> t = {
+		K(matmul_f32),       K(layernorm_f32),      K(gelu_new_f32),     K(add_f32),
+		K(copy_f32),         K(embed_f32),          K(attention_f32),    K(attn_apply_f32),
+		K(ablate_heads_f32), K(ablate_rows_f32),    K(logit_partials_f32), K(logit_lse_f32),
+	};
+	return t;
+}
+
+std::mutex mu;  // static __shared__ arrays are per function: one launch at a time
+char errbuf[256];
+
+}  // namespace
+
+extern "C" const char* emu_launch(const char* name, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+				  unsigned bz, unsigned shmem, void** params) {
+	std::lock_guard<std::mutex> lock(mu);
+	auto it = table().find(name);
+	if (it == table().end()) {
+		snprintf(errbuf, sizeof errbuf, "emu: no kernel %s", name);
+		return errbuf;
+	}
+	std::string e = it->second(dim3(gx, gy, gz), dim3(bx, by, bz), shmem, params);
+	if (!e.empty()) {
+		snprintf(errbuf, sizeof errbuf, "emu: %s: %s", name, e.c_str());
+		return errbuf;
+	}
+	return nullptr;
+}
+
+extern "C" int emu_has(const char* name) { return table().count(name) ? 1 : 0; }
