@@ -111,6 +111,14 @@ func TestHeatmap(t *testing.T) {
 			Heatmap(filepath.Join(out, "heat"+string(rune('a'+n))+".png"), "scores", "head", "layer", rows, nil, v)
 		}
 	}
+	// One row and one column (per-layer tables).
+	for _, v := range [][][]float64{{{0.1, -0.2, 0.3, 0.4}}, {{1}, {2}, {3}}} {
+		p := filepath.Join(dir, "thin.svg")
+		if err := Heatmap(p, "thin", "", "", nil, nil, v); err != nil {
+			t.Fatal(err)
+		}
+		checkFile(t, p, 0, 0)
+	}
 	// Sequential (all positive) and constant tables.
 	p := filepath.Join(dir, "pos.png")
 	if err := Heatmap(p, "", "", "", nil, nil, [][]float64{{1, 2}, {3, 4}}); err != nil {
