@@ -36,23 +36,30 @@
 // New runs the unablated pass once and keeps the residual stream before
 // every block (and, for mean ablation, the per-position batch means of
 // hook_z, hook_attn_out and hook_mlp_out, the TransformerLens idiom
-// cache[name].mean(0)). Plan sorts configurations as the leaves of a prefix
-// tree over layers, so that configurations that ablate the same things in
-// their first layers are neighbours, and cuts the order into chunks of K.
-// Eval runs a chunk as one pass walked block by block: configurations that
-// have ablated nothing yet are not computed at all (their residual is the
-// cached one); the others form groups of identical history, B rows each,
-// which split where members ablate different things in the next block.
-// A block runs once over all groups, with per-row keep masks applied by
-// AblateHeads and AblateRows in replace hooks. After the last block the
-// metric reads only the positions it needs through LogitStats (never
-// [K*B, T, V] logits). K comes from --max-memory: ConfigBytes estimates the
-// activations one configuration adds to a pass (B*T rows of 9*C + F floats,
-// doubled for the state being split), so K = budget / ConfigBytes. For
-// singles the tree is the "start at the first touched layer" rule; for
-// pairs and larger sets it also shares the stretch between the first and
-// the second ablated layer among all configurations with the same first
-// ablation in the same chunk.
+// cache[name].mean(0)). Passes run only the positions the metric can see:
+// attention is causal, so tokens after the last position read change
+// nothing (the loss drops the last token, which is only a target).
+//
+// Plan sorts configurations by the first layer they touch, then as the
+// leaves of a prefix tree over layers (configurations that ablate the same
+// things in their first layers become neighbours), and cuts that order into
+// chunks of at most K that never mix first layers (they would share
+// nothing). Eval runs a chunk as one pass walked block by block: it starts
+// at the chunk's first layer from the cached residual (nothing before it is
+// recomputed); configurations with the same history so far form one group
+// of B rows; groups split where members ablate different things in the next
+// block (the first child keeps the parent's rows in place, the others get
+// copies in new slots). A block runs once over all groups, with per-row
+// keep masks applied by AblateHeads and AblateRows in replace hooks. After
+// the last block one LogitStats reduction reads only the positions the
+// metric needs (never [K*B, T, V] logits). Passes are allocated in sizes
+// from a short ladder (Engine.slots) so few distinct sizes are ever used.
+// K comes from --max-memory: ConfigBytes estimates the activations one
+// configuration adds to a pass (B*T rows of 9*C + F floats, doubled for the
+// state being grown), so K = budget / ConfigBytes. For singles a chunk is
+// the heads of one layer, run as one fixed-size pass from that layer; for
+// pairs and larger sets the stretch between the first and the second
+// ablated layer is also computed once per first ablation.
 //
 // Metrics: the mean next-token loss over the predictions at positions
 // LossFrom..T-2 of every row (per row, then averaged: rows have equal

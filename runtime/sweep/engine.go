@@ -78,7 +78,13 @@ type Engine struct {
 	m    *forward.Model
 	task Task
 	opt  Options
-	// resid[l] is the unablated residual stream before block l, [B*T, C].
+	// tn is the number of positions the passes run: no later position can
+	// influence the metric (attention is causal), so tokens after the last
+	// position read are dropped: T-1 for the loss (the last token is only a
+	// target), Pos+1 for a logit difference.
+	tn  int
+	tok []int32 // [B*tn], the task's prompts cut to tn positions
+	// resid[l] is the unablated residual stream before block l, [B*tn, C].
 	resid []nsrt.Tensor
 	// Mean mode fills per layer, [T, C] (z: [T, NH*HS]).
 	fillZ, fillAttn, fillMLP []nsrt.Tensor
@@ -134,6 +140,13 @@ func New(m *forward.Model, task Task, opt Options) (*Engine, error) {
 		opt.MaxMemory = DefaultMaxMemory
 	}
 	e := &Engine{m: m, task: task, opt: opt}
+	e.tn = task.T - 1
+	if task.Metric == LogitDiff {
+		e.tn = task.Pos + 1
+	}
+	for b := 0; b < task.B; b++ {
+		e.tok = append(e.tok, task.Tokens[b*task.T:b*task.T+e.tn]...)
+	}
 	e.K = opt.Chunk
 	if e.K <= 0 {
 		e.K = int(max(1, opt.MaxMemory/e.ConfigBytes()))
@@ -165,13 +178,13 @@ func New(m *forward.Model, task Task, opt Options) (*Engine, error) {
 }
 
 // ConfigBytes estimates the activation memory one configuration adds to a
-// pass: B*T token rows, each with the forward pass's buffers (residual,
+// pass: B*tn token rows, each with the forward pass's buffers (residual,
 // final norm, LN output, q, k, v, z, attention and MLP outputs: 9 C floats,
 // plus F for the MLP hidden layer), twice over because the state of the
 // previous block is alive while the next is filled when prefixes split.
 func (e *Engine) ConfigBytes() int64 {
 	c := e.m.Cfg
-	return 2 * 4 * int64(9*c.DModel+c.DMLP) * int64(e.task.B*e.task.T)
+	return 2 * 4 * int64(9*c.DModel+c.DMLP) * int64(e.task.B*e.tn)
 }
 
 // Close frees the cached tensors.
@@ -189,7 +202,7 @@ func (e *Engine) Close() {
 func (e *Engine) baseline() error {
 	m, be, t := e.m, e.m.BE, e.task
 	L, C := m.Cfg.Layers, m.Cfg.DModel
-	s, err := m.Start(t.Tokens, t.B, t.T, nil)
+	s, err := m.Start(e.tok, t.B, e.tn, nil)
 	if err != nil {
 		return err
 	}
@@ -201,7 +214,7 @@ func (e *Engine) baseline() error {
 	}
 	e.resid = make([]nsrt.Tensor, L)
 	for l := 0; l < L; l++ {
-		if e.resid[l], err = be.New(t.B*t.T, C); err != nil {
+		if e.resid[l], err = be.New(t.B*e.tn, C); err != nil {
 			return err
 		}
 		if err := be.Copy(nsrt.Whole(e.resid[l]), nsrt.Whole(s.Resid)); err != nil {
@@ -225,8 +238,8 @@ func (e *Engine) baseline() error {
 			if a == nil {
 				return fmt.Errorf("sweep: mean ablation: %s was not observed", p.name)
 			}
-			mean := positionMean(a.Data, t.B, t.T)
-			if *p.dst, err = be.Upload(mean, t.T, len(mean)/t.T); err != nil {
+			mean := positionMean(a.Data, t.B, e.tn)
+			if *p.dst, err = be.Upload(mean, e.tn, len(mean)/e.tn); err != nil {
 				return err
 			}
 		}
@@ -261,17 +274,49 @@ func positionMean(x []float32, B, T int) []float32 {
 }
 
 // rowMetric returns the metric of each of the s.B rows (s holds G copies of
-// the task's B prompts, G = s.B/B).
+// the task's B prompts, cut to tn positions, G = s.B/B), through one
+// LogitStats reduction over only the positions the metric reads. Targets
+// come from the uncut prompts. The loss of a row is the mean of its
+// per-position losses (lse - logit of the next token), in float64.
 func (e *Engine) rowMetric(s *forward.State, G int) ([]float64, error) {
-	t := e.task
+	t, tn := e.task, e.tn
+	R := G * t.B
+	var rows, idx []int32
 	if t.Metric == Loss {
-		return e.m.RowMeanLosses(s, t.LossFrom)
+		for r := 0; r < R; r++ {
+			b := r % t.B
+			for p := t.LossFrom; p <= t.T-2; p++ {
+				rows = append(rows, int32(r*tn+p))
+				idx = append(idx, t.Tokens[b*t.T+p+1])
+			}
+		}
+	} else {
+		for r := 0; r < R; r++ {
+			rows = append(rows, int32(r*tn+t.Pos))
+			idx = append(idx, t.A[r%t.B], t.C[r%t.B])
+		}
 	}
-	a, c := make([]int32, 0, G*t.B), make([]int32, 0, G*t.B)
-	for g := 0; g < G; g++ {
-		a, c = append(a, t.A...), append(c, t.C...)
+	lse := make([]float32, len(rows))
+	g := make([]float32, len(idx))
+	if err := e.m.BE.LogitStats(nsrt.Whole(s.Final), e.m.Unembed(), rows, idx, lse, g); err != nil {
+		return nil, err
 	}
-	return e.m.LogitDiffs(s, t.Pos, a, c)
+	out := make([]float64, R)
+	if t.Metric == LogitDiff {
+		for r := range out {
+			out[r] = float64(g[2*r]) - float64(g[2*r+1])
+		}
+		return out, nil
+	}
+	n := len(rows) / R
+	for r := range out {
+		var sum float64
+		for i := r * n; i < (r+1)*n; i++ {
+			sum += float64(lse[i]) - float64(g[i])
+		}
+		out[r] = sum / float64(n)
+	}
+	return out, nil
 }
 
 // abl is what one configuration ablates in one layer.
@@ -307,21 +352,39 @@ func (e *Engine) perLayer(c Config) []abl {
 	return out
 }
 
-// Plan orders configurations as the leaves of a prefix tree over layers
-// (lexicographic in their per-layer ablations, layer 0 first, "nothing
-// ablated" first), so that configurations sharing the ablations of their
-// first layers are neighbours, and cuts that order into chunks of at most K.
+// Plan orders configurations by the first layer they touch and then as
+// the leaves of a prefix tree over layers (lexicographic in their per-layer
+// ablations, layer 0 first, "nothing ablated" first), so that
+// configurations sharing the ablations of their first layers are
+// neighbours, and cuts that order into chunks of at most K that never mix
+// first layers. Mixing would share nothing (configurations that differ in
+// their first touched layer have no common work beyond the cached
+// residual), and keeping them apart lets a chunk of singles run as one
+// fixed-size pass from its first layer to the end, reusing its buffers.
 // The plan depends only on cfgs and K, so a resumed run re-forms the same
 // chunks and computes bit-identical numbers.
 func (e *Engine) Plan(cfgs []Config) [][]int {
+	L := e.m.Cfg.Layers
 	keys := make([][]abl, len(cfgs))
+	first := make([]int, len(cfgs))
 	order := make([]int, len(cfgs))
 	for i, c := range cfgs {
 		keys[i] = e.perLayer(c)
+		first[i] = L
+		for l, a := range keys[i] {
+			if !a.empty() {
+				first[i] = l
+				break
+			}
+		}
 		order[i] = i
 	}
 	sort.SliceStable(order, func(x, y int) bool {
-		a, b := keys[order[x]], keys[order[y]]
+		i, j := order[x], order[y]
+		if first[i] != first[j] {
+			return first[i] < first[j]
+		}
+		a, b := keys[i], keys[j]
 		for l := range a {
 			if a[l] != b[l] {
 				return a[l].less(b[l])
@@ -330,8 +393,13 @@ func (e *Engine) Plan(cfgs []Config) [][]int {
 		return false
 	})
 	var chunks [][]int
-	for lo := 0; lo < len(order); lo += e.K {
-		chunks = append(chunks, order[lo:min(lo+e.K, len(order))])
+	for lo := 0; lo < len(order); {
+		hi := lo + 1
+		for hi < len(order) && hi-lo < e.K && first[order[hi]] == first[order[lo]] {
+			hi++
+		}
+		chunks = append(chunks, order[lo:hi])
+		lo = hi
 	}
 	return chunks
 }
@@ -353,7 +421,7 @@ func (e *Engine) Plan(cfgs []Config) [][]int {
 func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 	m, be, t := e.m, e.m.BE, e.task
 	L, NH := m.Cfg.Layers, m.Cfg.Heads
-	B, T := t.B, t.T
+	B, T := t.B, e.tn
 	keys := make([][]abl, len(cfgs))
 	for i, c := range cfgs {
 		keys[i] = e.perLayer(c)
@@ -373,51 +441,68 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 			s.Close()
 		}
 	}()
-	groups := 0
+	active, capacity := 0, 0 // groups in use, group slots in s
 	for l := 0; l < L; l++ {
-		index := map[node]int{}
-		var parents []int
-		var abls []abl
+		// Number this block's groups: the first child of an existing group
+		// keeps its slot (its rows are already in place); other children
+		// and groups leaving the unablated stream get new slots after the
+		// active ones, in configuration order.
+		slot := map[node]int{}
+		kept := make([]bool, active)
+		var parents []int // of the new slots active, active+1, ...: a slot, or -1 for the cached residual
+		abls := make([]abl, active)
 		next := make([]int, len(cfgs))
-		for i := range cfgs {
-			a := keys[i][l]
-			n := node{parent: gid[i], a: a, self: -1}
-			if gid[i] < 0 {
-				if e.opt.NoShare {
-					n.self = i // every configuration its own pass from the embedding
-				} else if a.empty() {
-					next[i] = -1
-					continue
-				}
+		add := func(i int, n node) {
+			if g, ok := slot[n]; ok {
+				next[i] = g
+				return
 			}
-			g, ok := index[n]
-			if !ok {
-				g = len(parents)
-				index[n] = g
-				parents = append(parents, gid[i])
-				abls = append(abls, a)
+			g := active + len(parents)
+			if n.parent >= 0 && !kept[n.parent] {
+				g = n.parent
+				kept[g] = true
+			} else {
+				parents = append(parents, n.parent)
+				abls = append(abls, abl{})
 			}
+			slot[n] = g
+			abls[g] = n.a
 			next[i] = g
 		}
+		for i := range cfgs {
+			if gid[i] >= 0 {
+				add(i, node{parent: gid[i], a: keys[i][l], self: -1})
+			}
+		}
+		for i := range cfgs {
+			if gid[i] >= 0 {
+				continue
+			}
+			a := keys[i][l]
+			n := node{parent: -1, a: a, self: -1}
+			if e.opt.NoShare {
+				n.self = i // every configuration its own pass from the embedding
+			} else if a.empty() {
+				next[i] = -1
+				continue
+			}
+			add(i, n)
+		}
 		gid = next
-		if len(parents) == 0 {
+		grown := active + len(parents)
+		if grown == 0 {
 			continue
 		}
-		same := s != nil && len(parents) == groups
-		for g, p := range parents {
-			same = same && p == g
-		}
-		if !same {
-			ns, err := m.Start(repeatTokens(t.Tokens, len(parents)), len(parents)*B, T, nil)
+		if grown > capacity {
+			// A bigger state, its size taken from a short ladder (see
+			// slots) so that few distinct sizes are ever allocated.
+			c := e.slots(grown)
+			ns, err := m.Start(repeatTokens(e.tok, c), c*B, T, nil)
 			if err != nil {
 				return nil, err
 			}
-			for g, p := range parents {
-				src := nsrt.Whole(e.resid[l])
-				if p >= 0 {
-					src = nsrt.Whole(s.Resid).RowSlice(p*B*T, B*T)
-				}
-				if err := be.Copy(nsrt.Whole(ns.Resid).RowSlice(g*B*T, B*T), src); err != nil {
+			if active > 0 {
+				if err := be.Copy(nsrt.Whole(ns.Resid).RowSlice(0, active*B*T), nsrt.Whole(s.Resid).RowSlice(0, active*B*T)); err != nil {
 					ns.Close()
 					return nil, err
 				}
@@ -425,21 +510,31 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 			if s != nil {
 				s.Close()
 			}
-			s, groups = ns, len(parents)
+			s, capacity = ns, c
 		}
+		for k, p := range parents {
+			src := nsrt.Whole(e.resid[l])
+			if p >= 0 {
+				src = nsrt.Whole(s.Resid).RowSlice(p*B*T, B*T)
+			}
+			if err := be.Copy(nsrt.Whole(s.Resid).RowSlice((active+k)*B*T, B*T), src); err != nil {
+				return nil, err
+			}
+		}
+		active = grown
 		e.cur = layerAblation{layer: l}
 		if e.opt.Mode == Mean {
 			e.cur.fillZ, e.cur.fillAttn, e.cur.fillMLP = e.fillZ[l], e.fillAttn[l], e.fillMLP[l]
 		}
 		for g, a := range abls {
 			if a.heads != 0 && e.cur.heads == nil {
-				e.cur.heads = ones(groups * B * NH)
+				e.cur.heads = ones(capacity * B * NH)
 			}
 			if a.attn && e.cur.attn == nil {
-				e.cur.attn = ones(groups * B)
+				e.cur.attn = ones(capacity * B)
 			}
 			if a.mlp && e.cur.mlp == nil {
-				e.cur.mlp = ones(groups * B)
+				e.cur.mlp = ones(capacity * B)
 			}
 			for r := g * B; r < (g+1)*B; r++ {
 				for h := 0; h < NH; h++ {
@@ -455,6 +550,8 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 				}
 			}
 		}
+		// Slots past active (ladder padding) hold finite leftovers or the
+		// embedding; they are computed and never read.
 		err := m.Blocks(s, l, l+1, e.hooks)
 		e.cur = layerAblation{}
 		if err != nil {
@@ -468,7 +565,7 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 			return nil, err
 		}
 		var err error
-		if rows, err = e.rowMetric(s, groups); err != nil {
+		if rows, err = e.rowMetric(s, active); err != nil {
 			return nil, err
 		}
 	}
@@ -483,6 +580,22 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 		}
 	}
 	return out, nil
+}
+
+// slots is the number of group slots a pass needing g groups allocates:
+// the smallest rung >= g of the ladder 1, 2, 3, 4, 5, 7, 9, 12, 15, 19, ...
+// (each rung max(r+1, ceil(1.25 r))), but not past max(g, K). Exact sizes
+// would make every pass of a pairs sweep a new size; backends that keep
+// freed buffers for reuse by size (the CPU backend keeps up to 16 of each)
+// would then hold dozens of gigabytes. With the ladder the sizes in use
+// number about log_1.25(K), their sum is about 5K groups, and at most a
+// quarter of a pass is padding.
+func (e *Engine) slots(g int) int {
+	r := 1
+	for r < g {
+		r = max(r+1, (5*r+3)/4)
+	}
+	return min(r, max(g, e.K))
 }
 
 func ones(n int) []uint8 {

@@ -1,0 +1,107 @@
+// Command sweep-bench times the ablation-sweep engine on the induction task
+// (B prompts of 2 x P tokens, second-half loss): configurations per second
+// for the batched prefix-sharing engine and for one configuration per pass.
+//
+//	go run -tags openblas ./benchmarks/sweep -model benchmarks/model -space 'singles(heads)' -mode both
+//
+// Compare with /usr/bin/python3 ../shared/bench/torch_bench.py benchmarks/model --threads 2 --sweep
+// (the PyTorch hook loop) run beside it: the machine is shared, so absolute
+// figures drift; -cpuprofile writes a pprof profile of the batched run.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	goruntime "runtime"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/neoscope/neoscope/cpu"
+	"github.com/neoscope/neoscope/runtime/forward"
+	"github.com/neoscope/neoscope/runtime/sweep"
+)
+
+func main() {
+	model := flag.String("model", "benchmarks/model", "model directory")
+	space := flag.String("space", "singles(heads)", "configuration space")
+	mode := flag.String("mode", "both", "batched, single (one configuration per pass, no sharing) or both")
+	batch := flag.Int("batch", 8, "prompts")
+	period := flag.Int("period", 10, "random tokens before the repeat")
+	threads := flag.Int("threads", 2, "threads")
+	chunk := flag.Int("chunk", 0, "configurations per pass for the batched engine (0: from -max-memory)")
+	maxMem := flag.Int64("max-memory", sweep.DefaultMaxMemory, "activation budget in bytes")
+	limit := flag.Int("limit", 0, "one-per-pass mode: time only this many configurations and extrapolate")
+	prof := flag.String("cpuprofile", "", "write a CPU profile of the batched run")
+	flag.Parse()
+	goruntime.GOMAXPROCS(*threads)
+	be := cpu.New()
+	be.SetThreads(*threads)
+	m, err := forward.Open(be, *model)
+	check(err)
+	defer m.Close()
+	cfgs, err := sweep.Parse(*space, sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads})
+	check(err)
+	rows, err := sweep.RepeatedTokens(m.Cfg.Vocab, *batch, *period, 0)
+	check(err)
+	flat, B, T, err := m.CheckTokens(rows)
+	check(err)
+	task := sweep.Task{Tokens: flat, B: B, T: T, LossFrom: *period}
+	fmt.Printf("model %s (%s), %d configurations of %s, B=%d T=%d, %d threads\n", *model, be.Name(), len(cfgs), *space, B, T, *threads)
+	run := func(name string, opt sweep.Options, n int) []float64 {
+		e, err := sweep.New(m, task, opt)
+		check(err)
+		defer e.Close()
+		sub := cfgs[:n]
+		start, cpu0 := time.Now(), cpuSeconds()
+		var out []float64
+		for _, ch := range e.Plan(sub) {
+			batch := make([]sweep.Config, len(ch))
+			for j, i := range ch {
+				batch[j] = sub[i]
+			}
+			v, err := e.Eval(batch)
+			check(err)
+			out = append(out, v...)
+		}
+		el, cpu := time.Since(start).Seconds(), cpuSeconds()-cpu0
+		fmt.Printf("%-28s %6d configs in %8.2f s: %8.2f configs/s; %8.2f CPU s (%.3f CPU s/config) (K=%d per pass)", name, n, el, float64(n)/el, cpu, cpu/float64(n), e.K)
+		if n < len(cfgs) {
+			fmt.Printf("; all %d would take ~%.0f s", len(cfgs), el*float64(len(cfgs))/float64(n))
+		}
+		fmt.Println()
+		return out
+	}
+	if *mode == "single" || *mode == "both" {
+		n := len(cfgs)
+		if *limit > 0 && *limit < n {
+			n = *limit
+		}
+		run("one per pass (no sharing)", sweep.Options{Chunk: 1, NoShare: true}, n)
+	}
+	if *mode == "batched" || *mode == "both" {
+		if *prof != "" {
+			f, err := os.Create(*prof)
+			check(err)
+			check(pprof.StartCPUProfile(f))
+			defer pprof.StopCPUProfile()
+		}
+		run("batched, prefix-shared", sweep.Options{Chunk: *chunk, MaxMemory: *maxMem}, len(cfgs))
+	}
+}
+
+// cpuSeconds is the process's user+system CPU time: on a shared machine it
+// moves less with other jobs' load than wall time does.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sweep-bench:", err)
+		os.Exit(1)
+	}
+}
