@@ -33,6 +33,9 @@ func Write(path string, fill func(w io.Writer) error) (err error) {
 	if err = fill(f); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	if err = f.Chmod(0o644); err != nil { // CreateTemp makes 0600 files
+		return err
+	}
 	if err = f.Sync(); err != nil {
 		return err
 	}
