@@ -21,7 +21,19 @@
 // one. An existing DIR is replaced only when it holds a neoscope report (its
 // index.html carries the generator mark), never an arbitrary folder.
 //
-// Sections present depend on the probes this build has: model card,
-// induction (probes/induction) and head ablation (probes/ablate). Sections
-// whose probe is missing are listed at the end of the page with the reason.
+// Sections, each from its probe package, one column per model:
+//
+//	Model card             the architecture (runtime/arch)
+//	Embedding geometry     probes/embed: W_E statistics, residual along the mean-embedding direction
+//	Logit lens             probes/lens: loss and KL per layer, all models on one chart
+//	Induction heads        probes/induction: induction and previous-token scores [L][NH]
+//	Head ablation          probes/ablate: loss increase per zero-ablated head
+//	Layer ablation         probes/ablate: whole attention layers and MLPs
+//	IOI                    probes/ioi: patching and DLA, for models with a tokenizer
+//	                       (otherwise a note says why it is absent)
+//
+// Tokens: the ablation runs on the given tokens, else on the induction task's
+// repeated random tokens (loss on the second half); the lens runs on the given
+// tokens, else on Passage through the model's tokenizer, else on the repeated
+// tokens.
 package report

@@ -40,15 +40,6 @@ type Page struct {
 	TopK    int       // heads listed under each heatmap (default 5)
 }
 
-// Absent is a section this build cannot show, with the reason.
-type Absent struct{ ID, Title, Why string }
-
-// Missing lists the seed experiments whose probe package is not part of this
-// build; the page names them with the reason instead of leaving them out
-// silently.
-// (Empty now: every seed experiment's probe is in.)
-var Missing []Absent
-
 // CheckOut reports whether Write may write dir: it does not exist, is an
 // empty folder, or holds an earlier report. Call it before long computations.
 func CheckOut(dir string) error {
@@ -131,7 +122,6 @@ type view struct {
 	LayerChart           image
 	LensChart            image
 	EmbedChart           image
-	Missing              []Absent
 	CSS                  template.CSS
 	JS                   template.JS
 	Mark                 template.HTML
@@ -171,7 +161,7 @@ func Write(dir string, p Page) (err error) {
 	}
 
 	v := view{Title: p.Title, Command: p.Command, Time: p.Time.UTC().Format("2006-01-02 15:04 UTC"),
-		Two: len(p.Results) > 1, Missing: Missing,
+		Two: len(p.Results) > 1,
 		CSS: template.CSS(styleCSS), JS: template.JS(checkJS), Mark: template.HTML(generatorMark)}
 	var series []plot.Series
 	for i, r := range p.Results {
