@@ -113,6 +113,28 @@ func TestSweepCLIGolden(t *testing.T) {
 	fixtureSweep(t, res, ref.Get(t, "head_mean_ablation_loss").F, heads, "head_mean_ablation_loss")
 	fixtureSweep(t, res, ref.Get(t, "mlp_mean_ablation_loss").F, mlps, "mlp_mean_ablation_loss")
 	fixtureSweep(t, res, ref.Get(t, "attn_layer_mean_ablation_loss").F, attns, "attn_layer_mean_ablation_loss")
+
+	// IOI: the unablated logit difference at the last position.
+	clean := filepath.Join(dir, "clean.json")
+	writeTokens(t, ref, "ioi_clean", clean)
+	ids := func(name string) string {
+		var p []string
+		for _, v := range ref.Get(t, name).Ints() {
+			p = append(p, fmt.Sprint(v))
+		}
+		return strings.Join(p, ",")
+	}
+	out := filepath.Join(dir, "ioi.csv")
+	args := []string{"sweep", "--model", ref.Dir, "--task", "ioi", "--clean", clean, "--io", ids("ioi_io"), "--s", ids("ioi_s"),
+		"--space", "none | singles(attn)", "--out", out}
+	if _, stderr, code := runCLI(t, args...); code != 0 {
+		t.Fatalf("neoscope %v: exit %d: %s", args, code, stderr)
+	}
+	ld := readResult(t, out, "logit_diff")
+	fixtureSweep(t, ld, ref.Get(t, "ioi_ld_clean").F, []string{""}, "ioi_ld_clean")
+	if len(ld) != 5 {
+		t.Errorf("ioi sweep: %d rows, want 5", len(ld))
+	}
 }
 
 func TestSweepCLIBadInput(t *testing.T) {

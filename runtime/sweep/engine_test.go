@@ -128,6 +128,11 @@ func TestSharedMatchesUnshared(t *testing.T) {
 			t.Fatalf("%d configurations", len(cfgs))
 		}
 		fixtures.Close(t, "shared vs one per pass ("+mode.String()+")", shared, single, tolSelf)
+		if mode == sweep.Zero {
+			// Chunks of 40: passes grow in place through padded ladder sizes.
+			_, big, _ := sweepAll(t, m, task, sweep.Options{Chunk: 40, Mode: mode}, space)
+			fixtures.Close(t, "chunks of 40 vs one per pass", big, single, tolSelf)
+		}
 	}
 }
 

@@ -110,3 +110,46 @@ func TestRepeatedTokens(t *testing.T) {
 		t.Error("period larger than the vocabulary accepted")
 	}
 }
+
+func TestShards(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		i, n int
+		ok   bool
+	}{{"0/4", 0, 4, true}, {"3/4", 3, 4, true}, {"4/4", 0, 0, false}, {"-1/4", 0, 0, false}, {"1", 0, 0, false}, {"0/0", 0, 0, false}} {
+		i, n, err := ParseShard(c.s)
+		if (err == nil) != c.ok || i != c.i || n != c.n {
+			t.Errorf("ParseShard(%q) = %d, %d, %v", c.s, i, n, err)
+		}
+	}
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for k := 0; k < len(kv); k += 2 {
+			m[kv[k]] = kv[k+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	for _, c := range []struct {
+		env     func(string) string
+		i, n    int
+		ok, bad bool
+	}{
+		{env(), 0, 0, false, false},
+		{env("SLURM_ARRAY_TASK_ID", "2", "SLURM_ARRAY_TASK_COUNT", "4"), 2, 4, true, false},
+		{env("SLURM_ARRAY_TASK_ID", "12", "SLURM_ARRAY_TASK_MIN", "10", "SLURM_ARRAY_TASK_MAX", "13"), 2, 4, true, false},
+		{env("SLURM_ARRAY_TASK_ID", "4", "SLURM_ARRAY_TASK_MIN", "0", "SLURM_ARRAY_TASK_MAX", "6", "SLURM_ARRAY_TASK_COUNT", "4"), 0, 0, false, true}, // --array=0-6:2
+		{env("SLURM_ARRAY_TASK_ID", "1"), 0, 0, false, true},
+	} {
+		i, n, ok, err := ShardFromEnv(c.env)
+		if i != c.i || n != c.n || ok != c.ok || (err != nil) != c.bad {
+			t.Errorf("ShardFromEnv: %d/%d ok=%v err=%v, want %d/%d ok=%v bad=%v", i, n, ok, err, c.i, c.n, c.ok, c.bad)
+		}
+	}
+	var all []int
+	for i := 0; i < 3; i++ {
+		all = append(all, ShardIndices(10, i, 3)...)
+	}
+	if len(all) != 10 {
+		t.Errorf("3 shards of 10 hold %d configurations", len(all))
+	}
+}
