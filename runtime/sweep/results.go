@@ -54,11 +54,11 @@ func FormatOf(path, flag string) (Format, error) {
 // number of ablated components, the metric and its change from the
 // unablated baseline.
 type Row struct {
-	Index    int
-	Config   string
-	NAblated int
-	Value    float64
-	Delta    float64
+	Index    int     `json:"index"`
+	Config   string  `json:"config"`
+	NAblated int     `json:"n_ablated"`
+	Value    float64 `json:"value"`
+	Delta    float64 `json:"delta"`
 }
 
 // Columns are the result columns for a metric, in file order.
