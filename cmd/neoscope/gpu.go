@@ -1,12 +1,17 @@
 package main
 
 import (
-	"errors"
-
+	"github.com/neoscope/neoscope/cuda"
 	nsrt "github.com/neoscope/neoscope/runtime"
 )
 
-// openGPU opens the CUDA backend. TODO(issue 8): wire cuda.Open.
+// openGPU opens the CUDA backend: libcuda.so.1 is loaded at run time, so
+// without a driver or a device this is an ordinary error (the caller falls
+// back to the CPU for --backend auto).
 func openGPU() (nsrt.Backend, error) {
-	return nil, errors.New("the CUDA backend is not built into this binary yet")
+	be, err := cuda.Open()
+	if err != nil {
+		return nil, err
+	}
+	return be, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -105,5 +106,30 @@ func TestRunErrors(t *testing.T) {
 	_, stderr, code := runCLI(t, "info", "--model", bad)
 	if code == 0 || !strings.Contains(stderr, "attention_types") {
 		t.Errorf("inconsistent config: exit %d, %q", code, stderr)
+	}
+}
+
+// TestBackendSelection: without a usable GPU, --backend cuda fails with the
+// driver's reason and --backend auto runs on the CPU and says so.
+func TestBackendSelection(t *testing.T) {
+	ref := fixtures.Dir(t, "tiny-neo")
+	tok := filepath.Join(t.TempDir(), "t.json")
+	fixtures.Must(t, os.WriteFile(tok, []byte("[[1,2,3]]"), 0o644))
+	out := filepath.Join(t.TempDir(), "o.safetensors")
+	_, stderr, code := runCLI(t, "run", "--backend", "cuda", "--model", ref, "--tokens", tok, "--out", out)
+	if code == 0 {
+		t.Skip("a usable GPU is present: the no-GPU behaviour cannot be checked here")
+	}
+	if code != 1 || !strings.Contains(stderr, "--backend cuda: cuda:") {
+		t.Errorf("--backend cuda without a GPU: exit %d, stderr %q; want exit 1 with the driver's reason", code, stderr)
+	}
+	// runCLI sets NEOSCOPE_QUIET; run auto without it to see the notice.
+	cmd := exec.Command(neoscopeBin, "run", "--model", ref, "--tokens", tok, "--out", out)
+	msg, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("--backend auto: %v: %s", err, msg)
+	}
+	if !strings.Contains(string(msg), "running on the CPU") {
+		t.Errorf("--backend auto did not say it fell back to the CPU: %q", msg)
 	}
 }
