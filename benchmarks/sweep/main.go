@@ -34,6 +34,7 @@ func main() {
 	maxMem := flag.Int64("max-memory", sweep.DefaultMaxMemory, "activation budget in bytes")
 	limit := flag.Int("limit", 0, "one-per-pass mode: time only this many configurations and extrapolate")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the batched run")
+	every := flag.Int("every", 1, "time every N-th configuration of the space only (a sample; the rate for the whole space is estimated from it)")
 	flag.Parse()
 	goruntime.GOMAXPROCS(*threads)
 	be := cpu.New()
@@ -43,12 +44,20 @@ func main() {
 	defer m.Close()
 	cfgs, err := sweep.Parse(*space, sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads})
 	check(err)
+	total := len(cfgs)
+	if *every > 1 {
+		var sample []sweep.Config
+		for i := 0; i < len(cfgs); i += *every {
+			sample = append(sample, cfgs[i])
+		}
+		cfgs = sample
+	}
 	rows, err := sweep.RepeatedTokens(m.Cfg.Vocab, *batch, *period, 0)
 	check(err)
 	flat, B, T, err := m.CheckTokens(rows)
 	check(err)
 	task := sweep.Task{Tokens: flat, B: B, T: T, LossFrom: *period}
-	fmt.Printf("model %s (%s), %d configurations of %s, B=%d T=%d, %d threads\n", *model, be.Name(), len(cfgs), *space, B, T, *threads)
+	fmt.Printf("model %s (%s), %d of the %d configurations of %s, B=%d T=%d, %d threads\n", *model, be.Name(), len(cfgs), total, *space, B, T, *threads)
 	run := func(name string, opt sweep.Options, n int) []float64 {
 		e, err := sweep.New(m, task, opt)
 		check(err)
@@ -67,8 +76,8 @@ func main() {
 		}
 		el, cpu := time.Since(start).Seconds(), cpuSeconds()-cpu0
 		fmt.Printf("%-28s %6d configs in %8.2f s: %8.2f configs/s; %8.2f CPU s (%.3f CPU s/config) (K=%d per pass)", name, n, el, float64(n)/el, cpu, cpu/float64(n), e.K)
-		if n < len(cfgs) {
-			fmt.Printf("; all %d would take ~%.0f s", len(cfgs), el*float64(len(cfgs))/float64(n))
+		if n < total {
+			fmt.Printf("; all %d would take ~%.0f s", total, el*float64(total)/float64(n))
 		}
 		fmt.Println()
 		return out
