@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,5 +132,42 @@ func TestReportErrors(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 3 {
 		t.Errorf("left behind in %s: %v", dir, ents)
+	}
+}
+
+// --tokens replaces the repeated tokens in the lens and ablation sections,
+// and results.json holds the same numbers as the page.
+func TestReportTokens(t *testing.T) {
+	ref := fixtures.Load(t, "tiny-neo")
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "batch.json")
+	data, err := json.Marshal(ref.Get(t, "tokens").Rows())
+	fixtures.Must(t, err)
+	fixtures.Must(t, os.WriteFile(tokFile, data, 0o644))
+	out := filepath.Join(dir, "r")
+	_, stderr, code := runCLI(t, "report", "--model", ref.Dir, "--out", out, "--tokens", tokFile,
+		"--backend", "cpu", "--rep-batch", "2", "--rep-period", "8", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	page, err := os.ReadFile(filepath.Join(out, "index.html"))
+	fixtures.Must(t, err)
+	if n := strings.Count(string(page), "--tokens batch.json: 3 row(s) of 24 tokens"); n != 2 {
+		t.Errorf("page names the --tokens input %d times, want 2 (lens, ablation)", n)
+	}
+	var res struct {
+		Models []struct {
+			Ablation struct {
+				Baseline float64 `json:"baseline_loss"`
+			} `json:"ablation"`
+		} `json:"models"`
+	}
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	fixtures.Must(t, err)
+	fixtures.Must(t, json.Unmarshal(b, &res))
+	want := ref.Cases["scalars"].(map[string]any)["loss"].(float64)
+	fixtures.Close(t, "baseline", []float64{res.Models[0].Ablation.Baseline}, []float64{want}, 1e-4)
+	if !strings.Contains(string(page), fmt.Sprintf("%.4f", res.Models[0].Ablation.Baseline)) {
+		t.Error("baseline loss of results.json not on the page")
 	}
 }
