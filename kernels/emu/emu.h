@@ -10,8 +10,9 @@
 //     threads run the blocks of the grid one after another, with a barrier
 //     between blocks (so shared memory is never used by two blocks at once);
 //   - __syncthreads() is a std::barrier over the block; __syncwarp() and the
-//     warp shuffles use a per-warp std::barrier and a per-warp slot array:
-//     write own value, barrier, read the source lane's slot, barrier;
+//     warp shuffles use a per-warp std::barrier and per-thread slots: write
+//     own value, barrier, read the source lane's slot (two slot arrays used
+//     alternately, so one barrier per shuffle suffices);
 //   - dynamic shared memory is declared with DYN_SHARED(type, name), which is
 //     `extern __shared__ type name[]` under nvcc and a per-launch buffer here.
 //
@@ -71,10 +72,10 @@ struct Launch {
 	unsigned nthreads;
 	std::barrier<> block_bar;
 	std::vector<std::unique_ptr<std::barrier<>>> warp_bar;
-	std::vector<uint64_t> slots;  // one per thread, for shuffles
+	std::vector<uint64_t> slots[2];  // one per thread, for shuffles, double-buffered
 	std::vector<unsigned char> dyn;
 
-	Launch(unsigned n, size_t shmem) : nthreads(n), block_bar(n), slots(n), dyn(shmem ? shmem : 16) {
+	Launch(unsigned n, size_t shmem) : nthreads(n), block_bar(n), slots{std::vector<uint64_t>(n), std::vector<uint64_t>(n)}, dyn(shmem ? shmem : 16) {
 		for (unsigned w = 0; w * 32 < n; w++) {
 			unsigned cnt = n - w * 32 < 32 ? n - w * 32 : 32;
 			warp_bar.push_back(std::make_unique<std::barrier<>>(cnt));
@@ -86,21 +87,28 @@ struct Launch {
 };
 
 inline thread_local Launch* cur;
-inline thread_local unsigned tid;  // linear thread index in the block
+inline thread_local unsigned tid;     // linear thread index in the block
+inline thread_local unsigned parity;  // which slot array this thread's next shuffle uses
 
 inline void* dyn_shared() { return cur->dyn.data(); }
 
 template <typename T>
 inline T shfl_impl(T v, int src_lane_in_warp, bool valid) {
 	static_assert(sizeof(T) <= 8, "shuffle of a value wider than 8 bytes");
+	// One barrier per shuffle: consecutive shuffles alternate between two
+	// slot arrays, so a lane that runs ahead writes the other array while
+	// slower lanes still read this one; it cannot come back to this array
+	// before every lane has passed the next shuffle's barrier, that is,
+	// before every lane has finished reading here.
 	Launch& L = *cur;
 	unsigned w = tid / 32;
-	std::memcpy(&L.slots[tid], &v, sizeof(T));
+	std::vector<uint64_t>& slots = L.slots[parity];
+	parity ^= 1;
+	std::memcpy(&slots[tid], &v, sizeof(T));
 	L.warp_bar[w]->arrive_and_wait();
 	T r = v;
 	unsigned src = w * 32 + (unsigned)src_lane_in_warp;
-	if (valid && src < L.nthreads) std::memcpy(&r, &L.slots[src], sizeof(T));
-	L.warp_bar[w]->arrive_and_wait();
+	if (valid && src < L.nthreads) std::memcpy(&r, &slots[src], sizeof(T));
 	return r;
 }
 
@@ -121,6 +129,7 @@ std::string run(dim3 grid, dim3 block, size_t shmem, F&& body) {
 		ts.emplace_back([&, t] {
 			cur = &L;
 			tid = t;
+			parity = 0;
 			threadIdx = uint3{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
 			blockDim = block;
 			gridDim = grid;

@@ -1,0 +1,88 @@
+package cuda
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/neoscope/neoscope/internal/fixtures"
+	"github.com/neoscope/neoscope/kernels/emu"
+	"github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/forward"
+)
+
+// Whole forward passes of the fixture models (../shared/fixtures, written by
+// PyTorch) on the CUDA backend: logits, residual stream, patterns and z to
+// 1e-4 absolute, the loss to 1e-5, the bounds the CPU backend's golden test
+// uses (the fixtures' own float32 floor is ~3e-5 on tiny-neo's logits).
+const (
+	goldenAct  = 1e-4
+	goldenLoss = 1e-5
+)
+
+func goldenForward(t *testing.T, newBE func() (runtime.Backend, func())) {
+	for _, name := range fixtures.Names {
+		t.Run(name, func(t *testing.T) {
+			ref := fixtures.Load(t, name)
+			be, done := newBE()
+			defer done()
+			m, err := forward.Open(be, ref.Dir)
+			fixtures.Must(t, err)
+			defer m.Close()
+			tok := ref.Get(t, "tokens")
+			B, T := tok.Shape[0], tok.Shape[1]
+			h := (&forward.Hooks{}).Observe("blocks.*.hook_resid_pre", "blocks.*.attn.hook_pattern", "blocks.*.attn.hook_z")
+			s, logits, err := m.Run(tok.Ints(), B, T, h, true)
+			fixtures.Must(t, err)
+			defer s.Close()
+			fixtures.Close(t, "logits", fixtures.F32(logits), ref.Get(t, "logits").F, goldenAct)
+
+			L, C := m.Cfg.Layers, m.Cfg.DModel
+			resid := ref.Get(t, "resid").F
+			n := B * T * C
+			for l := 0; l < L; l++ {
+				got := h.Cache[fmt.Sprintf("blocks.%d.hook_resid_pre", l)]
+				fixtures.Close(t, fmt.Sprintf("resid[%d]", l), fixtures.F32(got.Data), resid[l*n:(l+1)*n], goldenAct)
+			}
+			pat := ref.Get(t, "attn_pattern").F
+			z := ref.Get(t, "z").F
+			np := B * m.Cfg.Heads * T * T
+			for l := 0; l < L; l++ {
+				got := h.Cache[fmt.Sprintf("blocks.%d.attn.hook_pattern", l)]
+				fixtures.Close(t, fmt.Sprintf("pattern[%d]", l), fixtures.F32(got.Data), pat[l*np:(l+1)*np], goldenAct)
+				gz := h.Cache[fmt.Sprintf("blocks.%d.attn.hook_z", l)]
+				fixtures.Close(t, fmt.Sprintf("z[%d]", l), fixtures.F32(gz.Data), z[l*n:(l+1)*n], goldenAct)
+			}
+			per, err := m.NextTokenLosses(s, 0)
+			fixtures.Must(t, err)
+			fixtures.Close(t, "per_token_loss", per, ref.Get(t, "per_token_loss").F, goldenAct)
+			fixtures.Close(t, "loss", []float64{forward.Mean(per)}, ref.Get(t, "loss").F, goldenLoss)
+			t.Logf("%s: B=%d T=%d loss %.6f", be.Name(), B, T, forward.Mean(per))
+		})
+	}
+}
+
+// TestGoldenForwardEmu: the fixture models' forward pass through the CUDA
+// backend with the kernels' source emulated on the CPU.
+func TestGoldenForwardEmu(t *testing.T) {
+	if !emu.Available {
+		t.Skip("kernel emulator not built (needs cgo)")
+	}
+	if testing.Short() {
+		t.Skip("emulated forward passes take a while; skipped with -short")
+	}
+	goldenForward(t, func() (runtime.Backend, func()) { b := newEmu(); return b, func() { b.Close() } })
+}
+
+// TestGoldenForwardGPU: the same on a real device.
+func TestGoldenForwardGPU(t *testing.T) {
+	if _, err := Open(); err != nil {
+		t.Skipf("no CUDA device: %v", err)
+	}
+	goldenForward(t, func() (runtime.Backend, func()) {
+		b, err := Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, func() { b.Close() }
+	})
+}
