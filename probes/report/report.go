@@ -182,15 +182,16 @@ func Analyze(in Input, opt Options) (*Result, error) {
 		r.LensTokens = fmt.Sprintf("%s: %d row(s) of %d tokens", rowsSource(in), len(in.Rows), len(in.Rows[0]))
 	case tok != nil:
 		ids := tok.Encode(Passage)
+		r.LensTokens = fmt.Sprintf("Genesis 1:1-5 (KJV), %d tokens", len(ids))
 		if len(ids) > cfg.Context {
 			ids = ids[:cfg.Context]
+			r.LensTokens = fmt.Sprintf("the first %d tokens (n_ctx) of Genesis 1:1-5 (KJV)", len(ids))
 		}
 		row := make([]int32, len(ids))
 		for i, id := range ids {
 			row[i] = int32(id)
 		}
 		lensRows = [][]int32{row}
-		r.LensTokens = fmt.Sprintf("Genesis 1:1-5 (KJV), %d tokens", len(row))
 	}
 	{
 		flat, B, T, err := m.CheckTokens(lensRows)
