@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/neoscope/neoscope/cpu"
+	"github.com/neoscope/neoscope/probes/induction"
 	"github.com/neoscope/neoscope/runtime/forward"
 	"github.com/neoscope/neoscope/runtime/sweep"
 )
@@ -52,7 +53,7 @@ func main() {
 		}
 		cfgs = sample
 	}
-	rows, err := sweep.RepeatedTokens(m.Cfg.Vocab, *batch, *period, 0)
+	rows, err := induction.RepeatedTokens(induction.Candidates(m.Cfg.Vocab, nil), *batch, *period, 1)
 	check(err)
 	flat, B, T, err := m.CheckTokens(rows)
 	check(err)

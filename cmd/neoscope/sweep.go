@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/neoscope/neoscope/probes/induction"
 	"github.com/neoscope/neoscope/probes/plot"
 	"github.com/neoscope/neoscope/runtime/forward"
 	"github.com/neoscope/neoscope/runtime/sweep"
@@ -81,7 +82,7 @@ the shard files. OUT.meta.json beside the output records what was swept.`,
 	fl.IntVar(&f.lossFrom, "loss-from", 0, "loss: first predicting position (loss over predictions at P..T-2)")
 	fl.IntVar(&f.batch, "batch", 8, "induction: number of prompts")
 	fl.IntVar(&f.period, "period", 10, "induction: random tokens before the repeat")
-	fl.Uint64Var(&f.seed, "seed", 0, "induction: random seed")
+	fl.Uint64Var(&f.seed, "seed", 1, "induction: random seed (the prompts of neoscope induction with the same --batch, --period, --seed)")
 	fl.StringVar(&f.clean, "clean", "", "ioi: JSON token file of the prompts")
 	fl.StringVar(&f.ioIDs, "io", "", "ioi: comma-separated answer ids, one per prompt")
 	fl.StringVar(&f.sIDs, "s", "", "ioi: comma-separated counterfactual (subject) ids, one per prompt")
@@ -180,7 +181,11 @@ func (f *sweepFlags) buildTask(m *forward.Model) (sweep.Task, string, error) {
 		if 2*f.period > m.Cfg.Context {
 			return t, "", usagef("--period %d: 2x%d tokens exceed the model's context of %d", f.period, f.period, m.Cfg.Context)
 		}
-		rows, err := sweep.RepeatedTokens(m.Cfg.Vocab, f.batch, f.period, f.seed)
+		// The same prompts as `neoscope induction` draws for the same
+		// --batch, --period and --seed (probes/induction's generator and
+		// candidate ids).
+		keep, what := candidateFilter(f.model.Model, m.Cfg.Vocab)
+		rows, err := induction.RepeatedTokens(induction.Candidates(m.Cfg.Vocab, keep), f.batch, f.period, f.seed)
 		if err != nil {
 			return t, "", usageError{err}
 		}
@@ -190,7 +195,7 @@ func (f *sweepFlags) buildTask(m *forward.Model) (sweep.Task, string, error) {
 		}
 		t.Tokens, t.B, t.T = flat, B, T
 		t.LossFrom = f.period
-		desc = fmt.Sprintf("induction batch=%d period=%d seed=%d", f.batch, f.period, f.seed)
+		desc = fmt.Sprintf("induction batch=%d period=%d seed=%d (%s)", f.batch, f.period, f.seed, what)
 	case "ioi":
 		if err := rowsOf(f.clean, "clean"); err != nil {
 			return t, "", err

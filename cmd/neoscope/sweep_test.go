@@ -353,3 +353,27 @@ func journalRows(path string) int {
 	}
 	return bytes.Count(data, []byte("\n"))
 }
+
+// TestSweepInductionPrompts checks that --task induction draws the prompts
+// of `neoscope induction` (same --batch, --period, --seed): the unablated
+// second-half loss of both agree.
+func TestSweepInductionPrompts(t *testing.T) {
+	ref := fixtures.Load(t, "tiny-neo")
+	dir := t.TempDir()
+	common := []string{"--model", ref.Dir, "--batch", "5", "--period", "7", "--seed", "3"}
+	stdout, stderr, code := runCLI(t, append([]string{"induction", "--no-ablation", "--json"}, common...)...)
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	var ind struct {
+		Loss float64 `json:"rep_loss_second_half"`
+	}
+	fixtures.Must(t, json.Unmarshal([]byte(stdout), &ind))
+	out := filepath.Join(dir, "ind.csv")
+	if _, stderr, code := runCLI(t, append([]string{"sweep", "--task", "induction", "--space", "none", "--out", out}, common...)...); code != 0 {
+		t.Fatal(stderr)
+	}
+	// Both are float32 passes over the same prompts, the sweep's cut to the
+	// positions the loss reads: equal to float32 rounding of a loss ~9.
+	fixtureSweep(t, readResult(t, out, "loss"), []float64{ind.Loss}, []string{""}, "induction baseline vs neoscope induction")
+}

@@ -91,26 +91,6 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func TestRepeatedTokens(t *testing.T) {
-	a, err := RepeatedTokens(50257, 8, 10, 7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := RepeatedTokens(50257, 8, 10, 7)
-	for r := range a {
-		seen := map[int32]bool{}
-		for i := 0; i < 10; i++ {
-			if a[r][i] != a[r][i+10] || a[r][i] != b[r][i] || seen[a[r][i]] {
-				t.Fatalf("row %d: %v (want 10 distinct ids repeated, same for the same seed)", r, a[r])
-			}
-			seen[a[r][i]] = true
-		}
-	}
-	if _, err := RepeatedTokens(5, 1, 6, 0); err == nil {
-		t.Error("period larger than the vocabulary accepted")
-	}
-}
-
 func TestShards(t *testing.T) {
 	for _, c := range []struct {
 		s    string
