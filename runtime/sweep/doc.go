@@ -71,7 +71,9 @@
 //
 // Result files have one row per configuration with the columns config,
 // n_ablated, the metric (loss or logit_diff), delta and index (the
-// configuration's position in the space), as CSV, JSONL or Parquet.
+// configuration's position in the space), as CSV, JSONL or Parquet. The
+// unablated configuration's name is the empty string: pandas.read_csv
+// reads it as NaN unless given keep_default_na=False.
 // Beside every result OUT sits OUT.meta.json (Meta): the space, model,
 // task, a hash of the inputs, the shard i/n, the configuration counts, the
 // baseline and whether the file is complete. A comment line in the CSV

@@ -588,8 +588,9 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 // would make every pass of a pairs sweep a new size; backends that keep
 // freed buffers for reuse by size (the CPU backend keeps up to 16 of each)
 // would then hold dozens of gigabytes. With the ladder the sizes in use
-// number about log_1.25(K), their sum is about 5K groups, and at most a
-// quarter of a pass is padding.
+// number about log_1.25(K) and their sum is about 5K groups, so such a pool
+// holds at most about 2.5x the --max-memory budget (singles use one size);
+// at most a quarter of a pass is padding.
 func (e *Engine) slots(g int) int {
 	r := 1
 	for r < g {
