@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -205,8 +207,8 @@ func Write(dir string, p Page) (err error) {
 			if c.IOIDLA, err = mk("ioi-dla", "IOI direct logit attribution", r.IOI.DLA.Head); err != nil {
 				return err
 			}
-			c.TopPatch = top(induction.Rank(r.IOI.PatchHeadZ), p.TopK, "%+.3f")
-			c.TopDLA = top(induction.Rank(r.IOI.DLA.Head), p.TopK, "%+.3f")
+			c.TopPatch = top(rankAbs(r.IOI.PatchHeadZ), p.TopK, "%+.3f")
+			c.TopDLA = top(rankAbs(r.IOI.DLA.Head), p.TopK, "%+.3f")
 		}
 		c.TopInd = top(r.Induction.TopInduction, p.TopK, "%.3f")
 		c.TopPrev = top(r.Induction.TopPrevToken, p.TopK, "%.3f")
@@ -371,6 +373,13 @@ func embedImage(dir, file, alt string) (image, error) {
 	}
 	return image{File: file, Alt: alt,
 		Src: template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b))}, nil
+}
+
+// rankAbs lists every head by |value|, largest first (ties by layer, head).
+func rankAbs(x [][]float64) []induction.HeadScore {
+	r := induction.Rank(x)
+	sort.SliceStable(r, func(i, j int) bool { return math.Abs(r[i].Score) > math.Abs(r[j].Score) })
+	return r
 }
 
 func labels(n int) []string {
