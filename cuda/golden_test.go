@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/neoscope/neoscope/internal/fixtures"
@@ -67,8 +68,11 @@ func TestGoldenForwardEmu(t *testing.T) {
 	if !emu.Available {
 		t.Skip("kernel emulator not built (needs cgo)")
 	}
-	if testing.Short() {
-		t.Skip("emulated forward passes take a while; skipped with -short")
+	// Measured: about 3 minutes for both fixtures on 2 shared cores (one OS
+	// thread per CUDA thread), too long for every CI run; the conformance
+	// suite covers every kernel in ~20 s.
+	if os.Getenv("NEOSCOPE_EMU_GOLDEN") == "" {
+		t.Skip("emulated whole forward passes take minutes: set NEOSCOPE_EMU_GOLDEN=1")
 	}
 	goldenForward(t, func() (runtime.Backend, func()) { b := newEmu(); return b, func() { b.Close() } })
 }

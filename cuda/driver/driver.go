@@ -1,14 +1,3 @@
-// Package driver is neoscope's narrow layer over the CUDA driver API.
-//
-// It loads libcuda.so.1 with dlopen at run time, so building needs neither
-// CUDA headers nor CUDA libraries (only a C compiler for cgo), and a binary
-// that contains it starts on any machine: without the library, or without a
-// device, Open returns an ordinary error. Every driver failure is returned as
-// an *Error carrying the driver's name and message (cuGetErrorName,
-// cuGetErrorString). Nothing here exits or panics on a driver failure.
-//
-// Each call makes the context current on the calling OS thread before doing
-// its work, inside the same C call, because goroutines move between threads.
 package driver
 
 import (

@@ -1,0 +1,71 @@
+// Package cuda is neoscope's GPU backend: runtime.Backend on one NVIDIA
+// device, fp32, through the CUDA driver API.
+//
+// # Layout
+//
+//	cuda/driver     the cgo layer: dlopen("libcuda.so.1"), ~30 entry points
+//	cuda/kernels.ptx  every kernel (kernels/all.cu) compiled by nvcc 11.8 for
+//	                compute_80, embedded with go:embed, JIT-compiled by the
+//	                driver for the GPU present (A100, H100, H200, ...)
+//	cuda (this)     Backend: device buffers, one stream, one launch per op
+//	kernels/*.cu    the kernels, one file per op family (llm.c / ggml style)
+//	kernels/emu     the same kernel source compiled by g++ against an
+//	                emulation header, for tests without a GPU
+//
+// Tensors live in device memory (cuMemAlloc); weights are uploaded once by
+// the forward pass (Upload). Every operation is one or two kernel launches on
+// one stream, enqueued asynchronously; Download, DownloadMat and LogitStats
+// synchronise. Views (runtime.Mat) become a device pointer (base + 4*Off)
+// plus a row stride argument: kernels take any stride, so q, k and v are read
+// straight out of a fused buffer. Kernel arguments are packed into one
+// reusable C buffer, each at its own width (driver.Args), so a launch costs
+// a mutex, a few stores and one cgo call. Out of memory is a returned error
+// wrapping the driver's CUDA_ERROR_OUT_OF_MEMORY (driver.IsOutOfMemory).
+//
+// # Why a dlopen layer of our own, not gorgonia.org/cu
+//
+//   - gorgonia.org/cu's package init calls cuInit and, on failure, os.Exit(1):
+//     any binary linking it dies at start-up on a machine without a GPU,
+//     before main runs, whatever backend the user asked for.
+//   - It links -lcuda: without the NVIDIA driver's libcuda.so.1 the binary
+//     does not even load; it also needs the CUDA headers to build.
+//   - Its Launch copies every kernel argument as 8 bytes, so 4-byte int and
+//     float parameters are over-read (or every kernel must take 8-byte scalars).
+//   - Its README says three of its files derive from code under "a GPL-like
+//     licence": a licensing question we do not need to have.
+//
+// Loading libcuda.so.1 at run time needs nothing at build time but a C
+// compiler for cgo (no CUDA headers or libraries; CGO_ENABLED=0 builds too,
+// and Open then says "built without cgo"), and "no driver / no device"
+// becomes an ordinary error that --backend auto turns into the CPU. The
+// versioned entry points (cuMemAlloc_v2, cuMemcpyDtoH_v2, ...) are resolved
+// by name explicitly; the primary context is retained and made current
+// inside every C call, because goroutines move between OS threads.
+//
+// # Testing without a GPU
+//
+// The conformance suite (conformance_test.go, ggml test-backend-ops style)
+// runs every operation on odd shapes and strided views and compares with a
+// float64 reference and with the CPU backend. It runs on a real device when
+// Open succeeds and, always, on this same Backend over kernels/emu: the real
+// kernel source compiled by g++, launched by name with the same grid, block,
+// shared memory size and packed arguments the GPU would get. Only the device
+// is emulated, so shape checks, view offsets, grid sizes and argument
+// packing are all tested here. The golden tests run the fixture models'
+// whole forward pass the same way (emulated only with NEOSCOPE_EMU_GOLDEN=1:
+// minutes on two cores). What the emulator cannot show: speed, races
+// between blocks, warp divergence, and the GPU's expf/tanhf (a few ulp from
+// glibc's): the GPU run of the suite allows 1e-4 instead of 2e-5.
+//
+// # Kernels, version 1 (not yet measured on a GPU)
+//
+//   - matmul: 64x64 tile per 256-thread block, k-slices of 16 in shared
+//     memory, 4x4 register micro-tile per thread, fp32 FMA; transB, bias and
+//     accumulate fused in the epilogue. Expected well below cuBLAS (no double
+//     buffering, no vector loads, no tensor cores).
+//   - attention: one 128-thread block per (query, head, batch row); scores in
+//     shared memory (so T <= ~12000), warp-per-key dot products, fp32 softmax.
+//   - logit stats: the matmul tile loop over (rows x vocabulary) tiles, each
+//     tile reduced to per-row (max, sum exp) partials in shared memory and
+//     merged by a second kernel; [rows, V] logits never exist.
+package cuda
