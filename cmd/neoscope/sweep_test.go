@@ -207,36 +207,54 @@ func TestSweepKillResume(t *testing.T) {
 			if format == "parquet" {
 				journal = out + ".journal.jsonl"
 			}
-			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+			seed := uint64(time.Now().UnixNano())
+			rng := rand.New(rand.NewPCG(seed, 1))
 			kills := 0
-			for try := 0; try < 3; try++ {
+			for try := 0; try < 4; try++ {
 				cmd := exec.Command(neoscopeBin, append(args(out), "--resume")...)
 				cmd.Env = append(os.Environ(), "NEOSCOPE_QUIET=1")
 				var errb bytes.Buffer
 				cmd.Stderr = &errb
+				exited := make(chan error, 1)
 				fixtures.Must(t, cmd.Start())
-				// A random moment within the first 80% of what is left to do.
-				left := 1 - float64(journalRows(journal))/688
-				time.Sleep(time.Duration(rng.Float64() * 0.8 * left * float64(took)))
-				cmd.Process.Signal(syscall.SIGKILL)
-				err := cmd.Wait()
+				go func() { exited <- cmd.Wait() }()
+				// The first kill lands at a random early moment (within a
+				// tenth of a whole run: start-up or the first chunks); the
+				// others once the journal has
+				// grown to a random row count short of the end, polled every
+				// millisecond, so they hit chunks being computed or written,
+				// however loaded the machine is.
+				before := journalRows(journal)
+				target := before + 1 + rng.IntN(max(1, (688-before)*4/5))
+				deadline := time.After(time.Duration(rng.Float64() * float64(took) / 10))
+				var err error
+			wait:
+				for {
+					select {
+					case err = <-exited:
+						break wait
+					case <-deadline:
+						if try == 0 {
+							cmd.Process.Signal(syscall.SIGKILL)
+						}
+					case <-time.After(time.Millisecond):
+						if try > 0 && journalRows(journal) >= target {
+							cmd.Process.Signal(syscall.SIGKILL)
+						}
+					}
+				}
 				if err == nil {
 					t.Logf("try %d: finished before the kill", try)
-					continue
+					break
 				}
 				kills++
-				st, _ := os.Stat(journal)
-				var size int64
-				if st != nil {
-					size = st.Size()
-				}
-				t.Logf("try %d: killed; journal %d bytes", try, size)
+				t.Logf("try %d: killed with %d complete rows in the journal (%d before)", try, journalRows(journal), before)
 			}
 			if _, stderr, code := runCLI(t, append(args(out), "--resume")...); code != 0 {
 				t.Fatalf("final resume: %s", stderr)
 			}
-			if kills == 0 {
-				t.Fatalf("no run was killed mid-way (an uninterrupted run takes %v)", took)
+			if kills < 2 {
+				t.Fatalf("only %d runs were killed before finishing (seed %d)", kills, seed)
 			}
 			a, err := os.ReadFile(whole)
 			fixtures.Must(t, err)
