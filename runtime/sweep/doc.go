@@ -90,7 +90,9 @@
 // killed append leaves), keeps every complete row and re-evaluates only
 // chunks that miss configurations, writing only the missing rows. Because
 // chunks come from the whole shard's plan, a re-evaluated chunk is the same
-// pass as before and its numbers are bit-identical.
+// pass as before and its numbers are bit-identical (given the same --chunk
+// or --max-memory, backend and thread count; otherwise they agree to
+// float32 rounding, as shards do with an unsharded run).
 //
 // Shard i of n holds the configurations whose index is i modulo n
 // (interleaved so that every shard gets a share of the expensive
