@@ -24,15 +24,18 @@ func init() {
 		Use:   "report",
 		Short: "Run the seed experiments and write one self-contained HTML page",
 		Long: `report runs the seed experiments in-process on a model (and, with --compare, on a
-second one beside it) and writes DIR/index.html: model card, induction and
-previous-token heads, head ablation and layer ablation, with every chart
-embedded in the page (and saved as PNG beside it) and every table in
-DIR/results.json. The page needs nothing else: no network, no other files.
+second one beside it) and writes DIR/index.html: model card, embedding
+geometry, logit lens, induction and previous-token heads, head and layer
+ablation, and IOI (models with a tokenizer), with every chart embedded in the
+page (and saved as PNG beside it) and every table in DIR/results.json. The
+page needs nothing else: no network, no other files.
 
-The ablation runs on the induction task's repeated random tokens (loss on the
-second half) unless --tokens, --prompt or --text give other tokens. The folder is
-built aside and renamed into place; an existing DIR is replaced only when it
-holds an earlier report.`,
+Tokens: --tokens, --prompt or --text are used by the lens and the ablation.
+Without them the lens reads Genesis 1:1-5 through the model's tokenizer and the
+ablation runs on the induction task's repeated random tokens (loss on the
+second half); a model without a tokenizer uses those for the lens too. The
+folder is built aside and renamed into place; an existing DIR is replaced only
+when it holds an earlier report. With --json, stdout gets the written paths.`,
 		Example: `  neoscope report --out out/report
   neoscope report --model ../shared/fixtures/tiny-neo --compare ../shared/fixtures/tiny-gpt2 --out out/cmp
   neoscope report --text verses.txt --out out/report`,
