@@ -387,7 +387,11 @@ func (f *sweepFlags) report(m *forward.Model, cfgs []sweep.Config, rows []sweep.
 		}
 		if inter != nil {
 			fmt.Println()
-			inter.Print(os.Stdout, col)
+			if len(inter.Components) <= sweep.MaxTable {
+				inter.Print(os.Stdout, col)
+			} else {
+				inter.PrintSummary(os.Stdout, col)
+			}
 		}
 	}
 	if f.plotPath == "" {
@@ -398,9 +402,17 @@ func (f *sweepFlags) report(m *forward.Model, cfgs []sweep.Config, rows []sweep.
 		for i, c := range inter.Components {
 			names[i] = c.String()
 		}
-		if err := plot.Heatmap(f.plotPath, col+" change: column ablated, given row",
-			"component ablated", "already ablated", inter.Sets, names, inter.Effect); err != nil {
-			return err
+		if len(inter.Components) <= sweep.MaxTable {
+			if err := plot.Heatmap(f.plotPath, col+" change: column ablated, given row",
+				"component ablated", "already ablated", inter.Sets, names, inter.Effect); err != nil {
+				return err
+			}
+		} else {
+			cols, rows := inter.Summary()
+			if err := plot.Heatmap(f.plotPath, col+" change from ablating each component, over sets of the others",
+				"", "component", names, cols, rows); err != nil {
+				return err
+			}
 		}
 		logf("sweep: drew %s", f.plotPath)
 		return nil

@@ -91,3 +91,46 @@ func (it *Interaction) Print(w io.Writer, metric string) {
 		fmt.Fprintln(w)
 	}
 }
+
+// Summary is, for each component j, its effect alone, given all the others,
+// and the minimum, mean and maximum over every set S of the others (the
+// table for spaces too large to show whole): [k][5].
+func (it *Interaction) Summary() (cols []string, rows [][]float64) {
+	k := len(it.Components)
+	cols = []string{"alone", "given all others", "min", "mean", "max"}
+	all := 1<<k - 1
+	for j := 0; j < k; j++ {
+		lo, hi, sum, n := math.Inf(1), math.Inf(-1), 0.0, 0
+		for m, row := range it.Effect {
+			if m>>j&1 == 1 {
+				continue
+			}
+			v := row[j]
+			lo, hi, sum, n = math.Min(lo, v), math.Max(hi, v), sum+v, n+1
+		}
+		rows = append(rows, []float64{it.Effect[0][j], it.Effect[all&^(1<<j)][j], lo, sum / float64(n), hi})
+	}
+	return cols, rows
+}
+
+// MaxTable is the largest number of components whose whole table Print
+// shows (2^6 = 64 rows); larger tables are summarised.
+const MaxTable = 6
+
+// PrintSummary writes Summary as a table.
+func (it *Interaction) PrintSummary(w io.Writer, metric string) {
+	cols, rows := it.Summary()
+	fmt.Fprintf(w, "change in %s from ablating each component, over the %d sets of the others already ablated:\n", metric, 1<<(len(it.Components)-1))
+	fmt.Fprintf(w, "%-10s", "component")
+	for _, c := range cols {
+		fmt.Fprintf(w, " %17s", c)
+	}
+	fmt.Fprintln(w)
+	for j, r := range rows {
+		fmt.Fprintf(w, "%-10s", it.Components[j])
+		for _, v := range r {
+			fmt.Fprintf(w, " %+17.5f", v)
+		}
+		fmt.Fprintln(w)
+	}
+}

@@ -1,8 +1,10 @@
 package sweep
 
 import (
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -131,5 +133,46 @@ func TestShards(t *testing.T) {
 	}
 	if len(all) != 10 {
 		t.Errorf("3 shards of 10 hold %d configurations", len(all))
+	}
+}
+
+func TestInteractions(t *testing.T) {
+	comps, ok := SubsetsOf("subsets(6.0, 6.1, mlp.2)", dims)
+	if !ok || len(comps) != 3 {
+		t.Fatalf("SubsetsOf: %v %v", comps, ok)
+	}
+	if _, ok := SubsetsOf("subsets(6.0) | singles(6.1)", dims); ok {
+		t.Error("a union is not a subsets space")
+	}
+	// v(S) = sum of per-component effects, plus 1 when both 6.0 and 6.1 are
+	// ablated (6.1 matters only once 6.0 is gone: a backup head).
+	eff := []float64{0.5, 0, 2}
+	v := make([]float64, 8)
+	for m := range v {
+		for j := 0; j < 3; j++ {
+			if m>>j&1 == 1 {
+				v[m] += eff[j]
+			}
+		}
+		if m&3 == 3 {
+			v[m]++
+		}
+	}
+	it, err := Interactions(comps, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.Sets[0] != "none" || it.Sets[5] != "6.0+mlp.2" {
+		t.Errorf("sets %v", it.Sets)
+	}
+	if it.Effect[0][1] != 0 || it.Effect[1][1] != 1 || it.Effect[5][1] != 1 || it.Effect[0][2] != 2 {
+		t.Errorf("effects %v", it.Effect)
+	}
+	if !math.IsNaN(it.Effect[1][0]) {
+		t.Errorf("effect of 6.0 given 6.0: %v, want NaN", it.Effect[1][0])
+	}
+	_, rows := it.Summary()
+	if want := []float64{0, 1, 0, 0.5, 1}; !slices.Equal(rows[1], want) {
+		t.Errorf("summary of 6.1: %v, want %v", rows[1], want)
 	}
 }
