@@ -31,6 +31,7 @@ const (
 	kAblateRows
 	kLogitPartials
 	kLogitLSE
+	kMatMulBig
 	numKernels
 )
 
@@ -38,7 +39,7 @@ const (
 var kernelNames = [numKernels]string{
 	"matmul_f32", "layernorm_f32", "gelu_new_f32", "add_f32", "copy_f32", "embed_f32",
 	"attention_f32", "attn_apply_f32", "ablate_heads_f32", "ablate_rows_f32",
-	"logit_partials_f32", "logit_lse_f32",
+	"logit_partials_f32", "logit_lse_f32", "matmul_f32_big",
 }
 
 // device is what the backend needs from a GPU: the driver (gpu below) or,
@@ -93,6 +94,11 @@ type Backend struct {
 	// scratch buffers, grown on demand, reused (stream order keeps reuse safe)
 	sKeep, sTok, sRows, sIdx, sPart, sOut, sPack scratch
 	closed                                       bool
+	// bigTiles is the number of 128x128 output tiles from which MatMul uses
+	// matmul_f32_big rather than the 64x64 kernel: two waves over an H200's
+	// 132 SMs, so that the bigger tile never leaves most of the GPU idle.
+	// A guess until measured (benchmarks/gpu-check.sh); tests set it to 1.
+	bigTiles int
 }
 
 type scratch struct {
@@ -123,7 +129,7 @@ func Open() (*Backend, error) {
 }
 
 func newBackend(d device, name string) *Backend {
-	return &Backend{dev: d, name: name, args: driver.NewArgs(32)}
+	return &Backend{dev: d, name: name, args: driver.NewArgs(32), bigTiles: 264}
 }
 
 // Name describes the device.
@@ -366,6 +372,10 @@ func (b *Backend) MatMul(c, a, bm runtime.Mat, transB bool, bias runtime.Tensor,
 	}
 	args := b.args.Reset().Ptr(pc).Ptr(pa).Ptr(pb).Ptr(pbias).I32(M).I32(N).I32(K).
 		I32(a.Stride).I32(bm.Stride).I32(c.Stride).I32(b2i(transB)).I32(b2i(accumulate))
+	if cdiv(M, 128)*cdiv(N, 128) >= b.bigTiles {
+		return b.dev.launch(kMatMulBig, driver.Dim3{X: uint32(cdiv(N, 128)), Y: uint32(cdiv(M, 128)), Z: 1},
+			driver.Dim3{X: 256, Y: 1, Z: 1}, 0, args)
+	}
 	return b.dev.launch(kMatMul, driver.Dim3{X: uint32(cdiv(N, 64)), Y: uint32(cdiv(M, 64)), Z: 1},
 		driver.Dim3{X: 256, Y: 1, Z: 1}, 0, args)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/neoscope/neoscope/cpu"
@@ -120,6 +121,7 @@ func oracles() []oracle {
 		{70, 130, 33, true, true, true},
 		{65, 64, 17, false, true, false},
 		{5, 3, 1, true, false, true},
+		{150, 140, 9, false, true, true},
 	} {
 		M, N, K := mm.M, mm.N, mm.K
 		aData := randVec(r, M*(K+5))
@@ -560,8 +562,11 @@ func oracles() []oracle {
 
 // runSuite runs every oracle on be and compares with the float64 reference
 // and, when other is non-nil, with other's outputs.
-func runSuite(t *testing.T, be runtime.Backend, other runtime.Backend, abs float64) {
+func runSuite(t *testing.T, be runtime.Backend, other runtime.Backend, abs float64, only string) {
 	for _, o := range oracles() {
+		if !strings.HasPrefix(o.name, only) {
+			continue
+		}
 		t.Run(o.name, func(t *testing.T) {
 			got, err := o.run(be)
 			if err != nil {
@@ -591,7 +596,11 @@ func TestConformanceEmu(t *testing.T) {
 	if !emu.Available {
 		t.Skip("kernel emulator not built (needs cgo)")
 	}
-	runSuite(t, newEmu(), cpu.New(), tolAbs)
+	runSuite(t, newEmu(), cpu.New(), tolAbs, "")
+	// The matmul cases again with the 128x128 kernel forced.
+	big := newEmu()
+	big.bigTiles = 1
+	t.Run("big", func(t *testing.T) { runSuite(t, big, nil, tolAbs, "matmul/") })
 }
 
 // TestConformanceGPU: the same suite on a real device.
@@ -602,7 +611,9 @@ func TestConformanceGPU(t *testing.T) {
 	}
 	defer be.Close()
 	t.Logf("device: %s", be.Name())
-	runSuite(t, be, cpu.New(), tolGPUAbs)
+	runSuite(t, be, cpu.New(), tolGPUAbs, "")
+	be.bigTiles = 1
+	t.Run("big", func(t *testing.T) { runSuite(t, be, nil, tolGPUAbs, "matmul/") })
 }
 
 // TestOpenError: without a device Open returns the driver's reason.

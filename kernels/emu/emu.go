@@ -10,7 +10,7 @@
 package emu
 
 /*
-#cgo CXXFLAGS: -std=c++20 -O1 -pthread -Wall -Wno-unknown-pragmas
+#cgo CXXFLAGS: -std=c++20 -O1 -fno-strict-aliasing -pthread -Wall -Wno-unknown-pragmas
 #cgo LDFLAGS: -pthread
 #include <stdlib.h>
 #include <string.h>

@@ -49,9 +49,13 @@
 #define __restrict__ __restrict
 #define __launch_bounds__(...)
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 
 struct uint3 {
 	unsigned x, y, z;
+};
+struct alignas(16) float4 {
+	float x, y, z, w;
 };
 struct dim3 {
 	unsigned x, y, z;
