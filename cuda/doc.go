@@ -61,8 +61,10 @@
 //
 //   - matmul: 64x64 tile per 256-thread block, k-slices of 16 in shared
 //     memory, 4x4 register micro-tile per thread, fp32 FMA; transB, bias and
-//     accumulate fused in the epilogue. Expected well below cuBLAS (no double
-//     buffering, no vector loads, no tensor cores).
+//     accumulate fused in the epilogue. For grids of at least 264 128x128
+//     tiles (two waves on 132 SMs), matmul_f32_big: 128x128 tiles, 8x8 per
+//     thread, float4 shared-memory reads (no register spills for sm_90, per
+//     ptxas). Expected below cuBLAS (no double buffering, no tensor cores).
 //   - attention: one 128-thread block per (query, head, batch row); scores in
 //     shared memory (so T <= ~12000), warp-per-key dot products, fp32 softmax.
 //   - logit stats: the matmul tile loop over (rows x vocabulary) tiles, each
