@@ -31,6 +31,7 @@ static CUresult (*p_cuDevicePrimaryCtxRelease_v2)(CUdevice);
 static CUresult (*p_cuCtxSetCurrent)(CUcontext);
 static CUresult (*p_cuCtxSynchronize)(void);
 static CUresult (*p_cuModuleLoadData)(CUmodule*, const void*);
+static CUresult (*p_cuModuleLoadDataEx)(CUmodule*, const void*, unsigned, int*, void**);
 static CUresult (*p_cuModuleUnload)(CUmodule);
 static CUresult (*p_cuModuleGetFunction)(CUfunction*, CUmodule, const char*);
 static CUresult (*p_cuFuncSetAttribute)(CUfunction, int, int);
@@ -75,6 +76,7 @@ static const char* nc_load(const char* path) {
 	NC_SYM(cuMemcpyDtoH_v2); NC_SYM(cuMemcpyDtoDAsync_v2); NC_SYM(cuMemsetD8Async);
 	NC_SYM(cuStreamCreate); NC_SYM(cuStreamDestroy_v2); NC_SYM(cuStreamSynchronize);
 	NC_SYM(cuGetErrorName); NC_SYM(cuGetErrorString);
+	*(void**)(&p_cuModuleLoadDataEx) = dlsym(nc_lib, "cuModuleLoadDataEx");  // optional: JIT log
 	return 0;
 }
 
@@ -102,6 +104,17 @@ static CUresult nc_stream_destroy(CUcontext c, CUstream s) { CUR(c); return p_cu
 static CUresult nc_sync(CUcontext c, CUstream s) { CUR(c); return p_cuStreamSynchronize(s); }
 static CUresult nc_ctxsync(CUcontext c) { CUR(c); return p_cuCtxSynchronize(); }
 static CUresult nc_load_module(CUcontext c, CUmodule* m, const void* img) { CUR(c); return p_cuModuleLoadData(m, img); }
+// nc_jit_log retries a failed load with cuModuleLoadDataEx to get the JIT
+// compiler's error log (CU_JIT_ERROR_LOG_BUFFER = 5, _SIZE_BYTES = 6).
+static void nc_jit_log(CUcontext c, const void* img, char* log, size_t n) {
+	log[0] = 0;
+	if (!p_cuModuleLoadDataEx || p_cuCtxSetCurrent(c)) return;
+	int opts[2] = {5, 6};
+	void* vals[2] = {log, (void*)n};
+	CUmodule m = 0;
+	if (p_cuModuleLoadDataEx(&m, img, 2, opts, vals) == 0 && m) p_cuModuleUnload(m);
+	log[n - 1] = 0;
+}
 static CUresult nc_unload(CUcontext c, CUmodule m) { CUR(c); return p_cuModuleUnload(m); }
 static CUresult nc_func(CUcontext c, CUfunction* f, CUmodule m, const char* name) {
 	CUR(c); return p_cuModuleGetFunction(f, m, name);
@@ -243,6 +256,11 @@ func (c *Context) LoadModule(image []byte) (*Module, error) {
 	defer C.free(img)
 	m := &Module{}
 	if err := check("cuModuleLoadData", C.nc_load_module(c.ctx, &m.m, img)); err != nil {
+		var log [4096]C.char
+		C.nc_jit_log(c.ctx, img, &log[0], C.size_t(len(log)))
+		if s := C.GoString(&log[0]); s != "" {
+			return nil, fmt.Errorf("%w; JIT log: %s", err, s)
+		}
 		return nil, err
 	}
 	return m, nil

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"unsafe"
@@ -23,8 +24,8 @@ const ErrorOutOfMemory = 2
 
 // IsOutOfMemory reports whether err is the driver's out-of-memory error.
 func IsOutOfMemory(err error) bool {
-	e, ok := err.(*Error)
-	return ok && e.Code == ErrorOutOfMemory
+	var e *Error
+	return errors.As(err, &e) && e.Code == ErrorOutOfMemory
 }
 
 // Ptr is a device address (CUdeviceptr).

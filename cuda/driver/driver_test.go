@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -91,5 +92,19 @@ func TestArgsWidths(t *testing.T) {
 	a.Reset()
 	if a.Len() != 0 {
 		t.Fatal("reset")
+	}
+}
+
+// TestIsOutOfMemory: recognised through wrapping, as the backend wraps it.
+func TestIsOutOfMemory(t *testing.T) {
+	e := &Error{Op: "cuMemAlloc_v2", Code: ErrorOutOfMemory, Name: "CUDA_ERROR_OUT_OF_MEMORY", Msg: "out of memory"}
+	if !IsOutOfMemory(fmt.Errorf("cuda: allocating: %w", e)) {
+		t.Error("wrapped out-of-memory error not recognised")
+	}
+	if IsOutOfMemory(&Error{Code: 1}) || IsOutOfMemory(nil) {
+		t.Error("other errors taken for out of memory")
+	}
+	if got := e.Error(); got != "cuda: cuMemAlloc_v2: CUDA_ERROR_OUT_OF_MEMORY (2): out of memory" {
+		t.Errorf("message %q", got)
 	}
 }
