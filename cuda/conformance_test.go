@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/neoscope/neoscope/cpu"
+	"github.com/neoscope/neoscope/cuda/driver"
 	"github.com/neoscope/neoscope/kernels/emu"
 	"github.com/neoscope/neoscope/runtime"
 )
@@ -636,11 +637,19 @@ func TestOutOfMemory(t *testing.T) {
 	if !emu.Available {
 		t.Skip("kernel emulator not built")
 	}
-	for _, be := range []*Backend{newEmu()} {
-		if _, err := be.New(1<<20, 1<<20); err == nil {
+	bes := []*Backend{newEmu()}
+	if g, err := Open(); err == nil {
+		defer g.Close()
+		bes = append(bes, g)
+	}
+	for _, be := range bes {
+		_, err := be.New(1<<20, 1<<20)
+		if err == nil {
 			t.Fatalf("%s: 4 TiB allocation succeeded", be.Name())
-		} else {
-			t.Logf("%s: %v", be.Name(), err)
+		}
+		t.Logf("%s: %v", be.Name(), err)
+		if _, isGPU := be.dev.(*gpu); isGPU && !driver.IsOutOfMemory(err) {
+			t.Errorf("%s: want CUDA_ERROR_OUT_OF_MEMORY, got %v", be.Name(), err)
 		}
 	}
 }
