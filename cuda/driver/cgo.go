@@ -40,7 +40,7 @@ static CUresult (*p_cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, un
 static CUresult (*p_cuMemAlloc_v2)(CUdeviceptr*, size_t);
 static CUresult (*p_cuMemFree_v2)(CUdeviceptr);
 static CUresult (*p_cuMemGetInfo_v2)(size_t*, size_t*);
-static CUresult (*p_cuMemcpyHtoDAsync_v2)(CUdeviceptr, const void*, size_t, CUstream);
+static CUresult (*p_cuMemcpyHtoD_v2)(CUdeviceptr, const void*, size_t);
 static CUresult (*p_cuMemcpyDtoH_v2)(void*, CUdeviceptr, size_t);
 static CUresult (*p_cuMemcpyDtoDAsync_v2)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
 static CUresult (*p_cuMemsetD8Async)(CUdeviceptr, unsigned char, size_t, CUstream);
@@ -72,7 +72,7 @@ static const char* nc_load(const char* path) {
 	NC_SYM(cuDevicePrimaryCtxRetain); NC_SYM(cuDevicePrimaryCtxRelease_v2); NC_SYM(cuCtxSetCurrent);
 	NC_SYM(cuCtxSynchronize); NC_SYM(cuModuleLoadData); NC_SYM(cuModuleUnload);
 	NC_SYM(cuModuleGetFunction); NC_SYM(cuFuncSetAttribute); NC_SYM(cuLaunchKernel);
-	NC_SYM(cuMemAlloc_v2); NC_SYM(cuMemFree_v2); NC_SYM(cuMemGetInfo_v2); NC_SYM(cuMemcpyHtoDAsync_v2);
+	NC_SYM(cuMemAlloc_v2); NC_SYM(cuMemFree_v2); NC_SYM(cuMemGetInfo_v2); NC_SYM(cuMemcpyHtoD_v2);
 	NC_SYM(cuMemcpyDtoH_v2); NC_SYM(cuMemcpyDtoDAsync_v2); NC_SYM(cuMemsetD8Async);
 	NC_SYM(cuStreamCreate); NC_SYM(cuStreamDestroy_v2); NC_SYM(cuStreamSynchronize);
 	NC_SYM(cuGetErrorName); NC_SYM(cuGetErrorString);
@@ -123,12 +123,13 @@ static CUresult nc_func_attr(CUcontext c, CUfunction f, int attr, int v) { CUR(c
 static CUresult nc_alloc(CUcontext c, CUdeviceptr* p, size_t n) { CUR(c); return p_cuMemAlloc_v2(p, n); }
 static CUresult nc_free(CUcontext c, CUdeviceptr p) { CUR(c); return p_cuMemFree_v2(p); }
 static CUresult nc_meminfo(CUcontext c, size_t* fr, size_t* tot) { CUR(c); return p_cuMemGetInfo_v2(fr, tot); }
-// Copies from the host are enqueued on the stream (ordered after earlier
-// launches); from pageable memory the driver stages the source before
-// returning, so the caller may reuse it at once. Copies to the host
-// synchronise the stream first, so they see every launch enqueued before.
+// Copies to and from the host synchronise the stream first, so they see (and
+// are seen by) every launch enqueued before them. The synchronous
+// cuMemcpyHtoD_v2 is used, not the Async form: its documentation promises
+// that on return a pageable source has been staged, so Go memory may be
+// reused at once; the Async form from pageable memory promises less.
 static CUresult nc_htod(CUcontext c, CUstream s, CUdeviceptr d, const void* h, size_t n) {
-	CUR(c); return p_cuMemcpyHtoDAsync_v2(d, h, n, s);
+	CUR(c); CUresult r = p_cuStreamSynchronize(s); if (r) return r; return p_cuMemcpyHtoD_v2(d, h, n);
 }
 static CUresult nc_dtoh(CUcontext c, CUstream s, void* h, CUdeviceptr d, size_t n) {
 	CUR(c); CUresult r = p_cuStreamSynchronize(s); if (r) return r; return p_cuMemcpyDtoH_v2(h, d, n);
@@ -306,12 +307,12 @@ func (c *Context) MemInfo() (free, total uint64, err error) {
 }
 
 // HtoD copies n bytes from host memory src (Go memory holding no Go pointers)
-// to dst, enqueued on the stream after earlier work; src may be reused on return.
+// to dst, after the stream's pending work; src may be reused on return.
 func (c *Context) HtoD(dst Ptr, src unsafe.Pointer, n int) error {
 	if n == 0 {
 		return nil
 	}
-	return check("cuMemcpyHtoDAsync_v2", C.nc_htod(c.ctx, c.stream, C.CUdeviceptr(dst), src, C.size_t(n)))
+	return check("cuMemcpyHtoD_v2", C.nc_htod(c.ctx, c.stream, C.CUdeviceptr(dst), src, C.size_t(n)))
 }
 
 // DtoH copies n bytes from src to host memory dst, after the stream's pending work.
