@@ -331,7 +331,6 @@ func oracles() []oracle {
 	}{
 		{2, 7, 3, 5, 0, 1},
 		{2, 7, 3, 5, 3, float32(1 / math.Sqrt(5))},
-		{1, 37, 2, 40, 5, 0.125},
 		{1, 37, 2, 40, 0, 0.125},
 	} {
 		p := runtime.AttnParams{B: ac.B, T: ac.T, NH: ac.NH, HS: ac.HS, Window: ac.W, Scale: ac.scale}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/neoscope/neoscope/cpu"
 	"github.com/neoscope/neoscope/internal/fixtures"
 	"github.com/neoscope/neoscope/kernels/emu"
 	"github.com/neoscope/neoscope/runtime"
@@ -89,4 +90,54 @@ func TestGoldenForwardGPU(t *testing.T) {
 		}
 		return b, func() { b.Close() }
 	})
+}
+
+// TestForwardVsCPUEmu: a short whole forward pass (B=1, T=9: past tiny-neo's
+// local window of 8; B > 1 is covered op by op in the conformance suite; both fixture
+// models, hooks observing patterns and z) on the emulated CUDA backend
+// against the CPU backend, in the default test run (a few seconds). The
+// bound is the golden tests' 1e-4: both are fp32, in different orders.
+func TestForwardVsCPUEmu(t *testing.T) {
+	if !emu.Available {
+		t.Skip("kernel emulator not built (needs cgo)")
+	}
+	for _, name := range fixtures.Names {
+		t.Run(name, func(t *testing.T) {
+			ref := fixtures.Load(t, name)
+			rows := ref.Get(t, "tokens").Rows()
+			B, T := 1, 9
+			tok := append([]int32(nil), rows[len(rows)-1][:T]...)
+			type result struct {
+				logits, loss []float64
+				cache        map[string][]float32
+			}
+			run := func(be runtime.Backend) result {
+				m, err := forward.Open(be, ref.Dir)
+				fixtures.Must(t, err)
+				defer m.Close()
+				h := (&forward.Hooks{}).Observe("blocks.*.attn.hook_pattern", "blocks.*.attn.hook_z")
+				s, logits, err := m.Run(tok, B, T, h, true)
+				fixtures.Must(t, err)
+				defer s.Close()
+				loss, err := m.NextTokenLosses(s, 0)
+				fixtures.Must(t, err)
+				c := map[string][]float32{}
+				for k, a := range h.Cache {
+					c[k] = a.Data
+				}
+				return result{fixtures.F32(logits), loss, c}
+			}
+			g := newEmu()
+			defer g.Close()
+			got, want := run(g), run(cpu.New())
+			fixtures.Close(t, "logits", got.logits, want.logits, goldenAct)
+			fixtures.Close(t, "per_token_loss", got.loss, want.loss, goldenAct)
+			if len(got.cache) == 0 || len(got.cache) != len(want.cache) {
+				t.Fatalf("observed %d activations, cpu %d", len(got.cache), len(want.cache))
+			}
+			for k, w := range want.cache {
+				fixtures.Close(t, k, fixtures.F32(got.cache[k]), fixtures.F32(w), goldenAct)
+			}
+		})
+	}
 }
