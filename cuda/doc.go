@@ -51,9 +51,11 @@
 // kernel source compiled by g++, launched by name with the same grid, block,
 // shared memory size and packed arguments the GPU would get. Only the device
 // is emulated, so shape checks, view offsets, grid sizes and argument
-// packing are all tested here. The golden tests run the fixture models'
-// whole forward pass the same way (emulated only with NEOSCOPE_EMU_GOLDEN=1:
-// minutes on two cores). What the emulator cannot show: speed, races
+// packing are all tested here. A short whole forward pass of both fixture
+// models (B=1, T=9) is compared with the CPU backend in every run, and the
+// golden tests run the fixtures' full reference batches against PyTorch's
+// outputs (emulated only with NEOSCOPE_EMU_GOLDEN=1: about 2 minutes on two
+// cores; always on a real device). What the emulator cannot show: speed, races
 // between blocks, warp divergence, and the GPU's expf/tanhf (a few ulp from
 // glibc's): the GPU run of the suite allows 1e-4 instead of 2e-5.
 //
