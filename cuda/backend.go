@@ -109,8 +109,11 @@ type scratch struct {
 // Open opens device 0: it loads the driver library, initialises it, loads the
 // embedded PTX and resolves every kernel. Without a driver library or device
 // it returns the driver's reason.
-func Open() (*Backend, error) {
-	ctx, err := driver.Open(0)
+func Open() (*Backend, error) { return OpenDevice(0) }
+
+// OpenDevice is Open for device ordinal (0-based, as cuDeviceGet counts).
+func OpenDevice(ordinal int) (*Backend, error) {
+	ctx, err := driver.Open(ordinal)
 	if err != nil {
 		return nil, err
 	}
