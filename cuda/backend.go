@@ -32,6 +32,7 @@ const (
 	kLogitPartials
 	kLogitLSE
 	kMatMulBig
+	kMatMulTF32
 	numKernels
 )
 
@@ -40,6 +41,7 @@ var kernelNames = [numKernels]string{
 	"matmul_f32", "layernorm_f32", "gelu_new_f32", "add_f32", "copy_f32", "embed_f32",
 	"attention_f32", "attn_apply_f32", "ablate_heads_f32", "ablate_rows_f32",
 	"logit_partials_f32", "logit_lse_f32", "matmul_f32_big",
+	"matmul_tf32",
 }
 
 // device is what the backend needs from a GPU: the driver (gpu below) or,
@@ -99,6 +101,7 @@ type Backend struct {
 	// 132 SMs, so that the bigger tile never leaves most of the GPU idle.
 	// A guess until measured (benchmarks/gpu-check.sh); tests set it to 1.
 	bigTiles int
+	tf32     bool
 }
 
 type scratch struct {
@@ -133,6 +136,16 @@ func OpenDevice(ordinal int) (*Backend, error) {
 
 func newBackend(d device, name string) *Backend {
 	return &Backend{dev: d, name: name, args: driver.NewArgs(32), bigTiles: 264}
+}
+
+// SetTF32 makes MatMul use tensor cores with TF32 inputs (kernels/matmul_tf32.cu):
+// faster, and about 1e-3 relative error instead of fp32's 1e-6. Off by
+// default. UNVERIFIED on hardware so far (only emulated): run
+// benchmarks/gpu-check.sh before relying on it.
+func (b *Backend) SetTF32(on bool) {
+	b.mu.Lock()
+	b.tf32 = on
+	b.mu.Unlock()
 }
 
 // Name describes the device.
@@ -375,6 +388,10 @@ func (b *Backend) MatMul(c, a, bm runtime.Mat, transB bool, bias runtime.Tensor,
 	}
 	args := b.args.Reset().Ptr(pc).Ptr(pa).Ptr(pb).Ptr(pbias).I32(M).I32(N).I32(K).
 		I32(a.Stride).I32(bm.Stride).I32(c.Stride).I32(b2i(transB)).I32(b2i(accumulate))
+	if b.tf32 {
+		return b.dev.launch(kMatMulTF32, driver.Dim3{X: uint32(cdiv(N, 64)), Y: uint32(cdiv(M, 64)), Z: 1},
+			driver.Dim3{X: 128, Y: 1, Z: 1}, 0, args)
+	}
 	if cdiv(M, 128)*cdiv(N, 128) >= b.bigTiles {
 		return b.dev.launch(kMatMulBig, driver.Dim3{X: uint32(cdiv(N, 128)), Y: uint32(cdiv(M, 128)), Z: 1},
 			driver.Dim3{X: 256, Y: 1, Z: 1}, 0, args)

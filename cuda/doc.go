@@ -67,6 +67,11 @@
 //     tiles (two waves on 132 SMs), matmul_f32_big: 128x128 tiles, 8x8 per
 //     thread, float4 shared-memory reads (no register spills for sm_90, per
 //     ptxas). Expected below cuBLAS (no double buffering, no tensor cores).
+//   - matmul_tf32 (opt-in, Backend.SetTF32): tensor cores through
+//     mma.sync.m16n8k8 with TF32 inputs. UNVERIFIED on hardware: the
+//     emulator checks it against the fragment layout the kernel assumes,
+//     not against the GPU; emulated, TF32 rounding costs ~8e-3 absolute on
+//     products of order 4 (K=20) against fp32 inputs.
 //   - attention: one 128-thread block per (query, head, batch row); scores in
 //     shared memory (so T <= ~12000), warp-per-key dot products, fp32 softmax.
 //   - logit stats: the matmul tile loop over (rows x vocabulary) tiles, each

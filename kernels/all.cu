@@ -6,3 +6,4 @@
 #include "layernorm.cu"
 #include "logit_stats.cu"
 #include "matmul.cu"
+#include "matmul_tf32.cu"
