@@ -519,8 +519,11 @@ func (b *Backend) Attention(z, q, k, v runtime.Mat, p runtime.AttnParams, patter
 	}
 	args := b.args.Reset().Ptr(pz).Ptr(pq).Ptr(pk).Ptr(pv).Ptr(ppat).Ptr(psc).I32(p.T).I32(p.NH).I32(p.HS).
 		I32(p.Window).F32(p.Scale).I32(q.Stride).I32(k.Stride).I32(v.Stride).I32(z.Stride)
+	// One thread per output column of the head (HS rounded up to warps),
+	// between 2 and 4 warps: 64 for GPT-Neo-125M's HS=64, 128 for HS=128.
+	threads := min(max(cdiv(p.HS, 32)*32, 64), 128)
 	return b.dev.launch(kAttention, driver.Dim3{X: uint32(p.T), Y: uint32(p.NH), Z: uint32(p.B)},
-		driver.Dim3{X: 128, Y: 1, Z: 1}, shmem, args)
+		driver.Dim3{X: uint32(threads), Y: 1, Z: 1}, shmem, args)
 }
 
 // AttnApply computes z from a given pattern and v.

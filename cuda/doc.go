@@ -72,7 +72,8 @@
 //     emulator checks it against the fragment layout the kernel assumes,
 //     not against the GPU; emulated, TF32 rounding costs ~8e-3 absolute on
 //     products of order 4 (K=20) against fp32 inputs.
-//   - attention: one 128-thread block per (query, head, batch row); scores in
+//   - attention: one block of 64-128 threads (HS rounded up to warps) per
+//     (query, head, batch row); scores in
 //     shared memory (so T <= ~12000), warp-per-key dot products, fp32 softmax.
 //   - logit stats: the matmul tile loop over (rows x vocabulary) tiles, each
 //     tile reduced to per-row (max, sum exp) partials in shared memory and

@@ -6,7 +6,8 @@
 // pattern (B,NH,T,T) and scores (B,NH,T,T) are optional (NULL): scores get
 // the scaled scores with -inf where masked.
 //
-// One block per (query i, head h, batch row b): grid (T, NH, B), 128 threads.
+// One block per (query i, head h, batch row b): grid (T, NH, B), 64 to 128
+// threads (a multiple of 32; the backend picks HS rounded up to warps).
 // Scores: one warp per key, lanes across HS (coalesced reads of k), kept in
 // dynamic shared memory (T floats); then block max, exp, block sum; then
 // z[d] = sum_j p_j v[j,d] with threads across d.
