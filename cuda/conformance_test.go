@@ -332,6 +332,7 @@ func oracles() []oracle {
 		{2, 7, 3, 5, 0, 1},
 		{2, 7, 3, 5, 3, float32(1 / math.Sqrt(5))},
 		{1, 37, 2, 40, 0, 0.125},
+		{1, 7, 1, 70, 4, 0.1}, // 96 threads: three warps in the block reductions
 	} {
 		p := runtime.AttnParams{B: ac.B, T: ac.T, NH: ac.NH, HS: ac.HS, Window: ac.W, Scale: ac.scale}
 		C, BT := ac.NH*ac.HS, ac.B*ac.T
