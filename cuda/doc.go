@@ -54,8 +54,8 @@
 // packing are all tested here. A short whole forward pass of both fixture
 // models (B=1, T=9) is compared with the CPU backend in every run, and the
 // golden tests run the fixtures' full reference batches against PyTorch's
-// outputs (emulated only with NEOSCOPE_EMU_GOLDEN=1: about 2 minutes on two
-// cores; always on a real device). What the emulator cannot show: speed, races
+// outputs (emulated only with NEOSCOPE_EMU_GOLDEN=1: 53 s on two cores;
+// always on a real device). What the emulator cannot show: speed, races
 // between blocks, warp divergence, and the GPU's expf/tanhf (a few ulp from
 // glibc's): the GPU run of the suite allows 1e-4 instead of 2e-5.
 //
