@@ -68,7 +68,7 @@ class Sampler:
         for b in range(B):
             u = self.rng.random()
             if u < self.fr:
-                P = int(self.rng.integers(4, 49))
+                P = int(self.rng.integers(4, min(48, T1 // 2) + 1))
                 reps = int(self.rng.integers(2, max(3, T1 // P) + 1))
                 reps = min(reps, T1 // P)
                 body = np.tile(self.rng.choice(self.pool, P), reps)
@@ -77,7 +77,7 @@ class Sampler:
                 X[b] = seq
                 M[b, pre:pre + P] = 0.0
             elif u < self.fr + self.ft:
-                Ls = int(self.rng.integers(8, 65))
+                Ls = int(self.rng.integers(8, min(64, T1 // 2) + 1))
                 span = self.text(Ls)
                 pre = int(self.rng.integers(0, T1 - 2 * Ls + 1))
                 X[b] = np.concatenate([self.text(pre), span, span, self.text(T1 - pre - 2 * Ls)])
@@ -127,6 +127,7 @@ def main():
     ap.add_argument("--heads", type=int, default=6)
     ap.add_argument("--ctx", type=int, default=128)
     ap.add_argument("--window", type=int, default=32)
+    ap.add_argument("--seq-len", type=int, default=0, help="training sequence length (0: ctx)")
     ap.add_argument("--vocab", type=int, default=4096)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=6000)
@@ -169,7 +170,7 @@ def main():
         torch.set_rng_state(ck["torch_rng"])
         hist = ck.get("hist", [])
         print(f"resumed at step {step}", flush=True)
-    sampler = Sampler(train, pool, a.ctx, rng, a.frac_rand, a.frac_textrep)
+    sampler = Sampler(train, pool, a.seq_len or a.ctx, rng, a.frac_rand, a.frac_textrep)
     ind_ids = induction_batch(pool)
     nparam = sum(p.numel() for p in model.parameters())
     print(f"params {nparam}, pool {len(pool)}, train tokens {len(train)}, cfg {json.dumps(cfg)}",
