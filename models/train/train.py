@@ -140,6 +140,7 @@ def main():
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--ckpt-every", type=float, default=240.0, help="seconds")
     ap.add_argument("--stop-after", type=float, default=1e9, help="wall seconds for this process")
+    ap.add_argument("--stop-step", type=int, default=0, help="save and exit at this step (phases)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bench", type=int, default=0, help="time N steps and exit")
@@ -230,6 +231,10 @@ def main():
         if time.time() - tlast > a.ckpt_every or step == a.steps:
             save()
             tlast = time.time()
+        if a.stop_step and step >= a.stop_step:
+            save()
+            print(f"stopping at step {step}", flush=True)
+            return
         if time.time() - t0 > a.stop_after:
             save()
             print(f"stopping on wall clock at step {step}", flush=True)
