@@ -134,6 +134,17 @@ def main():
         lg2, _, _ = model(ind, head_masks=masks)
         abl = ce(lg2[:, q], ind[:, q + 1])
         first = ce(lg[:, torch.arange(0, P - 1)], ind[:, 1:P])
+        ip = torch.arange(1, 2 * P)
+        prev = [a_[:, :, ip, ip - 1].mean(dim=(0, 2)).tolist() for a_ in attns]
+        single = []
+        for l in range(L):
+            row = []
+            for h in range(NH):
+                mk = [torch.ones(NH) for _ in range(L)]
+                mk[l][h] = 0.0
+                o, _, _ = model(ind, head_masks=mk)
+                row.append(ce(o[:, q], ind[:, q + 1]))
+            single.append(row)
 
     exp = {
         "model": "neo-tiny",
@@ -157,6 +168,9 @@ def main():
                           "excluded, numpy default_rng(1234)); score[l][h] = mean attention from "
                           "query i to key i-P+1 over i in [P, 2P-1] and all rows",
         "induction_top_heads": [[l, h, scores[l][h]] for _, l, h in flat[:4]],
+        "prev_token_scores": prev,
+        "prev_token_note": "mean attention from query i to key i-1 over i in [1, 2P-1], induction_tokens",
+        "repeat_second_half_loss_single_head_ablated": single,
         "ablated_heads": [list(x) for x in top2],
         "repeat_first_half_loss": first,
         "repeat_second_half_loss": base,
