@@ -7,6 +7,30 @@
 // Compare with /usr/bin/python3 ../shared/bench/torch_bench.py benchmarks/model --threads 2 --sweep
 // (the PyTorch hook loop) run beside it: the machine is shared, so absolute
 // figures drift; -cpuprofile writes a pprof profile of the batched run.
+// benchmarks/sweep/run.sh runs all three.
+//
+// Seen 2026-11-29 (2 AMD EPYC cores, OpenBLAS 0.3.21, a training run and
+// other jobs sharing the machine; B=8, T=2x10, induction second-half loss):
+//
+//	                                   threads  load   wall      configs/s  CPU s/config
+//	(a) one config per pass, 144 singles     2   ~3   117.8 s    1.22      0.834
+//	(b) batched engine, 144 singles          2   ~3    50.8 s    2.84      0.361
+//	(c) PyTorch hook loop, 144 singles       2   ~3   616.7 s    0.233     4.39 (OpenMP spinning against the other jobs)
+//	(b) batched engine, 144 singles          1   ~2.5  50.1 s    2.88      0.346
+//	(c) PyTorch hook loop, 36 of 144         1   ~2.4  22.4 s    1.61      (89.7 s for 144)
+//	(b) pairs(*.0, *.1), 276 pairs           1   ~2    87.0 s    3.17      0.311
+//
+// So (b) is 2.4x (a) and, thread for thread, 1.8x (c) on singles; the
+// ceiling at equal matrix-product speed is about 2x: a single costs on
+// average 6.5 of 12 blocks plus the unembedding of the 72 predicting rows,
+// against 12 blocks and 160 rows of logits for the hook loop. Pairs share
+// more (5.0 blocks per pair over the whole space, measured by simulating
+// the plan; 5.3 for pairs(*.0, *.1)): about 3.3 configs/s, 2.1x (c), all
+// 10,296 pairs in ~51 min on one thread. Against PyTorch run with 2 threads
+// on the shared machine (its OpenMP threads collapse when a third process
+// competes) (b) was 12x; against the quiet-machine figure in
+// ../shared/bench/README.md (73.6 s) it would be 1.45x on what was
+// effectively one free core.
 package main
 
 import (
