@@ -16,5 +16,5 @@ rm -f ckpt/ckpt.pt
 # phase 3: 70% copying data on 64-token sequences (induction heads form here, ~step 2100)
 /usr/bin/python3 train.py $COMMON --seq-len 64 --steps 3300 --lr 2.5e-3 --frac-rand 0.7 --frac-textrep 0.15 --stop-step 2994
 # phase 4: back to 30% copying data, context 128, low learning rate (recovers text loss)
-/usr/bin/python3 train.py $COMMON --steps 4600 --lr 1e-3 --frac-rand 0.3 --frac-textrep 0.1 --stop-step FINAL_STEP
+/usr/bin/python3 train.py $COMMON --steps 4600 --lr 1e-3 --frac-rand 0.3 --frac-textrep 0.1 --stop-step 4600
 /usr/bin/python3 export.py --ckpt ckpt/ckpt.pt --data data --out ../neo-tiny
