@@ -30,6 +30,8 @@ fuzz:
 # fuzz run of the checkpoint reader; the Slurm array test where Slurm is installed.
 test: fmt-check vet build
 	$(GO) test $(GOFLAGS_TAGS) -count=1 ./...
+	@# The pure-Go CPU kernels (a build without OpenBLAS) against the same fixtures.
+	$(if $(TAGS),$(GO) test -count=1 ./cpu/ ./probes/ablate/,)
 	$(MAKE) fuzz
 	@if [ -x .ci/slurm-test.sh ] && command -v slurmctld >/dev/null 2>&1; then bash .ci/slurm-test.sh; else echo "slurm test skipped: slurmctld not installed (.ci/run installs it)"; fi
 

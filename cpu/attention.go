@@ -4,8 +4,16 @@ import (
 	"fmt"
 	"math"
 
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+
 	nsrt "github.com/neoscope/neoscope/runtime"
 )
+
+// gemv is gonum's pure-Go BLAS, whose float32 gemv runs on SSE assembly on
+// amd64: the attention inner products (64-long rows of q, k, v) are too
+// small for a cgo call each and too many for scalar Go.
+var gemv gonum.Implementation
 
 func checkAttn(z, q, k, v nsrt.Mat, p nsrt.AttnParams) {
 	C := p.NH * p.HS
@@ -34,64 +42,74 @@ func (be *Backend) Attention(z, q, k, v nsrt.Mat, p nsrt.AttnParams, pattern, sc
 			panic("backend: attention: scores must be [B,NH,T,T]")
 		}
 	}
-	negInf := float32(math.Inf(-1))
+	a := attnArgs{q: qd, k: kd, v: vd, z: zd, qs: q.Stride, ks: k.Stride, vs: v.Stride, zs: z.Stride,
+		T: T, HS: HS, NH: NH, window: p.Window, scale: p.Scale, pattern: pd, scores: sd}
 	be.parallel(p.B*NH, func(lo, hi int) {
-		prob := make([]float32, T)
-		acc := make([]float32, HS)
-		for bh := lo; bh < hi; bh++ {
-			b, h := bh/NH, bh%NH
-			for i := 0; i < T; i++ {
-				j0 := 0
-				if p.Window > 0 && i-p.Window+1 > 0 {
-					j0 = i - p.Window + 1
-				}
-				qi := qd[(b*T+i)*q.Stride+h*HS:][:HS]
-				maxv := float32(math.Inf(-1))
-				for j := j0; j <= i; j++ {
-					kj := kd[(b*T+j)*k.Stride+h*HS:][:HS]
-					var s float32
-					for d, x := range qi {
-						s += x * kj[d]
-					}
-					s *= p.Scale
-					prob[j] = s
-					if s > maxv {
-						maxv = s
-					}
-				}
-				if sd != nil {
-					row := sd[(bh*T+i)*T:][:T]
-					for j := range row {
-						row[j] = negInf
-					}
-					copy(row[j0:i+1], prob[j0:i+1])
-				}
-				var sum float64
-				for j := j0; j <= i; j++ {
-					e := math.Exp(float64(prob[j] - maxv))
-					prob[j] = float32(e)
-					sum += e
-				}
-				inv := float32(1 / sum)
-				clear(acc)
-				for j := j0; j <= i; j++ {
-					pj := prob[j] * inv
-					prob[j] = pj
-					vj := vd[(b*T+j)*v.Stride+h*HS:][:HS]
-					for d, x := range vj {
-						acc[d] += pj * x
-					}
-				}
-				copy(zd[(b*T+i)*z.Stride+h*HS:][:HS], acc)
-				if pd != nil {
-					row := pd[(bh*T+i)*T:][:T]
-					clear(row)
-					copy(row[j0:i+1], prob[j0:i+1])
-				}
-			}
-		}
+		attnHeads(&a, lo, hi, make([]float32, T))
 	})
 	return nil
+}
+
+// attnArgs: the operands of attnHeads, q/k/v/z row-major with row strides
+// qs..zs (head h of row r at r*stride + h*HS); pattern and scores, when not
+// nil, are [B,NH,T,T] and receive the probabilities and the pre-softmax
+// scores (-Inf where masked).
+type attnArgs struct {
+	q, k, v, z        []float32
+	qs, ks, vs, zs    int
+	T, HS, NH, window int
+	scale             float32
+	pattern, scores   []float32
+}
+
+// attnHeadsGo is causal (and, with window > 0, local) attention for the
+// (row, head) pairs bh in [lo, hi): query i sees keys j with
+// i-window < j <= i; prob is T floats of scratch. The pure-Go kernel, and
+// the reference the native one is tested against.
+func attnHeadsGo(a *attnArgs, lo, hi int, prob []float32) {
+	T, HS, NH := a.T, a.HS, a.NH
+	negInf := float32(math.Inf(-1))
+	for bh := lo; bh < hi; bh++ {
+		b, h := bh/NH, bh%NH
+		for i := 0; i < T; i++ {
+			j0 := 0
+			if a.window > 0 && i-a.window+1 > 0 {
+				j0 = i - a.window + 1
+			}
+			qi := a.q[(b*T+i)*a.qs+h*HS:][:HS]
+			// Scores of the visible keys j0..i: K[j0:i+1] q_i (gonum's SIMD gemv).
+			n := i - j0 + 1
+			gemv.Sgemv(blas.NoTrans, n, HS, a.scale, a.k[(b*T+j0)*a.ks+h*HS:], a.ks, qi, 1, 0, prob[j0:i+1], 1)
+			maxv := negInf
+			for _, s := range prob[j0 : i+1] {
+				maxv = max(maxv, s)
+			}
+			if a.scores != nil {
+				row := a.scores[(bh*T+i)*T:][:T]
+				for j := range row {
+					row[j] = negInf
+				}
+				copy(row[j0:i+1], prob[j0:i+1])
+			}
+			var sum float32
+			for j := j0; j <= i; j++ {
+				e := exp32(prob[j] - maxv)
+				prob[j] = e
+				sum += e
+			}
+			inv := 1 / sum
+			for j := j0; j <= i; j++ {
+				prob[j] *= inv
+			}
+			// z_i = V[j0:i+1]^T p.
+			gemv.Sgemv(blas.Trans, n, HS, 1, a.v[(b*T+j0)*a.vs+h*HS:], a.vs, prob[j0:i+1], 1, 0, a.z[(b*T+i)*a.zs+h*HS:][:HS], 1)
+			if a.pattern != nil {
+				row := a.pattern[(bh*T+i)*T:][:T]
+				clear(row)
+				copy(row[j0:i+1], prob[j0:i+1])
+			}
+		}
+	}
 }
 
 // AttnApply: z = pattern @ v per (row, head), pattern [B,NH,T,T].
@@ -185,8 +203,30 @@ func (be *Backend) AblateRows(x nsrt.Mat, keep []uint8, T int, fill nsrt.Tensor)
 }
 
 // logitChunk is how many rows LogitStats unembeds at once: [logitChunk, V]
-// scratch (64 x 50257 floats = 12.9 MB for GPT-2's vocabulary).
-const logitChunk = 64
+// scratch (128 x 50257 floats = 25.7 MB for GPT-2's vocabulary; fewer rows
+// make the unembedding product measurably less efficient).
+const logitChunk = 128
+
+// lseRowGo is log(sum(exp(row))) of one row of logits: the maximum, then
+// exp32 of the differences summed in blocks of 256 in float32, the blocks
+// in float64. The pure-Go kernel; lseRow is this build's.
+func lseRowGo(row []float32) float32 {
+	m := float32(math.Inf(-1))
+	for _, v := range row {
+		if v > m {
+			m = v
+		}
+	}
+	var s float64
+	for b0 := 0; b0 < len(row); b0 += 256 {
+		var bs float32
+		for _, v := range row[b0:min(b0+256, len(row))] {
+			bs += exp32(v - m)
+		}
+		s += float64(bs)
+	}
+	return m + float32(math.Log(s))
+}
 
 func (be *Backend) LogitStats(x nsrt.Mat, wte nsrt.Mat, rows []int32, idx []int32, lse, gathered []float32) error {
 	if len(lse) != len(rows) {
@@ -201,7 +241,12 @@ func (be *Backend) LogitStats(x nsrt.Mat, wte nsrt.Mat, rows []int32, idx []int3
 	}
 	V, C := wte.Rows, wte.Cols
 	xd := view(x)
-	buf := make([]float32, min(logitChunk, len(rows))*V)
+	bt, err := be.New(min(logitChunk, len(rows)) * V)
+	if err != nil {
+		return err
+	}
+	defer be.Free(bt)
+	buf := host(bt)
 	xs := make([]float32, min(logitChunk, len(rows))*C)
 	for c0 := 0; c0 < len(rows); c0 += logitChunk {
 		n := min(logitChunk, len(rows)-c0)
@@ -216,17 +261,7 @@ func (be *Backend) LogitStats(x nsrt.Mat, wte nsrt.Mat, rows []int32, idx []int3
 		be.parallel(n, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				row := buf[i*V : (i+1)*V]
-				m := float32(math.Inf(-1))
-				for _, v := range row {
-					if v > m {
-						m = v
-					}
-				}
-				var s float64
-				for _, v := range row {
-					s += math.Exp(float64(v - m))
-				}
-				lse[c0+i] = m + float32(math.Log(s))
+				lse[c0+i] = lseRow(row)
 				for g := 0; g < G; g++ {
 					id := idx[(c0+i)*G+g]
 					if id < 0 || int(id) >= V {

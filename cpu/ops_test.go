@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -18,4 +19,128 @@ func TestTanh32(t *testing.T) {
 		t.Fatalf("tanh32 max abs error %.3g > 5e-7", worst)
 	}
 	t.Logf("tanh32 max abs error %.3g", worst)
+}
+
+// TestExp32: the softmax exponential stays within 2e-7 relative error of
+// float64 exp over the arguments softmax gives it (x <= 0).
+func TestExp32(t *testing.T) {
+	worst := 0.0
+	for i := 0; i <= 9000000; i++ {
+		x := -float32(i) * 1e-5
+		want := math.Exp(float64(x))
+		got := float64(exp32(x))
+		if want < 1e-37 {
+			if math.Abs(got-want) > 1.2e-38 { // below float32's smallest normal
+				t.Fatalf("exp32(%g) = %g, want %g", x, got, want)
+			}
+			continue
+		}
+		worst = math.Max(worst, math.Abs(got-want)/want)
+	}
+	if exp32(-100) != 0 || exp32(0) != 1 {
+		t.Fatalf("exp32(-100) = %g, exp32(0) = %g", exp32(-100), exp32(0))
+	}
+	if worst > 2e-7 {
+		t.Fatalf("exp32 max relative error %.3g > 2e-7", worst)
+	}
+	t.Logf("exp32 max relative error %.3g", worst)
+}
+
+// TestGELURows: the GELU kernel of this build (native or Go) against float64
+// gelu_new, on a strided view whose gaps must stay untouched.
+func TestGELURows(t *testing.T) {
+	const rows, cols, stride = 7, 1000, 1003
+	x := make([]float32, rows*stride)
+	for i := range x {
+		x[i] = float32(i%4001-2000) * 0.005 // [-10, 10]
+	}
+	orig := append([]float32(nil), x...)
+	geluRows(x, rows, cols, stride)
+	worst := 0.0
+	for i, v := range orig {
+		if i%stride >= cols {
+			if x[i] != v {
+				t.Fatalf("value %d outside the view changed: %g -> %g", i, v, x[i])
+			}
+			continue
+		}
+		u := float64(v)
+		want := 0.5 * u * (1 + math.Tanh(geluK*(u+geluA*u*u*u)))
+		worst = math.Max(worst, math.Abs(float64(x[i])-want)/math.Max(1, math.Abs(want)))
+	}
+	if worst > 1e-6 {
+		t.Fatalf("gelu (native=%v) max error %.3g > 1e-6", nativeKernels, worst)
+	}
+	t.Logf("gelu (native=%v) max error %.3g", nativeKernels, worst)
+}
+
+// TestAttnHeads: this build's attention kernel against the Go one (itself
+// checked against the fixtures by the golden tests), global and local, with
+// pattern and scores, on strided views and a head size that is not a
+// multiple of eight.
+func TestAttnHeads(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct{ B, T, NH, HS, window int }{
+		{2, 37, 3, 20, 0}, {1, 70, 2, 64, 16}, {3, 9, 4, 5, 0},
+	} {
+		C := tc.NH * tc.HS
+		stride := 3*C + 7
+		rows := tc.B * tc.T
+		buf := make([]float32, rows*stride)
+		for i := range buf {
+			buf[i] = float32(r.NormFloat64())
+		}
+		mk := func() attnArgs {
+			zb := make([]float32, rows*stride)
+			return attnArgs{q: buf, k: buf[C:], v: buf[2*C:], z: zb, qs: stride, ks: stride, vs: stride, zs: stride,
+				T: tc.T, HS: tc.HS, NH: tc.NH, window: tc.window, scale: 0.3,
+				pattern: make([]float32, tc.B*tc.NH*tc.T*tc.T), scores: make([]float32, tc.B*tc.NH*tc.T*tc.T)}
+		}
+		want, got := mk(), mk()
+		attnHeadsGo(&want, 0, tc.B*tc.NH, make([]float32, tc.T))
+		attnHeads(&got, 0, tc.B*tc.NH, make([]float32, tc.T))
+		for name, pair := range map[string][2][]float32{"z": {want.z, got.z}, "pattern": {want.pattern, got.pattern}, "scores": {want.scores, got.scores}} {
+			worst := 0.0
+			for i, w := range pair[0] {
+				g := pair[1][i]
+				if math.IsInf(float64(w), -1) || math.IsInf(float64(g), -1) {
+					if w != g {
+						t.Fatalf("%+v %s[%d]: got %g, want %g", tc, name, i, g, w)
+					}
+					continue
+				}
+				worst = math.Max(worst, math.Abs(float64(g-w)))
+			}
+			if worst > 2e-6 {
+				t.Fatalf("%+v %s: max |diff| %.3g > 2e-6 (native=%v)", tc, name, worst, nativeKernels)
+			}
+			t.Logf("%+v %s: max |diff| %.3g (native=%v)", tc, name, worst, nativeKernels)
+		}
+	}
+}
+
+// TestLseRow: this build's log-sum-exp of a logits row against float64.
+func TestLseRow(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{1, 7, 300, 50257} {
+		for _, sd := range []float64{0.1, 3, 30} {
+			row := make([]float32, n)
+			for i := range row {
+				row[i] = float32(r.NormFloat64()*sd + 2)
+			}
+			m := math.Inf(-1)
+			for _, v := range row {
+				m = math.Max(m, float64(v))
+			}
+			var s float64
+			for _, v := range row {
+				s += math.Exp(float64(v) - m)
+			}
+			want := m + math.Log(s)
+			got := float64(lseRow(row))
+			if d := math.Abs(got - want); d > 2e-6*math.Max(1, math.Abs(want)) {
+				t.Fatalf("n=%d sd=%g: lse %.7g, want %.7g (native=%v)", n, sd, got, want, nativeKernels)
+			}
+		}
+	}
 }

@@ -18,17 +18,26 @@ func init() {
 	var f modelFlags
 	var batch, seq, runs, warmup int
 	var seed uint64
+	var output string
 	c := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure forward-pass speed (tokens/s) on random token ids",
 		Long: `bench times the full forward pass with logits for a [batch, seq] batch of
 seeded random token ids, as ../shared/bench/torch_bench.py does for PyTorch:
-the median over --runs timed runs after --warmup untimed ones.`,
+the median over --runs timed runs after --warmup untimed ones.
+
+--output logits (the default, what torch_bench.py times) materialises all
+[batch*seq, vocab] logits; --output loss computes the next-token losses
+instead, unembedding a chunk of rows at a time as ablations, sweeps and the
+probes do, so peak memory no longer grows with batch x seq x vocab.`,
 		Example: `  neoscope bench --model benchmarks/model --batch 8 --seq 128 --threads 2 --json`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if batch < 1 || seq < 1 || runs < 1 || warmup < 0 {
 				return usagef("--batch, --seq and --runs must be positive")
+			}
+			if output != "logits" && output != "loss" {
+				return usagef("--output %q: want logits or loss", output)
 			}
 			t0 := time.Now()
 			m, err := f.open()
@@ -52,20 +61,28 @@ the median over --runs timed runs after --warmup untimed ones.`,
 				if err != nil {
 					return err
 				}
-				lt, err := m.LogitsTensor(s, nil)
-				if err != nil {
+				if output == "loss" {
+					if _, err := m.NextTokenLosses(s, 0); err != nil {
+						s.Close()
+						return err
+					}
 					s.Close()
-					return err
-				}
-				// One value back: the synchronisation point on asynchronous backends.
-				var probe [1]float32
-				if err := m.BE.DownloadMat(probe[:], nsrt.Mat{T: lt, Rows: 1, Cols: 1, Stride: 1}); err != nil {
+				} else {
+					lt, err := m.LogitsTensor(s, nil)
+					if err != nil {
+						s.Close()
+						return err
+					}
+					// One value back: the synchronisation point on asynchronous backends.
+					var probe [1]float32
+					if err := m.BE.DownloadMat(probe[:], nsrt.Mat{T: lt, Rows: 1, Cols: 1, Stride: 1}); err != nil {
+						m.BE.Free(lt)
+						s.Close()
+						return err
+					}
 					m.BE.Free(lt)
 					s.Close()
-					return err
 				}
-				m.BE.Free(lt)
-				s.Close()
 				if i >= warmup {
 					times = append(times, time.Since(t).Seconds())
 				}
@@ -89,7 +106,7 @@ the median over --runs timed runs after --warmup untimed ones.`,
 			var ru syscall.Rusage
 			syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 			res := map[string]any{
-				"bench": "forward", "backend": m.BE.Name(), "batch": batch, "seq": seq, "runs": runs,
+				"bench": "forward", "output": output, "backend": m.BE.Name(), "batch": batch, "seq": seq, "runs": runs,
 				"threads":      goruntime.GOMAXPROCS(0),
 				"median_s":     round4(med),
 				"min_s":        round4(times[0]),
@@ -101,8 +118,8 @@ the median over --runs timed runs after --warmup untimed ones.`,
 			if f.JSON {
 				return printJSON(os.Stdout, res)
 			}
-			fmt.Printf("forward %dx%d on %s, %d threads: %.1f tokens/s (median %.4f s of %d runs, %.1f GFLOP/s), load %.2f s, peak RSS %.1f MB\n",
-				batch, seq, m.BE.Name(), goruntime.GOMAXPROCS(0), res["tokens_per_s"], med, runs, res["gflops"], loadS, res["peak_rss_mb"])
+			fmt.Printf("forward %dx%d (%s) on %s, %d threads: %.1f tokens/s (median %.4f s of %d runs, %.1f GFLOP/s), load %.2f s, peak RSS %.1f MB\n",
+				batch, seq, output, m.BE.Name(), goruntime.GOMAXPROCS(0), res["tokens_per_s"], med, runs, res["gflops"], loadS, res["peak_rss_mb"])
 			return nil
 		},
 	}
@@ -112,6 +129,7 @@ the median over --runs timed runs after --warmup untimed ones.`,
 	c.Flags().IntVar(&runs, "runs", 5, "timed runs")
 	c.Flags().IntVar(&warmup, "warmup", 1, "untimed warm-up runs")
 	c.Flags().Uint64Var(&seed, "seed", 0, "seed of the random token ids")
+	c.Flags().StringVar(&output, "output", "logits", "what each pass ends with: logits (all of them, as torch_bench.py) or loss (streamed)")
 	rootCmd.AddCommand(c)
 }
 
