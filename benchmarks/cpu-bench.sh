@@ -24,7 +24,9 @@ s = sys.stdin.read().strip()
 try: d = json.loads(s)
 except ValueError: d = json.loads(s.splitlines()[-1])
 print(d[sys.argv[1]])' "$1"; }
-printf "%-8s %12s %12s %7s %10s %10s\n" shape "neoscope" "pytorch" ratio "rss_ns_MB" "rss_pt_MB"
+# rss_ns_MB: neoscope with all logits, as torch_bench.py; rss_loss_MB: neoscope --output loss
+# (next-token losses, logits a chunk at a time), what probes and sweeps do.
+printf "%-8s %12s %12s %7s %10s %11s %10s\n" shape "neoscope" "pytorch" ratio "rss_ns_MB" "rss_loss_MB" "rss_pt_MB"
 for shape in $shapes; do
   b=${shape%x*}; t=${shape#*x}
   ns=(); pt=(); nsrss=(); ptrss=()
@@ -38,6 +40,8 @@ for shape in $shapes; do
       blas=$(head -1 $tmp/pt.json | $py -c 'import json,sys; print(",".join(json.load(sys.stdin)["blas"]))')
     fi
   done
+  /usr/bin/time -v -o $tmp/nl.time env NEOSCOPE_QUIET=1 bin/neoscope bench --backend cpu --model $model \
+    --batch "$b" --seq "$t" --threads "$threads" --runs 2 --output loss --json > /dev/null
   n=$(median "${ns[@]}")
   if [ ${#pt[@]} -gt 0 ]; then
     p=$(median "${pt[@]}"); prss=$(median "${ptrss[@]}")
@@ -45,7 +49,7 @@ for shape in $shapes; do
   else
     p=nan; prss=nan; ratio=nan; blas="(no anchor at $anchor)"
   fi
-  printf "%-8s %12s %12s %7s %10s %10s\n" "$shape" "$n" "$p" "$ratio" "$(median "${nsrss[@]}")" "$prss"
+  printf "%-8s %12s %12s %7s %10s %11s %10s\n" "$shape" "$n" "$p" "$ratio" "$(median "${nsrss[@]}")" "$(rss $tmp/nl.time)" "$prss"
   echo "         runs: neoscope ${ns[*]}; pytorch ${pt[*]:-}" >&2
 done
 echo "checkpoint: $(du -m $model/model.safetensors | cut -f1) MB; pytorch BLAS: ${blas:-?}; threads: $threads; medians of $repeat"
