@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/neoscope/neoscope/internal/fixtures"
 )
 
 // TestTanh32: the approximation behind GELUNew stays within 5e-7 of float64
@@ -128,15 +130,7 @@ func TestLseRow(t *testing.T) {
 			for i := range row {
 				row[i] = float32(r.NormFloat64()*sd + 2)
 			}
-			m := math.Inf(-1)
-			for _, v := range row {
-				m = math.Max(m, float64(v))
-			}
-			var s float64
-			for _, v := range row {
-				s += math.Exp(float64(v) - m)
-			}
-			want := m + math.Log(s)
+			want := fixtures.LogSumExp(row)
 			got := float64(lseRow(row))
 			if d := math.Abs(got - want); d > 2e-6*math.Max(1, math.Abs(want)) {
 				t.Fatalf("n=%d sd=%g: lse %.7g, want %.7g (native=%v)", n, sd, got, want, nativeKernels)
