@@ -9,28 +9,28 @@
 // figures drift; -cpuprofile writes a pprof profile of the batched run.
 // benchmarks/sweep/run.sh runs all three.
 //
-// Seen 2026-11-29 (2 AMD EPYC cores, OpenBLAS 0.3.21, a training run and
-// other jobs sharing the machine; B=8, T=2x10, induction second-half loss):
+// Seen 2026-11-29, 06:27-06:47 UTC (2 AMD EPYC cores, OpenBLAS 0.3.21's
+// OpenMP build under both engines, 2 threads, quiet machine; B=8, T=2x10,
+// induction second-half loss; bash benchmarks/sweep/run.sh):
 //
-//	                                   threads  load   wall      configs/s  CPU s/config
-//	(a) one config per pass, 144 singles     2   ~3   117.8 s    1.22      0.834
-//	(b) batched engine, 144 singles          2   ~3    50.8 s    2.84      0.361
-//	(c) PyTorch hook loop, 144 singles       2   ~3   616.7 s    0.233     4.39 (OpenMP spinning against the other jobs)
-//	(b) batched engine, 144 singles          1   ~2.5  50.1 s    2.88      0.346
-//	(c) PyTorch hook loop, 36 of 144         1   ~2.4  22.4 s    1.61      (89.7 s for 144)
-//	(b) pairs(*.0, *.1), 276 pairs           1   ~2    87.0 s    3.17      0.311
+//	                                       wall      configs/s  CPU s/config
+//	(a) one config per pass, 144 singles   45.1 s    3.19       0.579
+//	(b) batched engine, 144 singles        23.1 s    6.23       0.303
+//	(b) the same, rerun                    19.7 s    7.29       0.260
+//	(b) every 24th pair, 429 of 10,296     76.7 s    5.59       0.328  (all pairs ~31 min)
+//	(c) PyTorch hook loop, 144 singles     56.9 s    2.53
+//	(c) the same, rerun                    55.0 s    2.62
 //
-// So (b) is 2.4x (a) and, thread for thread, 1.8x (c) on singles; the
-// ceiling at equal matrix-product speed is about 2x: a single costs on
+// So (b) is 2.0-2.3x (a) and 2.5-2.8x (c) on singles, about 2.2x (c) on
+// pairs: short of the 3x goal. The batched engine runs its matrix products
+// at about 140 GFLOP/s (OpenBLAS peaks near 170 on these shapes; the hook
+// loop gets about 100), so what is left is arithmetic: a single costs on
 // average 6.5 of 12 blocks plus the unembedding of the 72 predicting rows,
-// against 12 blocks and 160 rows of logits for the hook loop. Pairs share
-// more (5.0 blocks per pair over the whole space, measured by simulating
-// the plan; 5.3 for pairs(*.0, *.1)): about 3.3 configs/s, 2.1x (c), all
-// 10,296 pairs in ~51 min on one thread. Against PyTorch run with 2 threads
-// on the shared machine (its OpenMP threads collapse when a third process
-// competes) (b) was 12x; against the quiet-machine figure in
-// ../shared/bench/README.md (73.6 s) it would be 1.45x on what was
-// effectively one free core.
+// 19 GFLOP against the hook loop's 12 blocks and 160 rows of logits, 40
+// GFLOP. More would need less arithmetic per configuration, e.g. sharing
+// the ablated layer's q/k/v and attention across the configurations that
+// start there (about 4%) or updating the attention output by the ablated
+// heads' contribution instead of recomputing it.
 package main
 
 import (
