@@ -306,7 +306,11 @@ func runSweep(f *sweepFlags) error {
 	}
 	e, err := sweep.New(m, task, sweep.Options{Mode: mode, Chunk: f.chunk, MaxMemory: budget, NoShare: f.noShare})
 	if err != nil {
-		return usageError{err}
+		var te *sweep.TaskError
+		if errors.As(err, &te) {
+			return usageError{err}
+		}
+		return err
 	}
 	defer e.Close()
 	abs, _ := filepath.Abs(dir)

@@ -105,36 +105,45 @@ type layerAblation struct {
 	fillZ, fillAttn, fillMLP nsrt.Tensor
 }
 
-// New checks the task, runs the unablated pass and sizes the passes.
+// TaskError is a task New refuses (token counts, positions, ids, metric):
+// the caller's input, as opposed to a failure of the backend.
+type TaskError struct{ msg string }
+
+func (e *TaskError) Error() string { return e.msg }
+
+func taskErrorf(format string, a ...any) error { return &TaskError{fmt.Sprintf(format, a...)} }
+
+// New checks the task (a *TaskError when it is malformed), runs the
+// unablated pass and sizes the passes.
 func New(m *forward.Model, task Task, opt Options) (*Engine, error) {
 	cfg := m.Cfg
 	if task.B <= 0 || task.T <= 0 || len(task.Tokens) != task.B*task.T {
-		return nil, fmt.Errorf("sweep: %d token ids for %d rows of %d", len(task.Tokens), task.B, task.T)
+		return nil, taskErrorf("sweep: %d token ids for %d rows of %d", len(task.Tokens), task.B, task.T)
 	}
 	if cfg.Heads > 64 {
-		return nil, fmt.Errorf("sweep: %d heads per layer; at most 64 supported", cfg.Heads)
+		return nil, taskErrorf("sweep: %d heads per layer; at most 64 supported", cfg.Heads)
 	}
 	switch task.Metric {
 	case Loss:
 		if task.LossFrom < 0 || task.LossFrom > task.T-2 {
-			return nil, fmt.Errorf("sweep: --loss-from %d leaves no prediction in sequences of %d tokens (want 0..%d)", task.LossFrom, task.T, task.T-2)
+			return nil, taskErrorf("sweep: --loss-from %d leaves no prediction in sequences of %d tokens (want 0..%d)", task.LossFrom, task.T, task.T-2)
 		}
 	case LogitDiff:
 		if task.Pos < 0 || task.Pos >= task.T {
-			return nil, fmt.Errorf("sweep: logit-difference position %d outside 0..%d", task.Pos, task.T-1)
+			return nil, taskErrorf("sweep: logit-difference position %d outside 0..%d", task.Pos, task.T-1)
 		}
 		if len(task.A) != task.B || len(task.C) != task.B {
-			return nil, fmt.Errorf("sweep: want %d answer and %d counterfactual ids (one per row), got %d and %d", task.B, task.B, len(task.A), len(task.C))
+			return nil, taskErrorf("sweep: want %d answer and %d counterfactual ids (one per row), got %d and %d", task.B, task.B, len(task.A), len(task.C))
 		}
 		for i := range task.A {
 			for _, id := range []int32{task.A[i], task.C[i]} {
 				if id < 0 || int(id) >= cfg.Vocab {
-					return nil, fmt.Errorf("sweep: answer id %d (row %d) outside the vocabulary [0, %d)", id, i, cfg.Vocab)
+					return nil, taskErrorf("sweep: answer id %d (row %d) outside the vocabulary [0, %d)", id, i, cfg.Vocab)
 				}
 			}
 		}
 	default:
-		return nil, fmt.Errorf("sweep: unknown metric %d", task.Metric)
+		return nil, taskErrorf("sweep: unknown metric %d", task.Metric)
 	}
 	if opt.MaxMemory <= 0 {
 		opt.MaxMemory = DefaultMaxMemory
