@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/neoscope/neoscope/internal/fixtures"
+	nsrt "github.com/neoscope/neoscope/runtime"
 )
 
 // TestTanh32: the approximation behind GELUNew stays within 5e-7 of float64
@@ -134,6 +135,59 @@ func TestLseRow(t *testing.T) {
 			got := float64(lseRow(row))
 			if d := math.Abs(got - want); d > 2e-6*math.Max(1, math.Abs(want)) {
 				t.Fatalf("n=%d sd=%g: lse %.7g, want %.7g (native=%v)", n, sd, got, want, nativeKernels)
+			}
+		}
+	}
+}
+
+// TestLogitStatsTiles: LogitStats over many row chunks and vocabulary tiles
+// (forced small) against float64 logits computed directly, with repeated,
+// unordered and out-of-vocabulary ids.
+func TestLogitStatsTiles(t *testing.T) {
+	defer func(r, c int) { logitRows, logitCols = r, c }(logitRows, logitCols)
+	r := rand.New(rand.NewPCG(7, 8))
+	const X, C, V = 11, 6, 40
+	be := New()
+	xt, _ := be.New(X, C)
+	wt, _ := be.New(V, C)
+	for _, d := range [][]float32{host(xt), host(wt)} {
+		for i := range d {
+			d[i] = float32(r.NormFloat64() * 2)
+		}
+	}
+	rows := []int32{3, 0, 10, 3, 7}
+	const G = 3
+	idx := []int32{39, 0, 17, 5, 5, -1, 20, 40, 8, 1, 2, 3, 38, 13, 26}
+	for _, tile := range [][2]int{{1024, 8192}, {2, 7}, {3, 40}, {1, 1}} {
+		logitRows, logitCols = tile[0], tile[1]
+		lse := make([]float32, len(rows))
+		got := make([]float32, len(idx))
+		if err := be.LogitStats(nsrt.Whole(xt), nsrt.Whole(wt), rows, idx, lse, got); err != nil {
+			t.Fatal(err)
+		}
+		for i, row := range rows {
+			logits := make([]float32, V)
+			for v := range logits {
+				var s float64
+				for c := 0; c < C; c++ {
+					s += float64(host(xt)[int(row)*C+c]) * float64(host(wt)[v*C+c])
+				}
+				logits[v] = float32(s)
+			}
+			if d := math.Abs(float64(lse[i]) - fixtures.LogSumExp(logits)); d > 1e-5 {
+				t.Fatalf("tiles %v row %d: lse %g, want %g", tile, row, lse[i], fixtures.LogSumExp(logits))
+			}
+			for g := 0; g < G; g++ {
+				id := idx[i*G+g]
+				if id < 0 || id >= V {
+					if !math.IsNaN(float64(got[i*G+g])) {
+						t.Fatalf("tiles %v: id %d outside the vocabulary gave %g, want NaN", tile, id, got[i*G+g])
+					}
+					continue
+				}
+				if d := math.Abs(float64(got[i*G+g] - logits[id])); d > 1e-5 {
+					t.Fatalf("tiles %v row %d id %d: %g, want %g", tile, row, id, got[i*G+g], logits[id])
+				}
 			}
 		}
 	}
