@@ -45,3 +45,22 @@ __device__ __forceinline__ float block_max(float v, float* red) {
 	__syncthreads();
 	return v;
 }
+
+// Matmul tile loaders: element e of a bk x bn tile of op(B), walked along
+// B's contiguous dimension (coalesced), as (kk, cc) ...
+__device__ __forceinline__ void mm_b_coords(int e, int bk, int bn, int transB, int& kk, int& cc) {
+	if (transB) {
+		cc = e / bk;
+		kk = e % bk;
+	} else {
+		kk = e / bn;
+		cc = e % bn;
+	}
+}
+
+// ... and op(B)[k, col]: B is (K,N) stride ldb, or (N,K) read transposed
+// when transB; zero outside the matrix.
+__device__ __forceinline__ float mm_b_at(const float* b, int ldb, int transB, int k, int col, int K, int N) {
+	if (k >= K || col >= N) return 0.0f;
+	return transB ? b[(size_t)col * ldb + k] : b[(size_t)k * ldb + col];
+}

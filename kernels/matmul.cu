@@ -67,17 +67,8 @@ matmul_f32_big(float* c, const float* a, const float* b, const float* bias, int 
 		}
 		for (int e = tid; e < MB_BK * MB_BN; e += 256) {
 			int kk, cc;
-			if (transB) {
-				cc = e / MB_BK;
-				kk = e % MB_BK;
-			} else {
-				kk = e / MB_BN;
-				cc = e % MB_BN;
-			}
-			int k = k0 + kk, col = n0 + cc;
-			float v = 0.0f;
-			if (k < K && col < N) v = transB ? b[(size_t)col * ldb + k] : b[(size_t)k * ldb + col];
-			Bs[kk][cc] = v;
+			mm_b_coords(e, MB_BK, MB_BN, transB, kk, cc);
+			Bs[kk][cc] = mm_b_at(b, ldb, transB, k0 + kk, n0 + cc, K, N);
 		}
 		__syncthreads();
 		for (int kk = 0; kk < MB_BK; kk++) {

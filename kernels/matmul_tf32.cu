@@ -92,18 +92,9 @@ matmul_tf32(float* c, const float* a, const float* b, const float* bias, int M, 
 			As[r][kk] = (row < M && k < K) ? a[(size_t)row * lda + k] : 0.0f;
 		}
 		for (int e = tid; e < TC_BN * TC_BK; e += 128) {
-			int cc, kk;
-			if (transB) {
-				cc = e / TC_BK;
-				kk = e % TC_BK;
-			} else {
-				kk = e / TC_BN;
-				cc = e % TC_BN;
-			}
-			int k = k0 + kk, col = n0 + cc;
-			float v = 0.0f;
-			if (k < K && col < N) v = transB ? b[(size_t)col * ldb + k] : b[(size_t)k * ldb + col];
-			Bs[cc][kk] = v;
+			int kk, cc;
+			mm_b_coords(e, TC_BK, TC_BN, transB, kk, cc);
+			Bs[cc][kk] = mm_b_at(b, ldb, transB, k0 + kk, n0 + cc, K, N);
 		}
 		__syncthreads();
 		#pragma unroll

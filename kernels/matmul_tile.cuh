@@ -33,17 +33,8 @@ __device__ __forceinline__ void mm_tile(float acc[4][4], float (*As)[MM_BM + 4],
 		// B slice: 16 k x 64 n, coalesced along the contiguous dimension.
 		for (int e = tid; e < MM_BK * MM_BN; e += 256) {
 			int kk, cc;
-			if (transB) {
-				cc = e / MM_BK;
-				kk = e % MM_BK;
-			} else {
-				kk = e / MM_BN;
-				cc = e % MM_BN;
-			}
-			int k = k0 + kk, col = n0 + cc;
-			float v = 0.0f;
-			if (k < K && col < N) v = transB ? b[(size_t)col * ldb + k] : b[(size_t)k * ldb + col];
-			Bs[kk][cc] = v;
+			mm_b_coords(e, MM_BK, MM_BN, transB, kk, cc);
+			Bs[kk][cc] = mm_b_at(b, ldb, transB, k0 + kk, n0 + cc, K, N);
 		}
 		__syncthreads();
 		for (int kk = 0; kk < MM_BK; kk++) {
