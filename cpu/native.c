@@ -4,6 +4,7 @@
 // vectorises them; the same formulas as the Go kernels in cpu.go.
 #include "native.h"
 #include <math.h>
+#include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__)
 // Lets GCC if-convert the clamps below into min/max and vectorise the loop
@@ -52,11 +53,17 @@ NS_CLONES void ns_gelu_new_rows(float *x, long rows, long cols, long stride) {
 }
 
 // exp32 of exp32.go: e^x for x <= 0, 0 below -87.33654, NaN for NaN.
+// n = round(x log2e) comes from adding 1.5 * 2^23 (the float's low bits
+// are then n) rather than a float-to-int conversion, which keeps GCC from
+// vectorising any loop that calls this. Ties round to even here and down
+// in exp32; either keeps |r| <= ln2/2.
 static inline float ns_exp(float x) {
 	const float log2e = 1.44269504088896341f, c1 = 0.693359375f, c2 = -2.12194440e-4f;
-	float xc = x >= -88.0f ? x : -88.0f; // and NaN to -88: the conversion below stays defined
-	int n = (int)(xc * log2e - 0.5f);
-	float r = xc - (float)n * c1 - (float)n * c2;
+	const float shift = 12582912.0f; // 1.5 * 2^23, bits 0x4B400000
+	float xc = x < -88.0f ? -88.0f : x;
+	float t = xc * log2e + shift;
+	float nf = t - shift;
+	float r = xc - nf * c1 - nf * c2;
 	float p = 1.9875691500e-4f;
 	p = p * r + 1.3981999507e-3f;
 	p = p * r + 8.3334519073e-3f;
@@ -64,9 +71,13 @@ static inline float ns_exp(float x) {
 	p = p * r + 1.6666665459e-1f;
 	p = p * r + 5.0000001201e-1f;
 	float e = p * r * r + r + 1.0f;
-	union { unsigned u; float f; } s;
-	s.u = (unsigned)(n + 127) << 23;
-	return x != x ? x : (x < -87.33654f ? 0.0f : e * s.f);
+	int tb, bits;
+	float scale;
+	memcpy(&tb, &t, 4);
+	bits = (tb - 0x4B400000 + 127) << 23; // 2^n, n >= -127 (0 when n = -127)
+	memcpy(&scale, &bits, 4);
+	float y = x < -87.33654f ? 0.0f : e * scale;
+	return x != x ? x : y;
 }
 
 // Dot product of two HS-long rows, in eight lanes GCC maps onto one vector
@@ -133,21 +144,34 @@ NS_CLONES void ns_attn_heads(const float *q, const float *k, const float *v, flo
 }
 
 // lseRowGo of attention.go: log(sum(exp(row))), exp summed in eight float
-// lanes per block of 256, the blocks in double.
+// lanes per block of 256, the blocks in double. Each loop is written so GCC
+// vectorises it: the maximum in eight lanes, the exponentials into a block
+// buffer, then their sum.
 NS_CLONES float ns_lse_row(const float *row, long n) {
-	float m = -__builtin_inff();
-	for (long j = 0; j < n; j++)
+	const float neg_inf = -__builtin_inff();
+	float mx[8] = {neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf};
+	long j = 0;
+	for (; j + 8 <= n; j += 8)
+		for (int l = 0; l < 8; l++)
+			mx[l] = row[j + l] > mx[l] ? row[j + l] : mx[l];
+	float m = neg_inf;
+	for (int l = 0; l < 8; l++)
+		m = mx[l] > m ? mx[l] : m;
+	for (; j < n; j++)
 		m = row[j] > m ? row[j] : m;
 	double s = 0;
+	float e[256];
 	for (long b0 = 0; b0 < n; b0 += 256) {
-		long e = b0 + 256 < n ? b0 + 256 : n, d = b0;
+		long w = n - b0 < 256 ? n - b0 : 256, d = 0;
+		for (long k = 0; k < w; k++)
+			e[k] = ns_exp(row[b0 + k] - m);
 		float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-		for (; d + 8 <= e; d += 8)
+		for (; d + 8 <= w; d += 8)
 			for (int l = 0; l < 8; l++)
-				acc[l] += ns_exp(row[d + l] - m);
+				acc[l] += e[d + l];
 		float bs = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-		for (; d < e; d++)
-			bs += ns_exp(row[d] - m);
+		for (; d < w; d++)
+			bs += e[d];
 		s += bs;
 	}
 	return m + (float)log(s);
