@@ -245,26 +245,34 @@ func (be *Backend) LayerNorm(out, x nsrt.Mat, w, b nsrt.Tensor, eps float32) err
 	}
 	xd, od := view(x), view(out)
 	be.parallel(x.Rows, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr := xd[r*x.Stride : r*x.Stride+C]
-			or := od[r*out.Stride : r*out.Stride+C]
-			var s float64
-			for _, v := range xr {
-				s += float64(v)
-			}
-			mean := s / float64(C)
-			var v2 float64
-			for _, v := range xr {
-				d := float64(v) - mean
-				v2 += d * d
-			}
-			inv := 1 / math.Sqrt(v2/float64(C)+float64(eps))
-			for j, v := range xr {
-				or[j] = float32((float64(v)-mean)*inv)*wd[j] + bd[j]
-			}
-		}
+		layerNormRows(od[lo*out.Stride:], out.Stride, xd[lo*x.Stride:], x.Stride, wd, bd, hi-lo, eps)
 	})
 	return nil
+}
+
+// layerNormRowsGo normalises rows of x (stride xs) into out (stride os,
+// may be x itself), len(w) channels each, mean and variance in float64.
+// The pure-Go kernel, and the reference the native one is tested against.
+func layerNormRowsGo(out []float32, os int, x []float32, xs int, w, b []float32, rows int, eps float32) {
+	C := len(w)
+	for r := 0; r < rows; r++ {
+		xr := x[r*xs : r*xs+C]
+		or := out[r*os : r*os+C]
+		var s float64
+		for _, v := range xr {
+			s += float64(v)
+		}
+		mean := s / float64(C)
+		var v2 float64
+		for _, v := range xr {
+			d := float64(v) - mean
+			v2 += d * d
+		}
+		inv := 1 / math.Sqrt(v2/float64(C)+float64(eps))
+		for j, v := range xr {
+			or[j] = float32((float64(v)-mean)*inv)*w[j] + b[j]
+		}
+	}
 }
 
 // GELU constants of the tanh approximation.

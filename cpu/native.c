@@ -176,3 +176,35 @@ NS_CLONES float ns_lse_row(const float *row, long n) {
 	}
 	return m + (float)log(s);
 }
+
+// layerNormRowsGo of cpu.go: mean and variance in double, in four lanes.
+NS_CLONES void ns_layernorm_rows(float *out, long os, const float *x, long xs, const float *w, const float *b,
+                                 long rows, long C, float eps) {
+	for (long r = 0; r < rows; r++) {
+		const float *xr = x + r * xs;
+		float *orow = out + r * os;
+		double acc[4] = {0, 0, 0, 0};
+		long j = 0;
+		for (; j + 4 <= C; j += 4)
+			for (int l = 0; l < 4; l++)
+				acc[l] += (double)xr[j + l];
+		double s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+		for (; j < C; j++)
+			s += (double)xr[j];
+		double mean = s / (double)C;
+		double v2[4] = {0, 0, 0, 0};
+		for (j = 0; j + 4 <= C; j += 4)
+			for (int l = 0; l < 4; l++) {
+				double d = (double)xr[j + l] - mean;
+				v2[l] += d * d;
+			}
+		double v = (v2[0] + v2[2]) + (v2[1] + v2[3]);
+		for (; j < C; j++) {
+			double d = (double)xr[j] - mean;
+			v += d * d;
+		}
+		double inv = 1.0 / sqrt(v / (double)C + (double)eps);
+		for (j = 0; j < C; j++)
+			orow[j] = (float)(((double)xr[j] - mean) * inv) * w[j] + b[j];
+	}
+}

@@ -5,3 +5,5 @@ void ns_attn_heads(const float *q, const float *k, const float *v, float *z,
                    long window, float scale, float *pattern, float *scores,
                    long lo, long hi, float *prob);
 float ns_lse_row(const float *row, long n);
+void ns_layernorm_rows(float *out, long os, const float *x, long xs, const float *w, const float *b,
+                       long rows, long C, float eps);

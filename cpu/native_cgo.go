@@ -52,3 +52,13 @@ func lseRow(row []float32) float32 {
 	}
 	return float32(C.ns_lse_row((*C.float)(unsafe.Pointer(&row[0])), C.long(len(row))))
 }
+
+func layerNormRows(out []float32, os int, x []float32, xs int, w, b []float32, rows int, eps float32) {
+	nc := len(w)
+	if rows == 0 || nc == 0 {
+		return
+	}
+	_, _ = x[(rows-1)*xs+nc-1], out[(rows-1)*os+nc-1] // bounds, as the Go kernel would check
+	C.ns_layernorm_rows((*C.float)(unsafe.Pointer(&out[0])), C.long(os), (*C.float)(unsafe.Pointer(&x[0])), C.long(xs),
+		(*C.float)(unsafe.Pointer(&w[0])), (*C.float)(unsafe.Pointer(&b[0])), C.long(rows), C.long(nc), C.float(eps))
+}

@@ -9,3 +9,7 @@ func geluRows(x []float32, rows, cols, stride int) { geluRowsGo(x, rows, cols, s
 func attnHeads(a *attnArgs, lo, hi int, prob []float32) { attnHeadsGo(a, lo, hi, prob) }
 
 func lseRow(row []float32) float32 { return lseRowGo(row) }
+
+func layerNormRows(out []float32, os int, x []float32, xs int, w, b []float32, rows int, eps float32) {
+	layerNormRowsGo(out, os, x, xs, w, b, rows, eps)
+}

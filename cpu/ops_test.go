@@ -192,3 +192,44 @@ func TestLogitStatsTiles(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerNormRows: this build's LayerNorm kernel against the Go one, on
+// strided rows with an offset mean (where a float32 variance would lose
+// digits), and in place.
+func TestLayerNormRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	const rows, C, xs = 5, 771, 800
+	x := make([]float32, rows*xs)
+	for i := range x {
+		x[i] = float32(r.NormFloat64()*0.5 + 11)
+	}
+	w, b := make([]float32, C), make([]float32, C)
+	for j := range w {
+		w[j], b[j] = float32(1+0.1*r.NormFloat64()), float32(0.1*r.NormFloat64())
+	}
+	want, got := make([]float32, rows*C), make([]float32, rows*C)
+	layerNormRowsGo(want, C, x, xs, w, b, rows, 1e-5)
+	layerNormRows(got, C, x, xs, w, b, rows, 1e-5)
+	worst := 0.0
+	for i := range want {
+		worst = math.Max(worst, math.Abs(float64(got[i]-want[i])))
+	}
+	if worst > 1e-6 {
+		t.Fatalf("layernorm (native=%v) max |diff| %.3g > 1e-6", nativeKernels, worst)
+	}
+	inplace := append([]float32(nil), x...)
+	layerNormRows(inplace, xs, inplace, xs, w, b, rows, 1e-5)
+	for i := 0; i < rows; i++ {
+		for j := 0; j < C; j++ {
+			if d := math.Abs(float64(inplace[i*xs+j] - got[i*C+j])); d > 0 {
+				t.Fatalf("in place differs at row %d col %d by %g", i, j, d)
+			}
+		}
+		for j := C; j < xs; j++ {
+			if inplace[i*xs+j] != x[i*xs+j] {
+				t.Fatalf("in place wrote outside the row at %d,%d", i, j)
+			}
+		}
+	}
+	t.Logf("layernorm (native=%v) max |diff| against Go %.3g", nativeKernels, worst)
+}
