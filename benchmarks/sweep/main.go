@@ -9,28 +9,32 @@
 // figures drift; -cpuprofile writes a pprof profile of the batched run.
 // benchmarks/sweep/run.sh runs all three.
 //
-// Seen 2026-11-29, 06:27-06:47 UTC (2 AMD EPYC cores, OpenBLAS 0.3.21's
-// OpenMP build under both engines, 2 threads, quiet machine; B=8, T=2x10,
-// induction second-half loss; bash benchmarks/sweep/run.sh):
+// Seen 2026-11-29, 06:59-07:12 UTC, after the vectorised native kernels
+// (2 AMD EPYC cores, OpenBLAS 0.3.21's OpenMP build under both engines,
+// 2 threads, quiet machine; B=8, T=2x10, induction second-half loss;
+// bash benchmarks/sweep/run.sh, then three alternating pairs of (b) and (c)):
 //
-//	                                       wall      configs/s  CPU s/config
-//	(a) one config per pass, 144 singles   45.1 s    3.19       0.579
-//	(b) batched engine, 144 singles        23.1 s    6.23       0.303
-//	(b) the same, rerun                    19.7 s    7.29       0.260
-//	(b) every 24th pair, 429 of 10,296     76.7 s    5.59       0.328  (all pairs ~31 min)
-//	(c) PyTorch hook loop, 144 singles     56.9 s    2.53
-//	(c) the same, rerun                    55.0 s    2.62
+//	                                       wall      configs/s            CPU s/config
+//	(a) one config per pass, 144 singles   34.8 s    4.14                 0.462
+//	(b) batched engine, 144 singles        17.8 s    8.08; 7.96 8.03 7.35 0.238
+//	(b) every 24th pair, 429 of 10,296     62.9 s    6.82                 0.272  (all pairs ~25 min)
+//	(c) PyTorch hook loop, 144 singles     47.8 s    3.01; 2.82 3.20 2.77
 //
-// So (b) is 2.0-2.3x (a) and 2.5-2.8x (c) on singles, about 2.2x (c) on
-// pairs: short of the 3x goal. The batched engine runs its matrix products
-// at about 140 GFLOP/s (OpenBLAS peaks near 170 on these shapes; the hook
-// loop gets about 100), so what is left is arithmetic: a single costs on
-// average 6.5 of 12 blocks plus the unembedding of the 72 predicting rows,
-// 19 GFLOP against the hook loop's 12 blocks and 160 rows of logits, 40
-// GFLOP. More would need less arithmetic per configuration, e.g. sharing
-// the ablated layer's q/k/v and attention across the configurations that
-// start there (about 4%) or updating the attention output by the ablated
-// heads' contribution instead of recomputing it.
+// So (b) is about 2x (a) and 2.5-2.8x (c) on singles, run for run (median
+// 2.7x), about 2.3x on pairs: short of the 3x goal. The engine is bound by
+// its matrix products, and they run at the BLAS peak: a single costs 20.3
+// GFLOP (6.5 of 12 blocks of 19 tokens x 8 rows, plus the unembedding of the
+// 72 predicting rows), and 8 configs/s is 162 GFLOP/s, against about 170
+// for OpenBLAS's sgemm on these shapes; the hook loop's 40 GFLOP a config
+// at 3 configs/s is 120 GFLOP/s. More needs less arithmetic per
+// configuration, none of it done yet:
+//   - the last block only needs queries, attention output, out-proj and MLP
+//     at the 9 predicting positions of 19 (its keys and values at all):
+//     about 4.6%;
+//   - the first ablated layer's q/k/v and attention are the same for every
+//     configuration that starts there and could be shared: about 2.8%;
+//   - that layer's output could be the shared one minus the ablated heads'
+//     z W_O rows, instead of a full out-proj: about 0.9%.
 package main
 
 import (
