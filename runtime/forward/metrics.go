@@ -3,8 +3,6 @@ package forward
 import (
 	"fmt"
 	"math"
-
-	nsrt "github.com/neoscope/neoscope/runtime"
 )
 
 // NextTokenLosses returns the cross-entropy (natural log) of every prediction
@@ -29,7 +27,7 @@ func (m *Model) NextTokenLosses(s *State, from int) ([]float64, error) {
 	}
 	lse := make([]float32, len(rows))
 	g := make([]float32, len(rows))
-	if err := m.BE.LogitStats(nsrt.Whole(s.Final), m.unembed, rows, idx, lse, g); err != nil {
+	if err := m.BE.LogitStats(s.mat(s.Final, m.Cfg.DModel), m.unembed, rows, idx, lse, g); err != nil {
 		return nil, err
 	}
 	out := make([]float64, len(rows))
@@ -81,7 +79,7 @@ func (m *Model) LogitDiffs(s *State, pos int, a, c []int32) ([]float64, error) {
 	}
 	lse := make([]float32, s.B)
 	g := make([]float32, 2*s.B)
-	if err := m.BE.LogitStats(nsrt.Whole(s.Final), m.unembed, rows, idx, lse, g); err != nil {
+	if err := m.BE.LogitStats(s.mat(s.Final, m.Cfg.DModel), m.unembed, rows, idx, lse, g); err != nil {
 		return nil, err
 	}
 	out := make([]float64, s.B)

@@ -11,6 +11,8 @@ import (
 type State struct {
 	B, T                                   int
 	Tokens                                 []int32 // [B*T]
+	capB                                   int     // rows the buffers hold: B at Start (see Narrow)
+	allTokens                              []int32
 	Resid                                  nsrt.Tensor
 	Final                                  nsrt.Tensor // ln_final output [B*T, C], after FinalNorm
 	m                                      *Model
@@ -69,7 +71,7 @@ func (m *Model) Start(tokens []int32, B, T int, h *Hooks) (*State, error) {
 		}
 	}
 	be, C := m.BE, m.Cfg.DModel
-	s := &State{B: B, T: T, Tokens: tokens, m: m}
+	s := &State{B: B, T: T, Tokens: tokens, capB: B, allTokens: tokens, m: m}
 	var err error
 	if s.Resid, err = be.New(B*T, C); err != nil {
 		return nil, err
@@ -117,6 +119,41 @@ func (m *Model) Start(tokens []int32, B, T int, h *Hooks) (*State, error) {
 	return s, nil
 }
 
+// Narrow makes the blocks, FinalNorm, the logits and the metrics that follow
+// work on the first b rows of the batch only (1 <= b <= the batch Start was
+// given); the other rows keep what they hold until a later Narrow widens
+// the state again. The sweep engine sizes a state for more configurations
+// than some passes use and skips the unused rows this way. Hook points see
+// the narrowed rows.
+func (s *State) Narrow(b int) error {
+	if b < 1 || b > s.capB {
+		return fmt.Errorf("forward: narrow to %d rows of a state started with %d", b, s.capB)
+	}
+	s.B, s.Tokens = b, s.allTokens[:b*s.T]
+	return nil
+}
+
+// mat views the first B*T rows of a state buffer of cols columns.
+func (s *State) mat(t nsrt.Tensor, cols int) nsrt.Mat {
+	return nsrt.Mat{T: t, Rows: s.B * s.T, Cols: cols, Stride: cols}
+}
+
+// exact is buf for buffers the backend wants whole (attention patterns,
+// [B,NH,T,T]): one of another size, from before a Narrow, is replaced.
+func (s *State) exact(p *nsrt.Tensor, shape ...int) (nsrt.Tensor, error) {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	if *p != nil && (*p).Len() != n {
+		s.m.BE.Free(*p)
+		*p = nil
+	}
+	return s.buf(p, shape...)
+}
+
+// buf returns the state's buffer *p, allocating it with shape on first use
+// (shapes are given for the full batch, capB rows).
 func (s *State) buf(p *nsrt.Tensor, shape ...int) (nsrt.Tensor, error) {
 	if *p == nil {
 		t, err := s.m.BE.New(shape...)
@@ -148,7 +185,7 @@ func (m *Model) Blocks(s *State, from, to int, h *Hooks) error {
 func (m *Model) block(s *State, l int, h *Hooks) error {
 	be, cfg := m.BE, m.Cfg
 	B, T, C, NH, HS, F := s.B, s.T, cfg.DModel, cfg.Heads, cfg.DHead, cfg.DMLP
-	R := B * T
+	R := s.capB * T // buffer rows; views cover the first B*T
 	ly := &m.layers[l]
 	name := func(suffix string) string { return fmt.Sprintf("blocks.%d.%s", l, suffix) }
 	act := func(n string, mat nsrt.Mat, shape ...int) *Act {
@@ -171,12 +208,12 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 	if hh, err = s.buf(&s.h, R, F); err != nil {
 		return err
 	}
-	resid := nsrt.Whole(s.Resid)
+	resid := s.mat(s.Resid, C)
 	if err := h.at(act("hook_resid_pre", resid, B, T, C)); err != nil {
 		return err
 	}
 	// Attention.
-	X := nsrt.Whole(x)
+	X := s.mat(x, C)
 	if err := be.LayerNorm(X, resid, ly.ln1W, ly.ln1B, float32(cfg.LNEps)); err != nil {
 		return err
 	}
@@ -189,7 +226,7 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 		if err != nil {
 			return err
 		}
-		all := nsrt.Whole(qkv)
+		all := s.mat(qkv, 3*C)
 		if err := m.linear(all, X, *ly.qkv); err != nil {
 			return err
 		}
@@ -207,7 +244,7 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 		if err != nil {
 			return err
 		}
-		Q, K, V = nsrt.Whole(q), nsrt.Whole(k), nsrt.Whole(v)
+		Q, K, V = s.mat(q, C), s.mat(k, C), s.mat(v, C)
 		for _, p := range []struct {
 			out nsrt.Mat
 			w   lin
@@ -226,16 +263,16 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 		}
 	}
 	ap := nsrt.AttnParams{B: B, T: T, NH: NH, HS: HS, Window: cfg.LayerWindow(l), Scale: float32(cfg.AttnScale)}
-	Z := nsrt.Whole(z)
+	Z := s.mat(z, C)
 	wantScores, wantPattern := h.wants(name("attn.hook_attn_scores")), h.wants(name("attn.hook_pattern"))
 	if wantScores || wantPattern {
-		pat, err := s.buf(&s.pattern, B, NH, T, T)
+		pat, err := s.exact(&s.pattern, B, NH, T, T)
 		if err != nil {
 			return err
 		}
 		var sc nsrt.Tensor
 		if wantScores {
-			if sc, err = s.buf(&s.scores, B, NH, T, T); err != nil {
+			if sc, err = s.exact(&s.scores, B, NH, T, T); err != nil {
 				return err
 			}
 		}
@@ -266,7 +303,7 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 	if err := h.at(act("attn.hook_z", Z, B, T, NH, HS)); err != nil {
 		return err
 	}
-	AO := nsrt.Whole(ao)
+	AO := s.mat(ao, C)
 	if err := m.linear(AO, Z, ly.o); err != nil {
 		return err
 	}
@@ -286,7 +323,7 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 	if err := h.at(act("ln2.hook_normalized", X, B, T, C)); err != nil {
 		return err
 	}
-	H := nsrt.Whole(hh)
+	H := s.mat(hh, F)
 	if err := m.linear(H, X, ly.fc); err != nil {
 		return err
 	}
@@ -299,7 +336,7 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 	if err := h.at(act("mlp.hook_post", H, B, T, F)); err != nil {
 		return err
 	}
-	MO := nsrt.Whole(mo)
+	MO := s.mat(mo, C)
 	if err := m.linear(MO, H, ly.proj); err != nil {
 		return err
 	}
@@ -315,14 +352,15 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 // FinalNorm applies ln_final to the residual stream into s.Final
 // (ln_final.hook_normalized).
 func (m *Model) FinalNorm(s *State, h *Hooks) error {
-	F, err := s.buf(&s.Final, s.B*s.T, m.Cfg.DModel)
+	C := m.Cfg.DModel
+	F, err := s.buf(&s.Final, s.capB*s.T, C)
 	if err != nil {
 		return err
 	}
-	if err := m.BE.LayerNorm(nsrt.Whole(F), nsrt.Whole(s.Resid), m.lnfW, m.lnfB, float32(m.Cfg.LNEps)); err != nil {
+	if err := m.BE.LayerNorm(s.mat(F, C), s.mat(s.Resid, C), m.lnfW, m.lnfB, float32(m.Cfg.LNEps)); err != nil {
 		return err
 	}
-	return h.at(&Act{Name: "ln_final.hook_normalized", M: nsrt.Whole(F), Shape: []int{s.B, s.T, m.Cfg.DModel}, B: s.B, T: s.T, BE: m.BE})
+	return h.at(&Act{Name: "ln_final.hook_normalized", M: s.mat(F, C), Shape: []int{s.B, s.T, m.Cfg.DModel}, B: s.B, T: s.T, BE: m.BE})
 }
 
 // LogitsTensor computes all logits [B*T, V] from s.Final on the backend (the
@@ -337,7 +375,7 @@ func (m *Model) LogitsTensor(s *State, h *Hooks) (nsrt.Tensor, error) {
 		return nil, err
 	}
 	L := nsrt.Whole(lt)
-	if err := m.BE.MatMul(L, nsrt.Whole(s.Final), m.unembed, true, nil, false); err != nil {
+	if err := m.BE.MatMul(L, s.mat(s.Final, m.Cfg.DModel), m.unembed, true, nil, false); err != nil {
 		m.BE.Free(lt)
 		return nil, err
 	}

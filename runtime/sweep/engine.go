@@ -169,19 +169,19 @@ func New(m *forward.Model, task Task, opt Options) (*Engine, error) {
 		if e.cur.heads == nil || a.Layer() != e.cur.layer {
 			return nil
 		}
-		return a.BE.AblateHeads(a.M, e.cur.heads, m.Cfg.Heads, a.T, e.cur.fillZ)
+		return a.BE.AblateHeads(a.M, e.cur.heads[:a.B*m.Cfg.Heads], m.Cfg.Heads, a.T, e.cur.fillZ)
 	})
 	e.hooks.Replace("blocks.*.hook_attn_out", func(a *forward.Act) error {
 		if e.cur.attn == nil || a.Layer() != e.cur.layer {
 			return nil
 		}
-		return a.BE.AblateRows(a.M, e.cur.attn, a.T, e.cur.fillAttn)
+		return a.BE.AblateRows(a.M, e.cur.attn[:a.B], a.T, e.cur.fillAttn)
 	})
 	e.hooks.Replace("blocks.*.hook_mlp_out", func(a *forward.Act) error {
 		if e.cur.mlp == nil || a.Layer() != e.cur.layer {
 			return nil
 		}
-		return a.BE.AblateRows(a.M, e.cur.mlp, a.T, e.cur.fillMLP)
+		return a.BE.AblateRows(a.M, e.cur.mlp[:a.B], a.T, e.cur.fillMLP)
 	})
 	return e, nil
 }
@@ -559,8 +559,11 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 				}
 			}
 		}
-		// Slots past active (ladder padding) hold finite leftovers or the
-		// embedding; they are computed and never read.
+		// Slots past active (ladder padding) are skipped: the block runs on
+		// the active groups' rows only.
+		if err := s.Narrow(active * B); err != nil {
+			return nil, err
+		}
 		err := m.Blocks(s, l, l+1, e.hooks)
 		e.cur = layerAblation{}
 		if err != nil {
