@@ -9,25 +9,29 @@
 // figures drift; -cpuprofile writes a pprof profile of the batched run.
 // benchmarks/sweep/run.sh runs all three.
 //
-// Seen 2026-11-29, 06:59-07:12 UTC, after the vectorised native kernels
-// (2 AMD EPYC cores, OpenBLAS 0.3.21's OpenMP build under both engines,
-// 2 threads, quiet machine; B=8, T=2x10, induction second-half loss;
-// bash benchmarks/sweep/run.sh, then three alternating pairs of (b) and (c)):
+// Seen 2026-11-29 (2 AMD EPYC cores, OpenBLAS 0.3.21's OpenMP build under
+// both engines, 2 threads, quiet machine; B=8, T=2x10, induction second-half
+// loss). At 06:59 UTC, bash benchmarks/sweep/run.sh after the vectorised
+// native kernels:
 //
-//	                                       wall      configs/s            CPU s/config
-//	(a) one config per pass, 144 singles   34.8 s    4.14                 0.462
-//	(b) batched engine, 144 singles        17.8 s    8.08; 7.96 8.03 7.35 0.238
-//	(b) every 24th pair, 429 of 10,296     62.9 s    6.82                 0.272  (all pairs ~25 min)
-//	(c) PyTorch hook loop, 144 singles     47.8 s    3.01; 2.82 3.20 2.77
+//	                                       wall      configs/s  CPU s/config
+//	(a) one config per pass, 144 singles   34.8 s    4.14       0.462
+//	(b) batched engine, 144 singles        17.8 s    8.08       0.238
+//	(b) every 24th pair, 429 of 10,296     62.9 s    6.82       0.272  (all pairs ~25 min)
+//	(c) PyTorch hook loop, 144 singles     47.8 s    3.01
 //
-// So (b) is about 2x (a) and 2.5-2.8x (c) on singles, run for run (median
-// 2.7x), about 2.3x on pairs: short of the 3x goal. The engine is bound by
-// its matrix products, and they run at the BLAS peak: a single costs 20.3
-// GFLOP (6.5 of 12 blocks of 19 tokens x 8 rows, plus the unembedding of the
-// 72 predicting rows), and 8 configs/s is 162 GFLOP/s, against about 170
-// for OpenBLAS's sgemm on these shapes; the hook loop's 40 GFLOP a config
-// at 3 configs/s is 120 GFLOP/s. More needs less arithmetic per
-// configuration, none of it done yet:
+// At 07:27 UTC, once the engine stopped computing the ladder's padding slots
+// (State.Narrow), three alternating pairs of (b) and (c) on the 144 singles
+// gave 7.97 / 2.99, 8.20 / 2.66 and 7.67 / 2.49 configs/s: 2.7x, 3.1x and
+// 3.1x, median 3.1x. Every 24th pair ran at 6.45 configs/s, about 2.2x.
+// (c) alone drifts from 2.5 to 3.2 configs/s between runs.
+//
+// The engine is bound by its matrix products, and they run at the BLAS
+// peak: a single costs 20.3 GFLOP (6.5 of 12 blocks of 19 tokens x 8 rows,
+// plus the unembedding of the 72 predicting rows), and 8 configs/s is 162
+// GFLOP/s, against about 170 for OpenBLAS's sgemm on these shapes; the hook
+// loop's 40 GFLOP a config at 3 configs/s is 120 GFLOP/s. More needs less
+// arithmetic per configuration, none of it done yet:
 //   - the last block only needs queries, attention output, out-proj and MLP
 //     at the 9 predicting positions of 19 (its keys and values at all):
 //     about 4.6%;
