@@ -61,9 +61,9 @@ func TestGoldenForward(t *testing.T) {
 	}
 }
 
-// TestNarrow: a state narrowed to its first rows computes exactly what a
-// state started with those rows does (the sweep engine's padding skip), and
-// widening again recomputes the rest, with pattern hooks on the narrow pass.
+// TestNarrow: a state narrowed to its first rows computes what a state
+// started with those rows does (the sweep engine's padding skip), pattern
+// hooks included, and Narrow refuses row counts outside 1..B.
 func TestNarrow(t *testing.T) {
 	ref := fixtures.Load(t, "tiny-neo")
 	m, err := forward.Open(cpu.New(), ref.Dir)
