@@ -7,7 +7,7 @@ import (
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 
-	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 )
 
 // gemv is gonum's pure-Go BLAS, whose float32 gemv runs on SSE assembly on
@@ -15,9 +15,9 @@ import (
 // small for a cgo call each and too many for scalar Go.
 var gemv gonum.Implementation
 
-func checkAttn(z, q, k, v nsrt.Mat, p nsrt.AttnParams) {
+func checkAttn(z, q, k, v backend.Mat, p backend.AttnParams) {
 	C := p.NH * p.HS
-	for _, m := range []nsrt.Mat{z, q, k, v} {
+	for _, m := range []backend.Mat{z, q, k, v} {
 		if m.Rows != p.B*p.T || m.Cols != C {
 			panic(fmt.Sprintf("backend: attention: view %dx%d, want %dx%d", m.Rows, m.Cols, p.B*p.T, C))
 		}
@@ -25,7 +25,7 @@ func checkAttn(z, q, k, v nsrt.Mat, p nsrt.AttnParams) {
 }
 
 // Attention: one task per (row b, head h). q, k, v, z are [B*T, NH*HS] views.
-func (be *Backend) Attention(z, q, k, v nsrt.Mat, p nsrt.AttnParams, pattern, scores nsrt.Tensor) error {
+func (be *Backend) Attention(z, q, k, v backend.Mat, p backend.AttnParams, pattern, scores backend.Tensor) error {
 	checkAttn(z, q, k, v, p)
 	T, HS, NH := p.T, p.HS, p.NH
 	zd, qd, kd, vd := view(z), view(q), view(k), view(v)
@@ -113,7 +113,7 @@ func attnHeadsGo(a *attnArgs, lo, hi int, prob []float32) {
 }
 
 // AttnApply: z = pattern @ v per (row, head), pattern [B,NH,T,T].
-func (be *Backend) AttnApply(z nsrt.Mat, pattern nsrt.Tensor, v nsrt.Mat, p nsrt.AttnParams) error {
+func (be *Backend) AttnApply(z backend.Mat, pattern backend.Tensor, v backend.Mat, p backend.AttnParams) error {
 	checkAttn(z, v, v, v, p)
 	T, HS, NH := p.T, p.HS, p.NH
 	zd, vd, pd := view(z), view(v), host(pattern)
@@ -143,7 +143,7 @@ func (be *Backend) AttnApply(z nsrt.Mat, pattern nsrt.Tensor, v nsrt.Mat, p nsrt
 	return nil
 }
 
-func (be *Backend) AblateHeads(z nsrt.Mat, keep []uint8, NH, T int, fill nsrt.Tensor) error {
+func (be *Backend) AblateHeads(z backend.Mat, keep []uint8, NH, T int, fill backend.Tensor) error {
 	if z.Cols%NH != 0 || z.Rows%T != 0 || len(keep) != z.Rows/T*NH {
 		panic(fmt.Sprintf("backend: ablate heads: z %dx%d, NH=%d T=%d, keep %d", z.Rows, z.Cols, NH, T, len(keep)))
 	}
@@ -174,7 +174,7 @@ func (be *Backend) AblateHeads(z nsrt.Mat, keep []uint8, NH, T int, fill nsrt.Te
 	return nil
 }
 
-func (be *Backend) AblateRows(x nsrt.Mat, keep []uint8, T int, fill nsrt.Tensor) error {
+func (be *Backend) AblateRows(x backend.Mat, keep []uint8, T int, fill backend.Tensor) error {
 	if x.Rows%T != 0 || len(keep) != x.Rows/T {
 		panic(fmt.Sprintf("backend: ablate rows: x %dx%d, T=%d, keep %d", x.Rows, x.Cols, T, len(keep)))
 	}
@@ -232,7 +232,7 @@ func lseRowGo(row []float32) float32 {
 	return m + float32(math.Log(s))
 }
 
-func (be *Backend) LogitStats(x nsrt.Mat, wte nsrt.Mat, rows []int32, idx []int32, lse, gathered []float32) error {
+func (be *Backend) LogitStats(x backend.Mat, wte backend.Mat, rows []int32, idx []int32, lse, gathered []float32) error {
 	if len(lse) != len(rows) {
 		panic("backend: logit stats: lse must have one entry per selected row")
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/neoscope/neoscope/cpu"
-	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
@@ -65,7 +65,7 @@ func BenchmarkMatMul(b *testing.B) {
 			w, _ := be.New(N, K)
 			c, _ := be.New(M, N)
 			for b.Loop() {
-				be.MatMul(nsrt.Whole(c), nsrt.Whole(a), nsrt.Whole(w), true, nil, false)
+				be.MatMul(backend.Whole(c), backend.Whole(a), backend.Whole(w), true, nil, false)
 			}
 			b.ReportMetric(2*float64(M*N*K)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})

@@ -6,7 +6,7 @@ import (
 	"runtime"
 	"sync"
 
-	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 )
 
 // Tensor is a host float32 tensor.
@@ -19,7 +19,7 @@ type Tensor struct {
 func (t *Tensor) Shape() []int { return t.shape }
 func (t *Tensor) Len() int     { return len(t.Data) }
 
-// Backend is the CPU implementation of runtime.Backend.
+// Backend is the CPU implementation of backend.Backend.
 type Backend struct {
 	threads int
 	mu      sync.Mutex
@@ -57,7 +57,7 @@ func numel(shape []int) int {
 // New returns a zeroed tensor, reusing a freed buffer of the same length when
 // there is one: a forward pass frees and reallocates the same shapes, and
 // reuse keeps the heap from holding a second copy until the GC runs.
-func (be *Backend) New(shape ...int) (nsrt.Tensor, error) {
+func (be *Backend) New(shape ...int) (backend.Tensor, error) {
 	n := numel(shape)
 	be.mu.Lock()
 	var data []float32
@@ -74,7 +74,7 @@ func (be *Backend) New(shape ...int) (nsrt.Tensor, error) {
 	return &Tensor{shape: append([]int(nil), shape...), Data: data, owned: true}, nil
 }
 
-func (be *Backend) Upload(data []float32, shape ...int) (nsrt.Tensor, error) {
+func (be *Backend) Upload(data []float32, shape ...int) (backend.Tensor, error) {
 	if numel(shape) != len(data) {
 		return nil, fmt.Errorf("backend: upload of %d values into shape %v", len(data), shape)
 	}
@@ -82,14 +82,14 @@ func (be *Backend) Upload(data []float32, shape ...int) (nsrt.Tensor, error) {
 }
 
 // Wrap makes a tensor over data without copying (weights from a memory map).
-func (be *Backend) Wrap(data []float32, shape ...int) (nsrt.Tensor, error) {
+func (be *Backend) Wrap(data []float32, shape ...int) (backend.Tensor, error) {
 	if numel(shape) != len(data) {
 		return nil, fmt.Errorf("backend: wrap of %d values into shape %v", len(data), shape)
 	}
 	return &Tensor{shape: append([]int(nil), shape...), Data: data}, nil
 }
 
-func (be *Backend) Download(dst []float32, t nsrt.Tensor) error {
+func (be *Backend) Download(dst []float32, t backend.Tensor) error {
 	src := host(t)
 	if len(dst) != len(src) {
 		return fmt.Errorf("backend: download of %d values into %d", len(src), len(dst))
@@ -98,7 +98,7 @@ func (be *Backend) Download(dst []float32, t nsrt.Tensor) error {
 	return nil
 }
 
-func (be *Backend) DownloadMat(dst []float32, m nsrt.Mat) error {
+func (be *Backend) DownloadMat(dst []float32, m backend.Mat) error {
 	if len(dst) != m.Rows*m.Cols {
 		return fmt.Errorf("backend: download of %dx%d view into %d values", m.Rows, m.Cols, len(dst))
 	}
@@ -113,7 +113,7 @@ func (be *Backend) DownloadMat(dst []float32, m nsrt.Mat) error {
 const maxFreeBuffers = 16
 
 // Free recycles a tensor made by New; wrapped and uploaded tensors are left to the GC.
-func (be *Backend) Free(t nsrt.Tensor) {
+func (be *Backend) Free(t backend.Tensor) {
 	ct, ok := t.(*Tensor)
 	if !ok || ct == nil || !ct.owned || ct.Data == nil {
 		return
@@ -129,7 +129,7 @@ func (be *Backend) Free(t nsrt.Tensor) {
 	ct.Data = nil
 }
 
-func host(t nsrt.Tensor) []float32 {
+func host(t backend.Tensor) []float32 {
 	if t == nil {
 		return nil
 	}
@@ -141,7 +141,7 @@ func host(t nsrt.Tensor) []float32 {
 }
 
 // view returns the slice a view spans, checking bounds.
-func view(m nsrt.Mat) []float32 {
+func view(m backend.Mat) []float32 {
 	d := host(m.T)
 	if m.Rows == 0 || m.Cols == 0 {
 		return nil
@@ -178,13 +178,13 @@ func (be *Backend) parallel(n int, f func(lo, hi int)) {
 	wg.Wait()
 }
 
-func sameDims(op string, a, b nsrt.Mat) {
+func sameDims(op string, a, b backend.Mat) {
 	if a.Rows != b.Rows || a.Cols != b.Cols {
 		panic(fmt.Sprintf("backend: %s: %dx%d vs %dx%d", op, a.Rows, a.Cols, b.Rows, b.Cols))
 	}
 }
 
-func (be *Backend) MatMul(c, a, b nsrt.Mat, transB bool, bias nsrt.Tensor, accumulate bool) error {
+func (be *Backend) MatMul(c, a, b backend.Mat, transB bool, bias backend.Tensor, accumulate bool) error {
 	K, N := a.Cols, b.Cols
 	if transB {
 		N = b.Rows
@@ -236,7 +236,7 @@ func (be *Backend) MatMul(c, a, b nsrt.Mat, transB bool, bias nsrt.Tensor, accum
 	return nil
 }
 
-func (be *Backend) LayerNorm(out, x nsrt.Mat, w, b nsrt.Tensor, eps float32) error {
+func (be *Backend) LayerNorm(out, x backend.Mat, w, b backend.Tensor, eps float32) error {
 	sameDims("layernorm", out, x)
 	C := x.Cols
 	wd, bd := host(w), host(b)
@@ -281,7 +281,7 @@ const (
 	geluA = 0.044715
 )
 
-func (be *Backend) GELUNew(x nsrt.Mat) error {
+func (be *Backend) GELUNew(x backend.Mat) error {
 	xd := view(x)
 	be.parallel(x.Rows, func(lo, hi int) {
 		geluRows(xd[lo*x.Stride:], hi-lo, x.Cols, x.Stride)
@@ -329,7 +329,7 @@ func tanh32(x float32) float32 {
 	return p / q
 }
 
-func (be *Backend) Add(out, a, b nsrt.Mat) error {
+func (be *Backend) Add(out, a, b backend.Mat) error {
 	sameDims("add", out, a)
 	sameDims("add", out, b)
 	od, ad, bd := view(out), view(a), view(b)
@@ -346,7 +346,7 @@ func (be *Backend) Add(out, a, b nsrt.Mat) error {
 	return nil
 }
 
-func (be *Backend) Copy(dst, src nsrt.Mat) error {
+func (be *Backend) Copy(dst, src backend.Mat) error {
 	sameDims("copy", dst, src)
 	dd, sd := view(dst), view(src)
 	for r := 0; r < dst.Rows; r++ {
@@ -355,7 +355,7 @@ func (be *Backend) Copy(dst, src nsrt.Mat) error {
 	return nil
 }
 
-func (be *Backend) Embed(out nsrt.Tensor, wte, wpe nsrt.Mat, tokens []int32, B, T int) error {
+func (be *Backend) Embed(out backend.Tensor, wte, wpe backend.Mat, tokens []int32, B, T int) error {
 	C := wte.Cols
 	od := host(out)
 	if len(tokens) != B*T || len(od) != B*T*C {

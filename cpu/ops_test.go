@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/neoscope/neoscope/internal/fixtures"
-	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 )
 
 // TestTanh32: the approximation behind GELUNew stays within 5e-7 of float64
@@ -162,7 +162,7 @@ func TestLogitStatsTiles(t *testing.T) {
 		logitRows, logitCols = tile[0], tile[1]
 		lse := make([]float32, len(rows))
 		got := make([]float32, len(idx))
-		if err := be.LogitStats(nsrt.Whole(xt), nsrt.Whole(wt), rows, idx, lse, got); err != nil {
+		if err := be.LogitStats(backend.Whole(xt), backend.Whole(wt), rows, idx, lse, got); err != nil {
 			t.Fatal(err)
 		}
 		for i, row := range rows {

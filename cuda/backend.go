@@ -8,7 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/neoscope/neoscope/cuda/driver"
-	"github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 )
 
 // kernelsPTX is kernels/all.cu compiled by kernels/build-ptx.sh (compute_80).
@@ -222,7 +222,7 @@ type tensor struct {
 func (t *tensor) Shape() []int { return t.shape }
 func (t *tensor) Len() int     { return t.n }
 
-func (b *Backend) tensorOf(t runtime.Tensor, what string) *tensor {
+func (b *Backend) tensorOf(t backend.Tensor, what string) *tensor {
 	d, ok := t.(*tensor)
 	if !ok || d.owner != b {
 		panic(fmt.Sprintf("backend: %s is not a tensor of this cuda backend", what))
@@ -234,7 +234,7 @@ func (b *Backend) tensorOf(t runtime.Tensor, what string) *tensor {
 }
 
 // opt is like tensorOf but maps nil to a NULL pointer.
-func (b *Backend) opt(t runtime.Tensor, what string, n int) driver.Ptr {
+func (b *Backend) opt(t backend.Tensor, what string, n int) driver.Ptr {
 	if t == nil {
 		return 0
 	}
@@ -246,7 +246,7 @@ func (b *Backend) opt(t runtime.Tensor, what string, n int) driver.Ptr {
 }
 
 // view checks m and returns the device address of its first element.
-func (b *Backend) view(m runtime.Mat, what string) driver.Ptr {
+func (b *Backend) view(m backend.Mat, what string) driver.Ptr {
 	d := b.tensorOf(m.T, what)
 	if m.Rows < 0 || m.Cols < 0 || m.Off < 0 || m.Stride < m.Cols {
 		panic(fmt.Sprintf("backend: %s: bad view %dx%d+%d stride %d", what, m.Rows, m.Cols, m.Off, m.Stride))
@@ -270,7 +270,7 @@ func numel(shape []int) int {
 }
 
 // New allocates a zeroed tensor.
-func (b *Backend) New(shape ...int) (runtime.Tensor, error) {
+func (b *Backend) New(shape ...int) (backend.Tensor, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.newLocked(shape)
@@ -291,7 +291,7 @@ func (b *Backend) newLocked(shape []int) (*tensor, error) {
 }
 
 // Upload copies data into a new tensor.
-func (b *Backend) Upload(data []float32, shape ...int) (runtime.Tensor, error) {
+func (b *Backend) Upload(data []float32, shape ...int) (backend.Tensor, error) {
 	if numel(shape) != len(data) {
 		panic(fmt.Sprintf("backend: upload of %d values as %v", len(data), shape))
 	}
@@ -309,7 +309,7 @@ func (b *Backend) Upload(data []float32, shape ...int) (runtime.Tensor, error) {
 }
 
 // Download copies t into dst, after every enqueued operation.
-func (b *Backend) Download(dst []float32, t runtime.Tensor) error {
+func (b *Backend) Download(dst []float32, t backend.Tensor) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	d := b.tensorOf(t, "download source")
@@ -323,7 +323,7 @@ func (b *Backend) Download(dst []float32, t runtime.Tensor) error {
 }
 
 // DownloadMat copies view m into dst packed (Rows*Cols).
-func (b *Backend) DownloadMat(dst []float32, m runtime.Mat) error {
+func (b *Backend) DownloadMat(dst []float32, m backend.Mat) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p := b.view(m, "download source")
@@ -348,7 +348,7 @@ func (b *Backend) DownloadMat(dst []float32, m runtime.Mat) error {
 }
 
 // Free releases t.
-func (b *Backend) Free(t runtime.Tensor) {
+func (b *Backend) Free(t backend.Tensor) {
 	if t == nil {
 		return
 	}
@@ -370,7 +370,7 @@ func (b *Backend) launch1D(k kernel, n int, a *driver.Args) error {
 func shapeErr(format string, args ...any) { panic(fmt.Sprintf("backend: "+format, args...)) }
 
 // MatMul: c = a @ op(b) (+ bias) (+ c if accumulate).
-func (b *Backend) MatMul(c, a, bm runtime.Mat, transB bool, bias runtime.Tensor, accumulate bool) error {
+func (b *Backend) MatMul(c, a, bm backend.Mat, transB bool, bias backend.Tensor, accumulate bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	M, K := a.Rows, a.Cols
@@ -408,7 +408,7 @@ func b2i(v bool) int {
 }
 
 // LayerNorm over the last dimension of x into out.
-func (b *Backend) LayerNorm(out, x runtime.Mat, w, bias runtime.Tensor, eps float32) error {
+func (b *Backend) LayerNorm(out, x backend.Mat, w, bias backend.Tensor, eps float32) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if out.Rows != x.Rows || out.Cols != x.Cols {
@@ -427,7 +427,7 @@ func (b *Backend) LayerNorm(out, x runtime.Mat, w, bias runtime.Tensor, eps floa
 }
 
 // GELUNew applies GPT-2's tanh GELU in place.
-func (b *Backend) GELUNew(x runtime.Mat) error {
+func (b *Backend) GELUNew(x backend.Mat) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p := b.view(x, "gelu x")
@@ -438,7 +438,7 @@ func (b *Backend) GELUNew(x runtime.Mat) error {
 }
 
 // Add: out = a + b.
-func (b *Backend) Add(out, x, y runtime.Mat) error {
+func (b *Backend) Add(out, x, y backend.Mat) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if out.Rows != x.Rows || out.Cols != x.Cols || y.Rows != x.Rows || y.Cols != x.Cols {
@@ -453,7 +453,7 @@ func (b *Backend) Add(out, x, y runtime.Mat) error {
 }
 
 // Copy: dst = src.
-func (b *Backend) Copy(dst, src runtime.Mat) error {
+func (b *Backend) Copy(dst, src backend.Mat) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if dst.Rows != src.Rows || dst.Cols != src.Cols {
@@ -468,7 +468,7 @@ func (b *Backend) Copy(dst, src runtime.Mat) error {
 }
 
 // Embed: out[b*T+t] = wte[tokens[b*T+t]] + wpe[t].
-func (b *Backend) Embed(out runtime.Tensor, wte, wpe runtime.Mat, tokens []int32, B, T int) error {
+func (b *Backend) Embed(out backend.Tensor, wte, wpe backend.Mat, tokens []int32, B, T int) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	C := wte.Cols
@@ -488,7 +488,7 @@ func (b *Backend) Embed(out runtime.Tensor, wte, wpe runtime.Mat, tokens []int32
 		I32(wte.Stride).I32(wpe.Stride))
 }
 
-func (b *Backend) attnViews(p runtime.AttnParams, what string, ms ...runtime.Mat) {
+func (b *Backend) attnViews(p backend.AttnParams, what string, ms ...backend.Mat) {
 	if p.B < 0 || p.T < 0 || p.NH <= 0 || p.HS <= 0 || p.Window < 0 {
 		shapeErr("%s: bad params %+v", what, p)
 	}
@@ -503,7 +503,7 @@ func (b *Backend) attnViews(p runtime.AttnParams, what string, ms ...runtime.Mat
 const maxAttnShared = 48 << 10
 
 // Attention computes z from q, k, v; pattern and scores are optional outputs.
-func (b *Backend) Attention(z, q, k, v runtime.Mat, p runtime.AttnParams, pattern, scores runtime.Tensor) error {
+func (b *Backend) Attention(z, q, k, v backend.Mat, p backend.AttnParams, pattern, scores backend.Tensor) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.attnViews(p, "attention", z, q, k, v)
@@ -527,7 +527,7 @@ func (b *Backend) Attention(z, q, k, v runtime.Mat, p runtime.AttnParams, patter
 }
 
 // AttnApply computes z from a given pattern and v.
-func (b *Backend) AttnApply(z runtime.Mat, pattern runtime.Tensor, v runtime.Mat, p runtime.AttnParams) error {
+func (b *Backend) AttnApply(z backend.Mat, pattern backend.Tensor, v backend.Mat, p backend.AttnParams) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.attnViews(p, "attn apply", z, v)
@@ -555,7 +555,7 @@ func allKept(keep []uint8) bool {
 }
 
 // AblateHeads replaces ablated heads' slices of z with fill (or zero).
-func (b *Backend) AblateHeads(z runtime.Mat, keep []uint8, NH, T int, fill runtime.Tensor) error {
+func (b *Backend) AblateHeads(z backend.Mat, keep []uint8, NH, T int, fill backend.Tensor) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if NH <= 0 || T <= 0 || z.Rows%T != 0 || z.Cols%NH != 0 || len(keep) != z.Rows/T*NH {
@@ -576,7 +576,7 @@ func (b *Backend) AblateHeads(z runtime.Mat, keep []uint8, NH, T int, fill runti
 }
 
 // AblateRows replaces ablated rows' T vectors of x with fill (or zero).
-func (b *Backend) AblateRows(x runtime.Mat, keep []uint8, T int, fill runtime.Tensor) error {
+func (b *Backend) AblateRows(x backend.Mat, keep []uint8, T int, fill backend.Tensor) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if T <= 0 || x.Rows%T != 0 || len(keep) != x.Rows/T {
@@ -598,7 +598,7 @@ func (b *Backend) AblateRows(x runtime.Mat, keep []uint8, T int, fill runtime.Te
 // LogitStats computes, for each selected row of x, logsumexp of x[row] @
 // wte^T and the logits at the given ids, 64x64 tiles at a time (see
 // kernels/logit_stats.cu); it returns after the results are on the host.
-func (b *Backend) LogitStats(x runtime.Mat, wte runtime.Mat, rows []int32, idx []int32, lse, gathered []float32) error {
+func (b *Backend) LogitStats(x backend.Mat, wte backend.Mat, rows []int32, idx []int32, lse, gathered []float32) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	NR := len(rows)
@@ -667,4 +667,4 @@ func (b *Backend) LogitStats(x runtime.Mat, wte runtime.Mat, rows []int32, idx [
 	return nil
 }
 
-var _ runtime.Backend = (*Backend)(nil)
+var _ backend.Backend = (*Backend)(nil)

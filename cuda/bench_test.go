@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/neoscope/neoscope/cpu"
-	"github.com/neoscope/neoscope/runtime"
 	"github.com/neoscope/neoscope/runtime/arch"
+	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/checkpoint"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
@@ -61,7 +61,7 @@ func forwardOnce(m *forward.Model, tokens []int32, B, T int) error {
 	}
 	defer m.BE.Free(lt)
 	var probe [1]float32
-	return m.BE.DownloadMat(probe[:], runtime.Mat{T: lt, Rows: 1, Cols: 1, Stride: 1})
+	return m.BE.DownloadMat(probe[:], backend.Mat{T: lt, Rows: 1, Cols: 1, Stride: 1})
 }
 
 // TestRandomModelCPU checks the benchmark's model builder and forward loop
@@ -122,7 +122,7 @@ func BenchmarkMatMul(b *testing.B) {
 			defer be.Free(w)
 			defer be.Free(c)
 			run := func() {
-				if err := be.MatMul(runtime.Whole(c), runtime.Whole(a), runtime.Whole(w), true, nil, false); err != nil {
+				if err := be.MatMul(backend.Whole(c), backend.Whole(a), backend.Whole(w), true, nil, false); err != nil {
 					b.Fatal(err)
 				}
 			}

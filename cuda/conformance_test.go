@@ -10,7 +10,7 @@ import (
 	"github.com/neoscope/neoscope/cpu"
 	"github.com/neoscope/neoscope/cuda/driver"
 	"github.com/neoscope/neoscope/kernels/emu"
-	"github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 )
 
 // The conformance suite (ggml test-backend-ops style): every operation on
@@ -36,7 +36,7 @@ const (
 type oracle struct {
 	name string
 	// run does the operation on be and returns its outputs, downloaded.
-	run func(be runtime.Backend) ([][]float32, error)
+	run func(be backend.Backend) ([][]float32, error)
 	// ref is the float64 reference of each output.
 	ref func() [][]float64
 }
@@ -56,7 +56,7 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-func download(be runtime.Backend, t runtime.Tensor) []float32 {
+func download(be backend.Backend, t backend.Tensor) []float32 {
 	out := make([]float32, t.Len())
 	if err := be.Download(out, t); err != nil {
 		panic(err)
@@ -135,17 +135,17 @@ func oracles() []oracle {
 		biasData := randVec(r, N)
 		os = append(os, oracle{
 			name: fmt.Sprintf("matmul/M%d_N%d_K%d_transB%v_bias%v_acc%v", M, N, K, mm.transB, mm.bias, mm.acc),
-			run: func(be runtime.Backend) ([][]float32, error) {
+			run: func(be backend.Backend) ([][]float32, error) {
 				a := must(be.Upload(aData, M, K+5))
 				b := must(be.Upload(bData, bRows, bCols+1))
 				c := must(be.Upload(cData, M, N+3))
-				var bias runtime.Tensor
+				var bias backend.Tensor
 				if mm.bias {
 					bias = must(be.Upload(biasData, N))
 				}
-				av := runtime.Whole(a).ColSlice(3, K)
-				bv := runtime.Whole(b).ColSlice(0, bCols)
-				cv := runtime.Whole(c).ColSlice(2, N)
+				av := backend.Whole(a).ColSlice(3, K)
+				bv := backend.Whole(b).ColSlice(0, bCols)
+				cv := backend.Whole(c).ColSlice(2, N)
 				if err := be.MatMul(cv, av, bv, mm.transB, bias, mm.acc); err != nil {
 					return nil, err
 				}
@@ -189,10 +189,10 @@ func oracles() []oracle {
 		oData := randVec(r, R*22)
 		os = append(os, oracle{
 			name: "layernorm/R13_C20",
-			run: func(be runtime.Backend) ([][]float32, error) {
+			run: func(be backend.Backend) ([][]float32, error) {
 				x := must(be.Upload(xData, R, 24))
 				o := must(be.Upload(oData, R, 22))
-				err := be.LayerNorm(runtime.Whole(o).ColSlice(0, C), runtime.Whole(x).ColSlice(1, C),
+				err := be.LayerNorm(backend.Whole(o).ColSlice(0, C), backend.Whole(x).ColSlice(1, C),
 					must(be.Upload(w, C)), must(be.Upload(bb, C)), eps)
 				return [][]float32{download(be, o)}, err
 			},
@@ -226,9 +226,9 @@ func oracles() []oracle {
 		}
 		os = append(os, oracle{
 			name: "gelu_new/7x20_stride23",
-			run: func(be runtime.Backend) ([][]float32, error) {
+			run: func(be backend.Backend) ([][]float32, error) {
 				x := must(be.Upload(xData, 7, 23))
-				err := be.GELUNew(runtime.Whole(x).ColSlice(2, 20))
+				err := be.GELUNew(backend.Whole(x).ColSlice(2, 20))
 				return [][]float32{download(be, x)}, err
 			},
 			ref: func() [][]float64 {
@@ -249,11 +249,11 @@ func oracles() []oracle {
 		aData, bData := randVec(r, 9*21), randVec(r, 9*20)
 		os = append(os, oracle{
 			name: "add/alias_9x20",
-			run: func(be runtime.Backend) ([][]float32, error) {
+			run: func(be backend.Backend) ([][]float32, error) {
 				a := must(be.Upload(aData, 9, 21))
 				b := must(be.Upload(bData, 9, 20))
-				av := runtime.Whole(a).ColSlice(1, 20)
-				err := be.Add(av, av, runtime.Whole(b))
+				av := backend.Whole(a).ColSlice(1, 20)
+				err := be.Add(av, av, backend.Whole(b))
 				return [][]float32{download(be, a)}, err
 			},
 			ref: func() [][]float64 {
@@ -269,14 +269,14 @@ func oracles() []oracle {
 		sData, dData := randVec(r, 11*30), randVec(r, 11*9)
 		os = append(os, oracle{
 			name: "copy/11x7_strided",
-			run: func(be runtime.Backend) ([][]float32, error) {
+			run: func(be backend.Backend) ([][]float32, error) {
 				s := must(be.Upload(sData, 11, 30))
 				d := must(be.Upload(dData, 11, 9))
-				err := be.Copy(runtime.Whole(d).ColSlice(1, 7), runtime.Whole(s).ColSlice(20, 7))
+				err := be.Copy(backend.Whole(d).ColSlice(1, 7), backend.Whole(s).ColSlice(20, 7))
 				// DownloadMat of a strided view goes through the packing copy.
 				pk := make([]float32, 11*7)
 				if err == nil {
-					err = be.DownloadMat(pk, runtime.Whole(s).ColSlice(20, 7))
+					err = be.DownloadMat(pk, backend.Whole(s).ColSlice(20, 7))
 				}
 				return [][]float32{download(be, d), pk}, err
 			},
@@ -304,10 +304,10 @@ func oracles() []oracle {
 		}
 		os = append(os, oracle{
 			name: "embed/B2_T7_C20",
-			run: func(be runtime.Backend) ([][]float32, error) {
+			run: func(be backend.Backend) ([][]float32, error) {
 				out := must(be.New(B*T, C))
-				te := runtime.Whole(must(be.Upload(wte, V, C+2))).ColSlice(1, C)
-				pe := runtime.Whole(must(be.Upload(wpe, 9, C+1))).ColSlice(0, C)
+				te := backend.Whole(must(be.Upload(wte, V, C+2))).ColSlice(1, C)
+				pe := backend.Whole(must(be.Upload(wpe, 9, C+1))).ColSlice(0, C)
 				err := be.Embed(out, te, pe, tokens, B, T)
 				return [][]float32{download(be, out)}, err
 			},
@@ -334,7 +334,7 @@ func oracles() []oracle {
 		{1, 37, 2, 40, 0, 0.125},
 		{1, 7, 1, 70, 4, 0.1}, // 96 threads: three warps in the block reductions
 	} {
-		p := runtime.AttnParams{B: ac.B, T: ac.T, NH: ac.NH, HS: ac.HS, Window: ac.W, Scale: ac.scale}
+		p := backend.AttnParams{B: ac.B, T: ac.T, NH: ac.NH, HS: ac.HS, Window: ac.W, Scale: ac.scale}
 		C, BT := ac.NH*ac.HS, ac.B*ac.T
 		qkv := randVec(r, BT*3*C)
 		zData := randVec(r, BT*(C+2))
@@ -382,16 +382,16 @@ func oracles() []oracle {
 		}
 		os = append(os, oracle{
 			name: fmt.Sprintf("attention/B%d_T%d_NH%d_HS%d_W%d", p.B, p.T, p.NH, p.HS, p.Window),
-			run: func(be runtime.Backend) ([][]float32, error) {
-				f := runtime.Whole(must(be.Upload(qkv, BT, 3*C)))
+			run: func(be backend.Backend) ([][]float32, error) {
+				f := backend.Whole(must(be.Upload(qkv, BT, 3*C)))
 				z := must(be.Upload(zData, BT, C+2))
 				pat := must(be.New(p.B, p.NH, p.T, p.T))
 				sc := must(be.New(p.B, p.NH, p.T, p.T))
-				err := be.Attention(runtime.Whole(z).ColSlice(1, C), f.ColSlice(0, C), f.ColSlice(C, C), f.ColSlice(2*C, C), p, pat, sc)
+				err := be.Attention(backend.Whole(z).ColSlice(1, C), f.ColSlice(0, C), f.ColSlice(C, C), f.ColSlice(2*C, C), p, pat, sc)
 				// Without the optional outputs, z must be the same.
 				z2 := must(be.Upload(zData, BT, C+2))
 				if err == nil {
-					err = be.Attention(runtime.Whole(z2).ColSlice(1, C), f.ColSlice(0, C), f.ColSlice(C, C), f.ColSlice(2*C, C), p, nil, nil)
+					err = be.Attention(backend.Whole(z2).ColSlice(1, C), f.ColSlice(0, C), f.ColSlice(C, C), f.ColSlice(2*C, C), p, nil, nil)
 				}
 				return [][]float32{download(be, z), download(be, pat), download(be, sc), download(be, z2)}, err
 			},
@@ -405,10 +405,10 @@ func oracles() []oracle {
 		patData := randVec(r, p.B*p.NH*p.T*p.T)
 		os = append(os, oracle{
 			name: fmt.Sprintf("attn_apply/B%d_T%d_NH%d_HS%d", p.B, p.T, p.NH, p.HS),
-			run: func(be runtime.Backend) ([][]float32, error) {
-				f := runtime.Whole(must(be.Upload(qkv, BT, 3*C)))
+			run: func(be backend.Backend) ([][]float32, error) {
+				f := backend.Whole(must(be.Upload(qkv, BT, 3*C)))
 				z := must(be.Upload(zData, BT, C+2))
-				err := be.AttnApply(runtime.Whole(z).ColSlice(1, C), must(be.Upload(patData, p.B, p.NH, p.T, p.T)), f.ColSlice(2*C, C), p)
+				err := be.AttnApply(backend.Whole(z).ColSlice(1, C), must(be.Upload(patData, p.B, p.NH, p.T, p.T)), f.ColSlice(2*C, C), p)
 				return [][]float32{download(be, z)}, err
 			},
 			ref: func() [][]float64 {
@@ -441,13 +441,13 @@ func oracles() []oracle {
 		for _, withFill := range []bool{false, true} {
 			os = append(os, oracle{
 				name: fmt.Sprintf("ablate_heads/fill%v", withFill),
-				run: func(be runtime.Backend) ([][]float32, error) {
+				run: func(be backend.Backend) ([][]float32, error) {
 					z := must(be.Upload(zData, R*T, D+1))
-					var f runtime.Tensor
+					var f backend.Tensor
 					if withFill {
 						f = must(be.Upload(fill, T, D))
 					}
-					err := be.AblateHeads(runtime.Whole(z).ColSlice(1, D), keep, NH, T, f)
+					err := be.AblateHeads(backend.Whole(z).ColSlice(1, D), keep, NH, T, f)
 					return [][]float32{download(be, z)}, err
 				},
 				ref: func() [][]float64 {
@@ -479,13 +479,13 @@ func oracles() []oracle {
 		for _, withFill := range []bool{false, true} {
 			os = append(os, oracle{
 				name: fmt.Sprintf("ablate_rows/fill%v", withFill),
-				run: func(be runtime.Backend) ([][]float32, error) {
+				run: func(be backend.Backend) ([][]float32, error) {
 					x := must(be.Upload(xData, R*T, C+3))
-					var f runtime.Tensor
+					var f backend.Tensor
 					if withFill {
 						f = must(be.Upload(fillR, T, C))
 					}
-					err := be.AblateRows(runtime.Whole(x).ColSlice(2, C), keepR, T, f)
+					err := be.AblateRows(backend.Whole(x).ColSlice(2, C), keepR, T, f)
 					return [][]float32{download(be, x)}, err
 				},
 				ref: func() [][]float64 {
@@ -527,9 +527,9 @@ func oracles() []oracle {
 		idx[4] = int32(V - 1)
 		os = append(os, oracle{
 			name: fmt.Sprintf("logit_stats/V%d", V),
-			run: func(be runtime.Backend) ([][]float32, error) {
-				x := runtime.Whole(must(be.Upload(xData, R, C+2))).ColSlice(2, C)
-				w := runtime.Whole(must(be.Upload(wData, V, C)))
+			run: func(be backend.Backend) ([][]float32, error) {
+				x := backend.Whole(must(be.Upload(xData, R, C+2))).ColSlice(2, C)
+				w := backend.Whole(must(be.Upload(wData, V, C)))
 				lse, gath := make([]float32, len(rows)), make([]float32, len(idx))
 				err := be.LogitStats(x, w, rows, idx, lse, gath)
 				return [][]float32{lse, gath}, err
@@ -563,7 +563,7 @@ func oracles() []oracle {
 
 // runSuite runs every oracle on be and compares with the float64 reference
 // and, when other is non-nil, with other's outputs.
-func runSuite(t *testing.T, be runtime.Backend, other runtime.Backend, abs float64, only string) {
+func runSuite(t *testing.T, be backend.Backend, other backend.Backend, abs float64, only string) {
 	for _, o := range oracles() {
 		if !strings.HasPrefix(o.name, only) {
 			continue

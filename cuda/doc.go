@@ -1,4 +1,4 @@
-// Package cuda is neoscope's GPU backend: runtime.Backend on one NVIDIA
+// Package cuda is neoscope's GPU backend: backend.Backend on one NVIDIA
 // device, fp32, through the CUDA driver API.
 //
 // # Layout
@@ -15,7 +15,7 @@
 // Tensors live in device memory (cuMemAlloc); weights are uploaded once by
 // the forward pass (Upload). Every operation is one or two kernel launches on
 // one stream, enqueued asynchronously; Download, DownloadMat and LogitStats
-// synchronise. Views (runtime.Mat) become a device pointer (base + 4*Off)
+// synchronise. Views (backend.Mat) become a device pointer (base + 4*Off)
 // plus a row stride argument: kernels take any stride, so q, k and v are read
 // straight out of a fused buffer. Kernel arguments are packed into one
 // reusable C buffer, each at its own width (driver.Args), so a launch costs

@@ -8,7 +8,7 @@ import (
 	"github.com/neoscope/neoscope/cpu"
 	"github.com/neoscope/neoscope/internal/fixtures"
 	"github.com/neoscope/neoscope/kernels/emu"
-	"github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
@@ -21,7 +21,7 @@ const (
 	goldenLoss = 1e-5
 )
 
-func goldenForward(t *testing.T, newBE func() (runtime.Backend, func())) {
+func goldenForward(t *testing.T, newBE func() (backend.Backend, func())) {
 	for _, name := range fixtures.Names {
 		t.Run(name, func(t *testing.T) {
 			ref := fixtures.Load(t, name)
@@ -75,7 +75,7 @@ func TestGoldenForwardEmu(t *testing.T) {
 	if os.Getenv("NEOSCOPE_EMU_GOLDEN") == "" {
 		t.Skip("emulated golden forward passes take about a minute: set NEOSCOPE_EMU_GOLDEN=1")
 	}
-	goldenForward(t, func() (runtime.Backend, func()) { b := newEmu(); return b, func() { b.Close() } })
+	goldenForward(t, func() (backend.Backend, func()) { b := newEmu(); return b, func() { b.Close() } })
 }
 
 // TestGoldenForwardGPU: the same on a real device.
@@ -83,7 +83,7 @@ func TestGoldenForwardGPU(t *testing.T) {
 	if _, err := Open(); err != nil {
 		t.Skipf("no CUDA device: %v", err)
 	}
-	goldenForward(t, func() (runtime.Backend, func()) {
+	goldenForward(t, func() (backend.Backend, func()) {
 		b, err := Open()
 		if err != nil {
 			t.Fatal(err)
@@ -111,7 +111,7 @@ func TestForwardVsCPUEmu(t *testing.T) {
 				logits, loss []float64
 				cache        map[string][]float32
 			}
-			run := func(be runtime.Backend) result {
+			run := func(be backend.Backend) result {
 				m, err := forward.Open(be, ref.Dir)
 				fixtures.Must(t, err)
 				defer m.Close()

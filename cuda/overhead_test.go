@@ -5,7 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/neoscope/neoscope/cuda/driver"
-	"github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 )
 
 // nullDevice does no device work: it isolates the Go side of an operation
@@ -32,12 +32,12 @@ func BenchmarkGoOverhead(b *testing.B) {
 	x := must(be.New(1024, 3*768))
 	w := must(be.New(768, 768))
 	z := must(be.New(1024, 768))
-	f := runtime.Whole(x)
-	p := runtime.AttnParams{B: 8, T: 128, NH: 12, HS: 64, Scale: 1}
+	f := backend.Whole(x)
+	p := backend.AttnParams{B: 8, T: 128, NH: 12, HS: 64, Scale: 1}
 	b.Run("MatMul", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			if err := be.MatMul(runtime.Whole(z), f.ColSlice(0, 768), runtime.Whole(w), true, nil, false); err != nil {
+			if err := be.MatMul(backend.Whole(z), f.ColSlice(0, 768), backend.Whole(w), true, nil, false); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -45,7 +45,7 @@ func BenchmarkGoOverhead(b *testing.B) {
 	b.Run("Attention", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			if err := be.Attention(runtime.Whole(z), f.ColSlice(0, 768), f.ColSlice(768, 768), f.ColSlice(1536, 768), p, nil, nil); err != nil {
+			if err := be.Attention(backend.Whole(z), f.ColSlice(0, 768), f.ColSlice(768, 768), f.ColSlice(1536, 768), p, nil, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/neoscope/neoscope/kernels/emu"
-	"github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 )
 
 // tf32 rounds like cvt.rna.tf32.f32: to nearest, ties away, 10-bit mantissa.
@@ -53,11 +53,11 @@ func TestMatMulTF32(t *testing.T) {
 				}
 				bt := must(be.Upload(bb, bshape...))
 				ct := must(be.Upload(c0, M, N))
-				var biasT runtime.Tensor
+				var biasT backend.Tensor
 				if mm.bias {
 					biasT = must(be.Upload(bias, N))
 				}
-				if err := be.MatMul(runtime.Whole(ct), runtime.Whole(at), runtime.Whole(bt), mm.transB, biasT, mm.acc); err != nil {
+				if err := be.MatMul(backend.Whole(ct), backend.Whole(at), backend.Whole(bt), mm.transB, biasT, mm.acc); err != nil {
 					t.Fatal(err)
 				}
 				got := download(be, ct)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 )
 
 func init() {
@@ -75,7 +75,7 @@ probes do, so peak memory no longer grows with batch x seq x vocab.`,
 					}
 					// One value back: the synchronisation point on asynchronous backends.
 					var probe [1]float32
-					if err := m.BE.DownloadMat(probe[:], nsrt.Mat{T: lt, Rows: 1, Cols: 1, Stride: 1}); err != nil {
+					if err := m.BE.DownloadMat(probe[:], backend.Mat{T: lt, Rows: 1, Cols: 1, Stride: 1}); err != nil {
 						m.BE.Free(lt)
 						s.Close()
 						return err

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/neoscope/neoscope/cpu"
-	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
@@ -31,14 +31,14 @@ func (f *modelFlags) register(c *cobra.Command) {
 }
 
 // openBackend picks the backend named by --backend.
-func (f *modelFlags) openBackend() (nsrt.Backend, error) {
+func (f *modelFlags) openBackend() (backend.Backend, error) {
 	if f.Threads < 0 {
 		return nil, usagef("--threads must be positive, got %d", f.Threads)
 	}
 	if f.Threads > 0 {
 		goruntime.GOMAXPROCS(f.Threads)
 	}
-	newCPU := func() nsrt.Backend {
+	newCPU := func() backend.Backend {
 		be := cpu.New()
 		if f.Threads > 0 {
 			be.SetThreads(f.Threads)

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
@@ -68,7 +68,7 @@ type Runner struct {
 // means are the per-position batch means of the unablated run, on the
 // backend: z [T, NH*HS], attn_out and mlp_out [T, C], one per layer.
 type means struct {
-	z, attn, mlp []nsrt.Tensor
+	z, attn, mlp []backend.Tensor
 }
 
 // NewRunner checks the batch and the loss range. tokens is [B*T] row-major.
@@ -95,7 +95,7 @@ func (r *Runner) Close() {
 	if r.means == nil {
 		return
 	}
-	for _, ts := range [][]nsrt.Tensor{r.means.z, r.means.attn, r.means.mlp} {
+	for _, ts := range [][]backend.Tensor{r.means.z, r.means.attn, r.means.mlp} {
 		for _, t := range ts {
 			r.M.BE.Free(t)
 		}
@@ -131,7 +131,7 @@ func (r *Runner) ensureMeans() error {
 	defer s.Close()
 	mn := &means{}
 	r.means = mn // so Close frees partial uploads on error
-	up := func(h *forward.Hooks, name string) (nsrt.Tensor, error) {
+	up := func(h *forward.Hooks, name string) (backend.Tensor, error) {
 		a := h.Cache[name]
 		if a == nil {
 			return nil, fmt.Errorf("ablate: %s was not observed", name)
@@ -156,7 +156,7 @@ func (r *Runner) ensureMeans() error {
 		if err := r.M.Blocks(s, l, l+1, h); err != nil {
 			return err
 		}
-		for i, dst := range []*[]nsrt.Tensor{&mn.z, &mn.attn, &mn.mlp} {
+		for i, dst := range []*[]backend.Tensor{&mn.z, &mn.attn, &mn.mlp} {
 			t, err := up(h, names[i])
 			if err != nil {
 				return err
@@ -180,7 +180,7 @@ func (r *Runner) checkHeads(heads []Head) error {
 // HeadHooks returns hooks that ablate every head in heads (zero, or the
 // mean fill when fills is non-nil: per layer [T, NH*HS]). One Replace per
 // touched layer on blocks.l.attn.hook_z.
-func HeadHooks(NH int, heads []Head, fills []nsrt.Tensor) *forward.Hooks {
+func HeadHooks(NH int, heads []Head, fills []backend.Tensor) *forward.Hooks {
 	byLayer := map[int][]int{}
 	var order []int
 	for _, h := range heads {
@@ -192,7 +192,7 @@ func HeadHooks(NH int, heads []Head, fills []nsrt.Tensor) *forward.Hooks {
 	hk := &forward.Hooks{}
 	for _, l := range order {
 		hs := byLayer[l]
-		var fill nsrt.Tensor
+		var fill backend.Tensor
 		if fills != nil {
 			fill = fills[l]
 		}
@@ -213,7 +213,7 @@ func HeadHooks(NH int, heads []Head, fills []nsrt.Tensor) *forward.Hooks {
 }
 
 // rowsHook ablates a whole [B*T, C] activation (every row) with zero or fill.
-func rowsHook(fill nsrt.Tensor) forward.ReplaceFn {
+func rowsHook(fill backend.Tensor) forward.ReplaceFn {
 	return func(a *forward.Act) error {
 		return a.BE.AblateRows(a.M, make([]uint8, a.B), a.T, fill)
 	}
@@ -224,7 +224,7 @@ func (r *Runner) HeadsLoss(heads []Head, mode Mode) (float64, error) {
 	if err := r.checkHeads(heads); err != nil {
 		return 0, err
 	}
-	var fills []nsrt.Tensor
+	var fills []backend.Tensor
 	if mode == Mean {
 		if err := r.ensureMeans(); err != nil {
 			return 0, err
@@ -234,11 +234,11 @@ func (r *Runner) HeadsLoss(heads []Head, mode Mode) (float64, error) {
 	return r.loss(HeadHooks(r.M.Cfg.Heads, heads, fills))
 }
 
-func (r *Runner) layerLoss(l int, mode Mode, hook string, pick func(*means) []nsrt.Tensor) (float64, error) {
+func (r *Runner) layerLoss(l int, mode Mode, hook string, pick func(*means) []backend.Tensor) (float64, error) {
 	if l < 0 || l >= r.M.Cfg.Layers {
 		return 0, fmt.Errorf("ablate: layer %d outside 0..%d", l, r.M.Cfg.Layers-1)
 	}
-	var fill nsrt.Tensor
+	var fill backend.Tensor
 	if mode == Mean {
 		if err := r.ensureMeans(); err != nil {
 			return 0, err
@@ -250,12 +250,12 @@ func (r *Runner) layerLoss(l int, mode Mode, hook string, pick func(*means) []ns
 
 // AttnLoss is the loss with layer l's whole attention output (incl. b_O) ablated.
 func (r *Runner) AttnLoss(l int, mode Mode) (float64, error) {
-	return r.layerLoss(l, mode, "hook_attn_out", func(m *means) []nsrt.Tensor { return m.attn })
+	return r.layerLoss(l, mode, "hook_attn_out", func(m *means) []backend.Tensor { return m.attn })
 }
 
 // MLPLoss is the loss with layer l's whole MLP output (incl. bias) ablated.
 func (r *Runner) MLPLoss(l int, mode Mode) (float64, error) {
-	return r.layerLoss(l, mode, "hook_mlp_out", func(m *means) []nsrt.Tensor { return m.mlp })
+	return r.layerLoss(l, mode, "hook_mlp_out", func(m *means) []backend.Tensor { return m.mlp })
 }
 
 // Subsets returns the loss for every subset m of heads (2^len(heads)

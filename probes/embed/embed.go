@@ -5,7 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 
-	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
@@ -119,20 +119,20 @@ func Compute(m *forward.Model, opt Options) (*Stats, error) {
 			opt.Progress(done, total)
 		}
 	}
-	var free []nsrt.Tensor
+	var free []backend.Tensor
 	defer func() {
 		for _, t := range free {
 			be.Free(t)
 		}
 	}()
-	alloc := func(shape ...int) (nsrt.Tensor, error) {
+	alloc := func(shape ...int) (backend.Tensor, error) {
 		t, err := be.New(shape...)
 		if err == nil {
 			free = append(free, t)
 		}
 		return t, err
 	}
-	upload := func(d []float32, shape ...int) (nsrt.Tensor, error) {
+	upload := func(d []float32, shape ...int) (backend.Tensor, error) {
 		t, err := be.Upload(d, shape...)
 		if err == nil {
 			free = append(free, t)
@@ -163,7 +163,7 @@ func Compute(m *forward.Model, opt Options) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	UC, W, SC, LN := nsrt.Whole(ucT), nsrt.Whole(weT), nsrt.Whole(scT), nsrt.Whole(lnT)
+	UC, W, SC, LN := backend.Whole(ucT), backend.Whole(weT), backend.Whole(scT), backend.Whole(lnT)
 	host := make([]float32, R*V)
 
 	// |cos| of centered rows, all ordered pairs i != j.

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
@@ -197,15 +197,15 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 		return sum(ld), nil
 	}
 	// upload puts a clean activation on the backend for the patches.
-	upload := func(c cleanCache, name string, bt *Batch) (nsrt.Tensor, error) {
+	upload := func(c cleanCache, name string, bt *Batch) (backend.Tensor, error) {
 		t, err := c.get(name)
 		if err != nil {
 			return nil, err
 		}
 		return m.BE.Upload(t.Data, bt.B*bt.T, len(t.Data)/(bt.B*bt.T))
 	}
-	copyAll := func(src nsrt.Tensor) forward.ReplaceFn {
-		return func(a *forward.Act) error { return a.BE.Copy(a.M, nsrt.Whole(src)) }
+	copyAll := func(src backend.Tensor) forward.ReplaceFn {
+		return func(a *forward.Act) error { return a.BE.Copy(a.M, backend.Whole(src)) }
 	}
 	undefined := func(what string, cl, co float64) error {
 		if math.Abs(cl-co) < 1e-6 {
@@ -271,9 +271,9 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 					t := t
 					v, err := patched(bt, name, func(a *forward.Act) error {
 						// Position t of every row: strided [B, C] views.
-						src := nsrt.Whole(rt)
-						dst := nsrt.Mat{T: a.M.T, Off: a.M.Off + t*a.M.Stride, Rows: a.B, Cols: a.M.Cols, Stride: a.T * a.M.Stride}
-						return a.BE.Copy(dst, nsrt.Mat{T: rt, Off: t * src.Stride, Rows: a.B, Cols: src.Cols, Stride: a.T * src.Stride})
+						src := backend.Whole(rt)
+						dst := backend.Mat{T: a.M.T, Off: a.M.Off + t*a.M.Stride, Rows: a.B, Cols: a.M.Cols, Stride: a.T * a.M.Stride}
+						return a.BE.Copy(dst, backend.Mat{T: rt, Off: t * src.Stride, Rows: a.B, Cols: src.Cols, Stride: a.T * src.Stride})
 					})
 					if err != nil {
 						m.BE.Free(rt)
@@ -294,7 +294,7 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 				for hd := 0; hd < NH; hd++ {
 					hd := hd
 					v, err := patched(bt, fmt.Sprintf("blocks.%d.attn.hook_z", l), func(a *forward.Act) error {
-						return a.BE.Copy(a.M.ColSlice(hd*HS, HS), nsrt.Whole(zt).ColSlice(hd*HS, HS))
+						return a.BE.Copy(a.M.ColSlice(hd*HS, HS), backend.Whole(zt).ColSlice(hd*HS, HS))
 					})
 					if err != nil {
 						m.BE.Free(zt)

@@ -6,7 +6,7 @@ import (
 	"sort"
 
 	"github.com/neoscope/neoscope/probes/embed"
-	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
@@ -50,7 +50,7 @@ type Result struct {
 type Capture struct {
 	M      *forward.Model
 	S      *forward.State
-	Resid  []nsrt.Tensor
+	Resid  []backend.Tensor
 	Tokens []int32
 	B, T   int
 }
@@ -70,7 +70,7 @@ func (c *Capture) Close() {
 // NewCapture runs tokens [B*T] through m, keeping resid[0..L] on the backend.
 func NewCapture(m *forward.Model, tokens []int32, B, T int) (*Capture, error) {
 	L, C := m.Cfg.Layers, m.Cfg.DModel
-	c := &Capture{M: m, Resid: make([]nsrt.Tensor, L+1), Tokens: tokens, B: B, T: T}
+	c := &Capture{M: m, Resid: make([]backend.Tensor, L+1), Tokens: tokens, B: B, T: T}
 	h := (&forward.Hooks{}).Replace("blocks.*.hook_resid_pre", func(a *forward.Act) error {
 		l := a.Layer()
 		t, err := a.BE.New(B*T, C)
@@ -78,7 +78,7 @@ func NewCapture(m *forward.Model, tokens []int32, B, T int) (*Capture, error) {
 			return err
 		}
 		c.Resid[l] = t
-		return a.BE.Copy(nsrt.Whole(t), a.M)
+		return a.BE.Copy(backend.Whole(t), a.M)
 	})
 	s, _, err := m.Run(tokens, B, T, h, false)
 	if err != nil {
@@ -108,7 +108,7 @@ func nextRows(tokens []int32, B, T int) (rows, idx []int32) {
 }
 
 // lossOf is the mean next-token loss of logits x @ W_U^T, x [B*T,C] after ln_f.
-func lossOf(m *forward.Model, x nsrt.Mat, rows, idx []int32) (float64, error) {
+func lossOf(m *forward.Model, x backend.Mat, rows, idx []int32) (float64, error) {
 	lse := make([]float32, len(rows))
 	g := make([]float32, len(rows))
 	if err := m.BE.LogitStats(x, m.Unembed(), rows, idx, lse, g); err != nil {
@@ -130,8 +130,8 @@ const maxChunkFloats = 1 << 22
 type Scorer struct {
 	c         *Capture
 	rows, idx []int32
-	scratch   nsrt.Tensor // [B*T,C] LN_f output when the caller keeps none
-	logits    nsrt.Tensor // [R,V] chunk
+	scratch   backend.Tensor // [B*T,C] LN_f output when the caller keeps none
+	logits    backend.Tensor // [R,V] chunk
 	R         int
 }
 
@@ -163,9 +163,9 @@ func (sc *Scorer) Close() {
 }
 
 // chunkLogits computes logits of rows [r0, r0+r) of x (after ln_f) to the host.
-func (sc *Scorer) chunkLogits(x nsrt.Mat, r0, r int, host []float32) error {
+func (sc *Scorer) chunkLogits(x backend.Mat, r0, r int, host []float32) error {
 	m := sc.c.M
-	lm := nsrt.Whole(sc.logits).RowSlice(0, r)
+	lm := backend.Whole(sc.logits).RowSlice(0, r)
 	if err := m.BE.MatMul(lm, x.RowSlice(r0, r), m.Unembed(), true, nil, false); err != nil {
 		return err
 	}
@@ -188,13 +188,13 @@ func logSumExp(row []float32) float64 {
 // Lens applies ln_f (statistics from x itself) to x, a pre-ln_f residual
 // [B*T,C], into dst ([B*T,C]; the scorer's scratch when nil) and returns
 // the mean next-token loss of its logits.
-func (sc *Scorer) Lens(dst nsrt.Tensor, x nsrt.Mat) (float64, error) {
+func (sc *Scorer) Lens(dst backend.Tensor, x backend.Mat) (float64, error) {
 	m := sc.c.M
 	if dst == nil {
 		dst = sc.scratch
 	}
 	w, b := m.LNFinal()
-	nm := nsrt.Whole(dst)
+	nm := backend.Whole(dst)
 	if err := m.BE.LayerNorm(nm, x, w, b, float32(m.Cfg.LNEps)); err != nil {
 		return 0, err
 	}
@@ -206,7 +206,7 @@ func (sc *Scorer) Lens(dst nsrt.Tensor, x nsrt.Mat) (float64, error) {
 // pass over chunks of rows: a chunk's final distribution is computed once
 // (float64, host) and compared with every lens, so host memory stays at a
 // chunk's [R,V].
-func (sc *Scorer) KLs(normed []nsrt.Mat) ([]float64, error) {
+func (sc *Scorer) KLs(normed []backend.Mat) ([]float64, error) {
 	m := sc.c.M
 	if sc.c.S.Final == nil {
 		return nil, fmt.Errorf("lens: capture has no final LayerNorm output")
@@ -218,7 +218,7 @@ func (sc *Scorer) KLs(normed []nsrt.Mat) ([]float64, error) {
 	sums := make([]float64, len(normed))
 	for r0 := 0; r0 < N; r0 += sc.R {
 		r := min(sc.R, N-r0)
-		if err := sc.chunkLogits(nsrt.Whole(sc.c.S.Final), r0, r, host); err != nil {
+		if err := sc.chunkLogits(backend.Whole(sc.c.S.Final), r0, r, host); err != nil {
 			return nil, err
 		}
 		for i := 0; i < r; i++ {
@@ -251,7 +251,7 @@ func (sc *Scorer) KLs(normed []nsrt.Mat) ([]float64, error) {
 }
 
 // topK returns the k most probable tokens of the lens output x (after ln_f) at row i.
-func (sc *Scorer) topK(x nsrt.Mat, i, k int) ([]Pred, error) {
+func (sc *Scorer) topK(x backend.Mat, i, k int) ([]Pred, error) {
 	m := sc.c.M
 	V := m.Cfg.Vocab
 	host := make([]float32, V)
@@ -322,15 +322,15 @@ func Run(m *forward.Model, tokens []int32, B, T int, opt Options) (*Result, erro
 			res.TopK = append(res.TopK, TopK{Row: b, Pos: p, Layers: make([][]Pred, L+1)})
 		}
 	}
-	normed := make([]nsrt.Mat, L+1)
+	normed := make([]backend.Mat, L+1)
 	for l := 0; l <= L; l++ {
 		t, err := m.BE.New(B*T, m.Cfg.DModel)
 		if err != nil {
 			return nil, err
 		}
 		defer m.BE.Free(t)
-		normed[l] = nsrt.Whole(t)
-		if res.Loss[l], err = sc.Lens(t, nsrt.Whole(c.Resid[l])); err != nil {
+		normed[l] = backend.Whole(t)
+		if res.Loss[l], err = sc.Lens(t, backend.Whole(c.Resid[l])); err != nil {
 			return nil, err
 		}
 		for i := range res.TopK {
@@ -369,13 +369,13 @@ func finalBlock(c *Capture, sc *Scorer, step func()) ([]float64, error) {
 	defer s.Close()
 	out := make([]float64, L)
 	for l := 0; l < L; l++ {
-		if err := m.BE.Copy(nsrt.Whole(s.Resid), nsrt.Whole(c.Resid[l])); err != nil {
+		if err := m.BE.Copy(backend.Whole(s.Resid), backend.Whole(c.Resid[l])); err != nil {
 			return nil, err
 		}
 		if err := m.Blocks(s, L-1, L, nil); err != nil {
 			return nil, err
 		}
-		if out[l], err = sc.Lens(nil, nsrt.Whole(s.Resid)); err != nil {
+		if out[l], err = sc.Lens(nil, backend.Whole(s.Resid)); err != nil {
 			return nil, err
 		}
 		step()
@@ -396,7 +396,7 @@ func centered(c *Capture, sc *Scorer, step func()) ([]float64, error) {
 	for i, x := range u64 {
 		u[i], nu[i] = float32(x), float32(-x)
 	}
-	var free []nsrt.Tensor
+	var free []backend.Tensor
 	defer func() {
 		for _, t := range free {
 			be.Free(t)
@@ -424,18 +424,18 @@ func centered(c *Capture, sc *Scorer, step func()) ([]float64, error) {
 	free = append(free, rc)
 	out := make([]float64, L+1)
 	for l := 0; l <= L; l++ {
-		r := nsrt.Whole(c.Resid[l])
+		r := backend.Whole(c.Resid[l])
 		// proj = r @ u^T [N,1]; rc = r + proj @ (-u) [N,C].
-		if err := be.MatMul(nsrt.Whole(proj), r, nsrt.Whole(uT), true, nil, false); err != nil {
+		if err := be.MatMul(backend.Whole(proj), r, backend.Whole(uT), true, nil, false); err != nil {
 			return nil, err
 		}
-		if err := be.Copy(nsrt.Whole(rc), r); err != nil {
+		if err := be.Copy(backend.Whole(rc), r); err != nil {
 			return nil, err
 		}
-		if err := be.MatMul(nsrt.Whole(rc), nsrt.Whole(proj), nsrt.Whole(nuT), false, nil, true); err != nil {
+		if err := be.MatMul(backend.Whole(rc), backend.Whole(proj), backend.Whole(nuT), false, nil, true); err != nil {
 			return nil, err
 		}
-		if out[l], err = sc.Lens(nil, nsrt.Whole(rc)); err != nil {
+		if out[l], err = sc.Lens(nil, backend.Whole(rc)); err != nil {
 			return nil, err
 		}
 		step()

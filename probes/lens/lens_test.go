@@ -6,7 +6,7 @@ import (
 
 	"github.com/neoscope/neoscope/cpu"
 	"github.com/neoscope/neoscope/internal/fixtures"
-	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
@@ -118,14 +118,14 @@ func TestKLChunks(t *testing.T) {
 	sc, err := NewScorer(c)
 	fixtures.Must(t, err)
 	defer sc.Close()
-	var normed []nsrt.Mat
+	var normed []backend.Mat
 	for l := range c.Resid {
 		x, err := m.BE.New(c.B*c.T, m.Cfg.DModel)
 		fixtures.Must(t, err)
 		defer m.BE.Free(x)
-		_, err = sc.Lens(x, nsrt.Whole(c.Resid[l]))
+		_, err = sc.Lens(x, backend.Whole(c.Resid[l]))
 		fixtures.Must(t, err)
-		normed = append(normed, nsrt.Whole(x))
+		normed = append(normed, backend.Whole(x))
 	}
 	whole, err := sc.KLs(normed)
 	fixtures.Must(t, err)

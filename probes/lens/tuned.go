@@ -14,7 +14,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/neoscope/neoscope/internal/outfile"
-	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/checkpoint"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
@@ -557,7 +557,7 @@ func Eval(m *forward.Model, t *Tuned, tokens []int32, B, T int) (*EvalResult, er
 		return nil, err
 	}
 	defer sc.Close()
-	var free []nsrt.Tensor
+	var free []backend.Tensor
 	defer func() {
 		for _, t := range free {
 			m.BE.Free(t)
@@ -566,8 +566,8 @@ func Eval(m *forward.Model, t *Tuned, tokens []int32, B, T int) (*EvalResult, er
 	be := m.BE
 	res := &EvalResult{Layers: L, LogitLoss: make([]float64, L+1), TunedLoss: make([]float64, L+1)}
 	// normed[0..L]: logit lens; normed[L+1..2L]: tuned lens of layers 0..L-1.
-	normed := make([]nsrt.Mat, 2*L+1)
-	alloc := func() (nsrt.Tensor, error) {
+	normed := make([]backend.Mat, 2*L+1)
+	alloc := func() (backend.Tensor, error) {
 		t, err := be.New(N, C)
 		if err == nil {
 			free = append(free, t)
@@ -578,14 +578,14 @@ func Eval(m *forward.Model, t *Tuned, tokens []int32, B, T int) (*EvalResult, er
 	if err != nil {
 		return nil, err
 	}
-	o := nsrt.Whole(tr)
+	o := backend.Whole(tr)
 	for l := 0; l <= L; l++ {
-		r := nsrt.Whole(c.Resid[l])
+		r := backend.Whole(c.Resid[l])
 		nt, err := alloc()
 		if err != nil {
 			return nil, err
 		}
-		normed[l] = nsrt.Whole(nt)
+		normed[l] = backend.Whole(nt)
 		if res.LogitLoss[l], err = sc.Lens(nt, r); err != nil {
 			return nil, err
 		}
@@ -604,7 +604,7 @@ func Eval(m *forward.Model, t *Tuned, tokens []int32, B, T int) (*EvalResult, er
 		}
 		free = append(free, bT)
 		// o = r + r A^T + b
-		if err := be.MatMul(o, r, nsrt.Whole(aT), true, bT, false); err != nil {
+		if err := be.MatMul(o, r, backend.Whole(aT), true, bT, false); err != nil {
 			return nil, err
 		}
 		if err := be.Add(o, o, r); err != nil {
@@ -614,7 +614,7 @@ func Eval(m *forward.Model, t *Tuned, tokens []int32, B, T int) (*EvalResult, er
 		if err != nil {
 			return nil, err
 		}
-		normed[L+1+l] = nsrt.Whole(tt)
+		normed[L+1+l] = backend.Whole(tt)
 		if res.TunedLoss[l], err = sc.Lens(tt, o); err != nil {
 			return nil, err
 		}

@@ -5,19 +5,19 @@ import (
 	"path"
 	"strings"
 
-	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 )
 
 // Act is an activation at a hook point, as the backend holds it: M views it
 // as a [rows, cols] matrix; Shape is its TransformerLens shape.
 type Act struct {
 	Name  string
-	M     nsrt.Mat
+	M     backend.Mat
 	Shape []int
 	B, T  int // batch rows and tokens of this pass
-	BE    nsrt.Backend
+	BE    backend.Backend
 	// Tensor is set for [B,NH,T,T] patterns/scores (M views it as [B*NH*T, T]).
-	Tensor nsrt.Tensor
+	Tensor backend.Tensor
 }
 
 // Layer parses the layer index from a blocks.{l}.* name (-1 if none).
@@ -212,6 +212,6 @@ func EditHost(f func(a *Act, data []float32) error) ReplaceFn {
 			return err
 		}
 		defer a.BE.Free(t)
-		return a.BE.Copy(a.M, nsrt.Whole(t))
+		return a.BE.Copy(a.M, backend.Whole(t))
 	}
 }

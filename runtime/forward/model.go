@@ -1,5 +1,5 @@
 // Package forward is the GPT-Neo / GPT-2 forward pass, written once against
-// runtime.Backend, with TransformerLens-named hook points.
+// backend.Backend, with TransformerLens-named hook points.
 //
 // Hooks work in two phases (as ggml's eval callback does): a Hooks value
 // declares up front which activations to observe (copied to the host) and
@@ -31,23 +31,23 @@ package forward
 import (
 	"fmt"
 
-	nsrt "github.com/neoscope/neoscope/runtime"
 	"github.com/neoscope/neoscope/runtime/arch"
+	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/checkpoint"
 )
 
 // Wrapper is implemented by backends that can use host weights in place
 // (the CPU backend over a memory-mapped checkpoint).
 type Wrapper interface {
-	Wrap(data []float32, shape ...int) (nsrt.Tensor, error)
+	Wrap(data []float32, shape ...int) (backend.Tensor, error)
 }
 
 // lin is a linear map y = x @ op(W) + b in the layout the checkpoint stores:
 // nn.Linear [out,in] (trans) for GPT-Neo, Conv1D [in,out] for GPT-2.
 type lin struct {
-	W     nsrt.Mat
+	W     backend.Mat
 	Trans bool
-	B     nsrt.Tensor // may be nil
+	B     backend.Tensor // may be nil
 }
 
 // Out is the output width.
@@ -59,7 +59,7 @@ func (l lin) Out() int {
 }
 
 type layer struct {
-	ln1W, ln1B, ln2W, ln2B nsrt.Tensor
+	ln1W, ln1B, ln2W, ln2B backend.Tensor
 	q, k, v                lin // GPT-Neo: separate; GPT-2: views into one c_attn
 	qkv                    *lin
 	o, fc, proj            lin
@@ -68,25 +68,25 @@ type layer struct {
 // Model is a loaded model on one backend.
 type Model struct {
 	Cfg        *arch.Config
-	BE         nsrt.Backend
-	wte, wpe   nsrt.Tensor
-	unembed    nsrt.Mat // [V, C]
-	lnfW, lnfB nsrt.Tensor
+	BE         backend.Backend
+	wte, wpe   backend.Tensor
+	unembed    backend.Mat // [V, C]
+	lnfW, lnfB backend.Tensor
 	layers     []layer
-	owned      []nsrt.Tensor
+	owned      []backend.Tensor
 	weights    *checkpoint.Weights
 }
 
 // New puts the weights on the backend (in place when it can Wrap them).
 // The model takes ownership of w; Close releases both.
-func New(be nsrt.Backend, cfg *arch.Config, w *checkpoint.Weights) (*Model, error) {
+func New(be backend.Backend, cfg *arch.Config, w *checkpoint.Weights) (*Model, error) {
 	m := &Model{Cfg: cfg, BE: be, weights: w}
-	get := func(name string) (nsrt.Tensor, error) {
+	get := func(name string) (backend.Tensor, error) {
 		t := w.Get(name)
 		if t == nil {
 			return nil, fmt.Errorf("weights: missing tensor %q", name)
 		}
-		var out nsrt.Tensor
+		var out backend.Tensor
 		var err error
 		if wr, ok := be.(Wrapper); ok {
 			out, err = wr.Wrap(t.Data, t.Shape...)
@@ -100,11 +100,11 @@ func New(be nsrt.Backend, cfg *arch.Config, w *checkpoint.Weights) (*Model, erro
 		return out, nil
 	}
 	var err error
-	must := func(name string) nsrt.Tensor {
+	must := func(name string) backend.Tensor {
 		if err != nil {
 			return nil
 		}
-		var t nsrt.Tensor
+		var t backend.Tensor
 		t, err = get(name)
 		return t
 	}
@@ -115,13 +115,13 @@ func New(be nsrt.Backend, cfg *arch.Config, w *checkpoint.Weights) (*Model, erro
 	if err != nil {
 		return nil, err
 	}
-	m.unembed = nsrt.Whole(m.wte)
+	m.unembed = backend.Whole(m.wte)
 	if !cfg.TiedUnembed {
 		u := must("lm_head.weight")
 		if err != nil {
 			return nil, err
 		}
-		m.unembed = nsrt.Whole(u)
+		m.unembed = backend.Whole(u)
 	}
 	C := cfg.DModel
 	for l := 0; l < cfg.Layers; l++ {
@@ -132,21 +132,21 @@ func New(be nsrt.Backend, cfg *arch.Config, w *checkpoint.Weights) (*Model, erro
 		switch cfg.Family {
 		case arch.GPTNeo:
 			a := p + "attn.attention."
-			ly.q = lin{W: nsrt.Whole(must(a + "q_proj.weight")), Trans: true}
-			ly.k = lin{W: nsrt.Whole(must(a + "k_proj.weight")), Trans: true}
-			ly.v = lin{W: nsrt.Whole(must(a + "v_proj.weight")), Trans: true}
-			ly.o = lin{W: nsrt.Whole(must(a + "out_proj.weight")), Trans: true, B: must(a + "out_proj.bias")}
-			ly.fc = lin{W: nsrt.Whole(must(p + "mlp.c_fc.weight")), Trans: true, B: must(p + "mlp.c_fc.bias")}
-			ly.proj = lin{W: nsrt.Whole(must(p + "mlp.c_proj.weight")), Trans: true, B: must(p + "mlp.c_proj.bias")}
+			ly.q = lin{W: backend.Whole(must(a + "q_proj.weight")), Trans: true}
+			ly.k = lin{W: backend.Whole(must(a + "k_proj.weight")), Trans: true}
+			ly.v = lin{W: backend.Whole(must(a + "v_proj.weight")), Trans: true}
+			ly.o = lin{W: backend.Whole(must(a + "out_proj.weight")), Trans: true, B: must(a + "out_proj.bias")}
+			ly.fc = lin{W: backend.Whole(must(p + "mlp.c_fc.weight")), Trans: true, B: must(p + "mlp.c_fc.bias")}
+			ly.proj = lin{W: backend.Whole(must(p + "mlp.c_proj.weight")), Trans: true, B: must(p + "mlp.c_proj.bias")}
 		case arch.GPT2:
-			w := nsrt.Whole(must(p + "attn.c_attn.weight")) // [C, 3C]
+			w := backend.Whole(must(p + "attn.c_attn.weight")) // [C, 3C]
 			ly.qkv = &lin{W: w, B: must(p + "attn.c_attn.bias")}
 			ly.q = lin{W: w.ColSlice(0, C)}
 			ly.k = lin{W: w.ColSlice(C, C)}
 			ly.v = lin{W: w.ColSlice(2*C, C)}
-			ly.o = lin{W: nsrt.Whole(must(p + "attn.c_proj.weight")), B: must(p + "attn.c_proj.bias")}
-			ly.fc = lin{W: nsrt.Whole(must(p + "mlp.c_fc.weight")), B: must(p + "mlp.c_fc.bias")}
-			ly.proj = lin{W: nsrt.Whole(must(p + "mlp.c_proj.weight")), B: must(p + "mlp.c_proj.bias")}
+			ly.o = lin{W: backend.Whole(must(p + "attn.c_proj.weight")), B: must(p + "attn.c_proj.bias")}
+			ly.fc = lin{W: backend.Whole(must(p + "mlp.c_fc.weight")), B: must(p + "mlp.c_fc.bias")}
+			ly.proj = lin{W: backend.Whole(must(p + "mlp.c_proj.weight")), B: must(p + "mlp.c_proj.bias")}
 		}
 		if err != nil {
 			return nil, err
@@ -204,7 +204,7 @@ func (m *Model) HostWeight(name string) []float32 {
 }
 
 // Unembed returns the [V, C] unembedding view (wte when tied).
-func (m *Model) Unembed() nsrt.Mat { return m.unembed }
+func (m *Model) Unembed() backend.Mat { return m.unembed }
 
 // LNFinal returns ln_f's weight and bias tensors.
-func (m *Model) LNFinal() (w, b nsrt.Tensor) { return m.lnfW, m.lnfB }
+func (m *Model) LNFinal() (w, b backend.Tensor) { return m.lnfW, m.lnfB }

@@ -3,13 +3,13 @@ package forward
 import (
 	"path/filepath"
 
-	nsrt "github.com/neoscope/neoscope/runtime"
 	"github.com/neoscope/neoscope/runtime/arch"
+	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/checkpoint"
 )
 
 // Open loads a model directory (config.json + weights) onto be.
-func Open(be nsrt.Backend, dir string) (*Model, error) {
+func Open(be backend.Backend, dir string) (*Model, error) {
 	cfg, err := arch.Load(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, err

@@ -3,7 +3,7 @@ package forward
 import (
 	"fmt"
 
-	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 )
 
 // State is a forward pass in progress over B rows of T tokens: the residual
@@ -13,16 +13,16 @@ type State struct {
 	Tokens                                 []int32 // [B*T]
 	capB                                   int     // rows the buffers hold: B at Start (see Narrow)
 	allTokens                              []int32
-	Resid                                  nsrt.Tensor
-	Final                                  nsrt.Tensor // ln_final output [B*T, C], after FinalNorm
+	Resid                                  backend.Tensor
+	Final                                  backend.Tensor // ln_final output [B*T, C], after FinalNorm
 	m                                      *Model
-	x, q, k, v, qkv, z, attnOut, mlpOut, h nsrt.Tensor
-	pattern, scores                        nsrt.Tensor
+	x, q, k, v, qkv, z, attnOut, mlpOut, h backend.Tensor
+	pattern, scores                        backend.Tensor
 }
 
 // Close frees the state's buffers.
 func (s *State) Close() {
-	for _, t := range []nsrt.Tensor{s.Resid, s.Final, s.x, s.q, s.k, s.v, s.qkv, s.z, s.attnOut, s.mlpOut, s.h, s.pattern, s.scores} {
+	for _, t := range []backend.Tensor{s.Resid, s.Final, s.x, s.q, s.k, s.v, s.qkv, s.z, s.attnOut, s.mlpOut, s.h, s.pattern, s.scores} {
 		if t != nil {
 			s.m.BE.Free(t)
 		}
@@ -76,7 +76,7 @@ func (m *Model) Start(tokens []int32, B, T int, h *Hooks) (*State, error) {
 	if s.Resid, err = be.New(B*T, C); err != nil {
 		return nil, err
 	}
-	wte, wpe := nsrt.Whole(m.wte), nsrt.Whole(m.wpe)
+	wte, wpe := backend.Whole(m.wte), backend.Whole(m.wpe)
 	if !h.wants("hook_embed") && !h.wants("hook_pos_embed") {
 		if err := be.Embed(s.Resid, wte, wpe, tokens, B, T); err != nil {
 			s.Close()
@@ -95,24 +95,24 @@ func (m *Model) Start(tokens []int32, B, T int, h *Hooks) (*State, error) {
 		return nil, err
 	}
 	defer be.Free(e)
-	if err := be.Embed(e, wte, nsrt.Mat{}, tokens, B, T); err != nil {
+	if err := be.Embed(e, wte, backend.Mat{}, tokens, B, T); err != nil {
 		s.Close()
 		return nil, err
 	}
-	if err := be.Embed(s.Resid, wpe, nsrt.Mat{}, pos, B, T); err != nil {
+	if err := be.Embed(s.Resid, wpe, backend.Mat{}, pos, B, T); err != nil {
 		s.Close()
 		return nil, err
 	}
 	for _, a := range []*Act{
-		{Name: "hook_embed", M: nsrt.Whole(e), Shape: []int{B, T, C}, B: B, T: T, BE: be},
-		{Name: "hook_pos_embed", M: nsrt.Whole(s.Resid), Shape: []int{B, T, C}, B: B, T: T, BE: be},
+		{Name: "hook_embed", M: backend.Whole(e), Shape: []int{B, T, C}, B: B, T: T, BE: be},
+		{Name: "hook_pos_embed", M: backend.Whole(s.Resid), Shape: []int{B, T, C}, B: B, T: T, BE: be},
 	} {
 		if err := h.at(a); err != nil {
 			s.Close()
 			return nil, err
 		}
 	}
-	if err := be.Add(nsrt.Whole(s.Resid), nsrt.Whole(s.Resid), nsrt.Whole(e)); err != nil {
+	if err := be.Add(backend.Whole(s.Resid), backend.Whole(s.Resid), backend.Whole(e)); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -134,13 +134,13 @@ func (s *State) Narrow(b int) error {
 }
 
 // mat views the first B*T rows of a state buffer of cols columns.
-func (s *State) mat(t nsrt.Tensor, cols int) nsrt.Mat {
-	return nsrt.Mat{T: t, Rows: s.B * s.T, Cols: cols, Stride: cols}
+func (s *State) mat(t backend.Tensor, cols int) backend.Mat {
+	return backend.Mat{T: t, Rows: s.B * s.T, Cols: cols, Stride: cols}
 }
 
 // exact is buf for buffers the backend wants whole (attention patterns,
 // [B,NH,T,T]): one of another size, from before a Narrow, is replaced.
-func (s *State) exact(p *nsrt.Tensor, shape ...int) (nsrt.Tensor, error) {
+func (s *State) exact(p *backend.Tensor, shape ...int) (backend.Tensor, error) {
 	n := 1
 	for _, d := range shape {
 		n *= d
@@ -154,7 +154,7 @@ func (s *State) exact(p *nsrt.Tensor, shape ...int) (nsrt.Tensor, error) {
 
 // buf returns the state's buffer *p, allocating it with shape on first use
 // (shapes are given for the full batch, capB rows).
-func (s *State) buf(p *nsrt.Tensor, shape ...int) (nsrt.Tensor, error) {
+func (s *State) buf(p *backend.Tensor, shape ...int) (backend.Tensor, error) {
 	if *p == nil {
 		t, err := s.m.BE.New(shape...)
 		if err != nil {
@@ -165,7 +165,7 @@ func (s *State) buf(p *nsrt.Tensor, shape ...int) (nsrt.Tensor, error) {
 	return *p, nil
 }
 
-func (m *Model) linear(out nsrt.Mat, x nsrt.Mat, l lin) error {
+func (m *Model) linear(out backend.Mat, x backend.Mat, l lin) error {
 	return m.BE.MatMul(out, x, l.W, l.Trans, l.B, false)
 }
 
@@ -188,11 +188,11 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 	R := s.capB * T // buffer rows; views cover the first B*T
 	ly := &m.layers[l]
 	name := func(suffix string) string { return fmt.Sprintf("blocks.%d.%s", l, suffix) }
-	act := func(n string, mat nsrt.Mat, shape ...int) *Act {
+	act := func(n string, mat backend.Mat, shape ...int) *Act {
 		return &Act{Name: name(n), M: mat, Shape: shape, B: B, T: T, BE: be}
 	}
 	var err error
-	var x, z, ao, mo, hh nsrt.Tensor
+	var x, z, ao, mo, hh backend.Tensor
 	if x, err = s.buf(&s.x, R, C); err != nil {
 		return err
 	}
@@ -220,7 +220,7 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 	if err := h.at(act("ln1.hook_normalized", X, B, T, C)); err != nil {
 		return err
 	}
-	var Q, K, V nsrt.Mat
+	var Q, K, V backend.Mat
 	if ly.qkv != nil { // GPT-2: one [R, 3C] product, q|k|v views
 		qkv, err := s.buf(&s.qkv, R, 3*C)
 		if err != nil {
@@ -246,7 +246,7 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 		}
 		Q, K, V = s.mat(q, C), s.mat(k, C), s.mat(v, C)
 		for _, p := range []struct {
-			out nsrt.Mat
+			out backend.Mat
 			w   lin
 		}{{Q, ly.q}, {K, ly.k}, {V, ly.v}} {
 			if err := m.linear(p.out, X, p.w); err != nil {
@@ -256,13 +256,13 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 	}
 	for _, p := range []struct {
 		n string
-		m nsrt.Mat
+		m backend.Mat
 	}{{"attn.hook_q", Q}, {"attn.hook_k", K}, {"attn.hook_v", V}} {
 		if err := h.at(act(p.n, p.m, B, T, NH, HS)); err != nil {
 			return err
 		}
 	}
-	ap := nsrt.AttnParams{B: B, T: T, NH: NH, HS: HS, Window: cfg.LayerWindow(l), Scale: float32(cfg.AttnScale)}
+	ap := backend.AttnParams{B: B, T: T, NH: NH, HS: HS, Window: cfg.LayerWindow(l), Scale: float32(cfg.AttnScale)}
 	Z := s.mat(z, C)
 	wantScores, wantPattern := h.wants(name("attn.hook_attn_scores")), h.wants(name("attn.hook_pattern"))
 	if wantScores || wantPattern {
@@ -270,7 +270,7 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 		if err != nil {
 			return err
 		}
-		var sc nsrt.Tensor
+		var sc backend.Tensor
 		if wantScores {
 			if sc, err = s.exact(&s.scores, B, NH, T, T); err != nil {
 				return err
@@ -280,14 +280,14 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 			return err
 		}
 		if wantScores {
-			a := act("attn.hook_attn_scores", nsrt.Mat{T: sc, Rows: B * NH * T, Cols: T, Stride: T}, B, NH, T, T)
+			a := act("attn.hook_attn_scores", backend.Mat{T: sc, Rows: B * NH * T, Cols: T, Stride: T}, B, NH, T, T)
 			a.Tensor = sc
 			if err := h.at(a); err != nil {
 				return err
 			}
 			// Edited scores are not fed back: replacing scores is not supported; replace the pattern.
 		}
-		a := act("attn.hook_pattern", nsrt.Mat{T: pat, Rows: B * NH * T, Cols: T, Stride: T}, B, NH, T, T)
+		a := act("attn.hook_pattern", backend.Mat{T: pat, Rows: B * NH * T, Cols: T, Stride: T}, B, NH, T, T)
 		a.Tensor = pat
 		if err := h.at(a); err != nil {
 			return err
@@ -365,7 +365,7 @@ func (m *Model) FinalNorm(s *State, h *Hooks) error {
 
 // LogitsTensor computes all logits [B*T, V] from s.Final on the backend (the
 // `logits` hook point); the caller frees the tensor.
-func (m *Model) LogitsTensor(s *State, h *Hooks) (nsrt.Tensor, error) {
+func (m *Model) LogitsTensor(s *State, h *Hooks) (backend.Tensor, error) {
 	if s.Final == nil {
 		return nil, fmt.Errorf("forward: logits before FinalNorm")
 	}
@@ -374,7 +374,7 @@ func (m *Model) LogitsTensor(s *State, h *Hooks) (nsrt.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	L := nsrt.Whole(lt)
+	L := backend.Whole(lt)
 	if err := m.BE.MatMul(L, s.mat(s.Final, m.Cfg.DModel), m.unembed, true, nil, false); err != nil {
 		m.BE.Free(lt)
 		return nil, err

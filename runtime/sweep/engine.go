@@ -5,7 +5,7 @@ import (
 	"math"
 	"sort"
 
-	nsrt "github.com/neoscope/neoscope/runtime"
+	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
@@ -85,9 +85,9 @@ type Engine struct {
 	tn  int
 	tok []int32 // [B*tn], the task's prompts cut to tn positions
 	// resid[l] is the unablated residual stream before block l, [B*tn, C].
-	resid []nsrt.Tensor
+	resid []backend.Tensor
 	// Mean mode fills per layer, [T, C] (z: [T, NH*HS]).
-	fillZ, fillAttn, fillMLP []nsrt.Tensor
+	fillZ, fillAttn, fillMLP []backend.Tensor
 	// Baseline is the metric of the unablated model.
 	Baseline float64
 	// K is the number of configurations per pass.
@@ -102,7 +102,7 @@ type Engine struct {
 type layerAblation struct {
 	layer                    int
 	heads, attn, mlp         []uint8 // heads: [R*NH]; attn, mlp: [R]
-	fillZ, fillAttn, fillMLP nsrt.Tensor
+	fillZ, fillAttn, fillMLP backend.Tensor
 }
 
 // TaskError is a task New refuses (token counts, positions, ids, metric):
@@ -198,7 +198,7 @@ func (e *Engine) ConfigBytes() int64 {
 
 // Close frees the cached tensors.
 func (e *Engine) Close() {
-	for _, ts := range [][]nsrt.Tensor{e.resid, e.fillZ, e.fillAttn, e.fillMLP} {
+	for _, ts := range [][]backend.Tensor{e.resid, e.fillZ, e.fillAttn, e.fillMLP} {
 		for _, t := range ts {
 			if t != nil {
 				e.m.BE.Free(t)
@@ -219,14 +219,14 @@ func (e *Engine) baseline() error {
 	var h *forward.Hooks
 	if e.opt.Mode == Mean {
 		h = (&forward.Hooks{}).Observe("blocks.*.attn.hook_z", "blocks.*.hook_attn_out", "blocks.*.hook_mlp_out")
-		e.fillZ, e.fillAttn, e.fillMLP = make([]nsrt.Tensor, L), make([]nsrt.Tensor, L), make([]nsrt.Tensor, L)
+		e.fillZ, e.fillAttn, e.fillMLP = make([]backend.Tensor, L), make([]backend.Tensor, L), make([]backend.Tensor, L)
 	}
-	e.resid = make([]nsrt.Tensor, L)
+	e.resid = make([]backend.Tensor, L)
 	for l := 0; l < L; l++ {
 		if e.resid[l], err = be.New(t.B*e.tn, C); err != nil {
 			return err
 		}
-		if err := be.Copy(nsrt.Whole(e.resid[l]), nsrt.Whole(s.Resid)); err != nil {
+		if err := be.Copy(backend.Whole(e.resid[l]), backend.Whole(s.Resid)); err != nil {
 			return err
 		}
 		if err := m.Blocks(s, l, l+1, h); err != nil {
@@ -237,7 +237,7 @@ func (e *Engine) baseline() error {
 		}
 		for _, p := range []struct {
 			name string
-			dst  *nsrt.Tensor
+			dst  *backend.Tensor
 		}{
 			{fmt.Sprintf("blocks.%d.attn.hook_z", l), &e.fillZ[l]},
 			{fmt.Sprintf("blocks.%d.hook_attn_out", l), &e.fillAttn[l]},
@@ -307,7 +307,7 @@ func (e *Engine) rowMetric(s *forward.State, G int) ([]float64, error) {
 	}
 	lse := make([]float32, len(rows))
 	g := make([]float32, len(idx))
-	if err := e.m.BE.LogitStats(nsrt.Whole(s.Final), e.m.Unembed(), rows, idx, lse, g); err != nil {
+	if err := e.m.BE.LogitStats(backend.Whole(s.Final), e.m.Unembed(), rows, idx, lse, g); err != nil {
 		return nil, err
 	}
 	out := make([]float64, R)
@@ -511,7 +511,7 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 				return nil, err
 			}
 			if active > 0 {
-				if err := be.Copy(nsrt.Whole(ns.Resid).RowSlice(0, active*B*T), nsrt.Whole(s.Resid).RowSlice(0, active*B*T)); err != nil {
+				if err := be.Copy(backend.Whole(ns.Resid).RowSlice(0, active*B*T), backend.Whole(s.Resid).RowSlice(0, active*B*T)); err != nil {
 					ns.Close()
 					return nil, err
 				}
@@ -522,11 +522,11 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 			s, capacity = ns, c
 		}
 		for k, p := range parents {
-			src := nsrt.Whole(e.resid[l])
+			src := backend.Whole(e.resid[l])
 			if p >= 0 {
-				src = nsrt.Whole(s.Resid).RowSlice(p*B*T, B*T)
+				src = backend.Whole(s.Resid).RowSlice(p*B*T, B*T)
 			}
-			if err := be.Copy(nsrt.Whole(s.Resid).RowSlice((active+k)*B*T, B*T), src); err != nil {
+			if err := be.Copy(backend.Whole(s.Resid).RowSlice((active+k)*B*T, B*T), src); err != nil {
 				return nil, err
 			}
 		}

@@ -1,4 +1,9 @@
-package runtime
+// Package backend defines the small set of batch-level operations the forward
+// pass is written against (Backend) and the strided matrix views they take
+// (Mat). cpu and cuda implement it; runtime/forward and everything above use
+// it without naming either. It was the top-level package `runtime` until that
+// name, which shadows Go's standard library, forced an alias in every file.
+package backend
 
 // Tensor is a float32 buffer owned by one Backend (host memory for the CPU,
 // device memory for CUDA), row-major, with a fixed shape.
