@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	goruntime "runtime"
+	"runtime"
 	"sort"
 	"syscall"
 	"time"
@@ -107,7 +107,7 @@ probes do, so peak memory no longer grows with batch x seq x vocab.`,
 			syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 			res := map[string]any{
 				"bench": "forward", "output": output, "backend": m.BE.Name(), "batch": batch, "seq": seq, "runs": runs,
-				"threads":      goruntime.GOMAXPROCS(0),
+				"threads":      runtime.GOMAXPROCS(0),
 				"median_s":     round4(med),
 				"min_s":        round4(times[0]),
 				"tokens_per_s": round1(float64(batch*seq) / med),
@@ -119,7 +119,7 @@ probes do, so peak memory no longer grows with batch x seq x vocab.`,
 				return printJSON(os.Stdout, res)
 			}
 			fmt.Printf("forward %dx%d (%s) on %s, %d threads: %.1f tokens/s (median %.4f s of %d runs, %.1f GFLOP/s), load %.2f s, peak RSS %.1f MB\n",
-				batch, seq, output, m.BE.Name(), goruntime.GOMAXPROCS(0), res["tokens_per_s"], med, runs, res["gflops"], loadS, res["peak_rss_mb"])
+				batch, seq, output, m.BE.Name(), runtime.GOMAXPROCS(0), res["tokens_per_s"], med, runs, res["gflops"], loadS, res["peak_rss_mb"])
 			return nil
 		},
 	}

@@ -6,7 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	goruntime "runtime"
+	"runtime"
 
 	"github.com/spf13/cobra"
 
@@ -36,7 +36,7 @@ func (f *modelFlags) openBackend() (backend.Backend, error) {
 		return nil, usagef("--threads must be positive, got %d", f.Threads)
 	}
 	if f.Threads > 0 {
-		goruntime.GOMAXPROCS(f.Threads)
+		runtime.GOMAXPROCS(f.Threads)
 	}
 	newCPU := func() backend.Backend {
 		be := cpu.New()
