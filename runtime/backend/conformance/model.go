@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,6 +26,13 @@ type Options struct {
 	Rows []int
 	// NoSweep skips the ablation figures (Sweep) in Run.
 	NoSweep bool
+	// SweepLastLayer restricts Sweep to the configurations that ablate in
+	// the last layer (single heads, the attention layer, the MLP; zero and
+	// mean): the engine starts them from the cached residual before that
+	// layer, so an emulated device runs one block per configuration.
+	SweepLastLayer bool
+	// SweepKeys restricts Sweep to these reference tables (nil: all).
+	SweepKeys []string
 	// DeviceMath: a real GPU's expf/tanhf (see Ops).
 	DeviceMath bool
 }
@@ -335,9 +343,9 @@ func Hooks(t *testing.T, newBackend func() backend.Backend, opt Options) {
 
 // Sweep evaluates the ablation figures through the sweep engine (batched,
 // prefix-sharing, chunks that cut layers apart) on each fixture and compares
-// them with the references: zero ablation of every single head, attention
-// layer and MLP and of the 16 subsets of subset_heads on tokens; mean
-// ablation of every head; single heads on rep_tokens (second-half loss).
+// them with the references: zero and mean ablation of every single head,
+// attention layer and MLP and zero ablation of the 16 subsets of
+// subset_heads on tokens; single heads on rep_tokens (second-half loss).
 func Sweep(t *testing.T, newBackend func() backend.Backend, opt Options) {
 	for _, name := range opt.names() {
 		t.Run(name, func(t *testing.T) {
@@ -356,20 +364,40 @@ func Sweep(t *testing.T, newBackend func() backend.Backend, opt Options) {
 			// Each space runs on its own (a union would merge the configurations
 			// subsets and singles share); chunks of 7 mix configurations whose
 			// first ablated layers differ and cut a layer's heads apart.
-			for _, c := range []struct {
+			type sweepCase struct {
 				task  sweep.Task
 				mode  sweep.Mode
 				space string
 				key   string
-			}{
-				{task, sweep.Zero, subsets, "subset_ablation_loss"},
-				{task, sweep.Zero, "singles(heads)", "head_ablation_loss"},
-				{task, sweep.Zero, "singles(attn)", "attn_layer_ablation_loss"},
-				{task, sweep.Zero, "singles(mlp)", "mlp_ablation_loss"},
-				{task, sweep.Mean, "singles(heads)", "head_mean_ablation_loss"},
-				{repTask, sweep.Zero, "singles(heads)", "rep_head_ablation_loss"},
-			} {
-				cfgs, err := sweep.Parse(c.space, sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads})
+				last  int // SweepLastLayer: the reference's last entries compared
+			}
+			L, NH := m.Cfg.Layers, m.Cfg.Heads
+			cases := []sweepCase{
+				{task, sweep.Zero, subsets, "subset_ablation_loss", 0},
+				{task, sweep.Zero, "singles(heads)", "head_ablation_loss", NH},
+				{task, sweep.Zero, "singles(attn)", "attn_layer_ablation_loss", 1},
+				{task, sweep.Zero, "singles(mlp)", "mlp_ablation_loss", 1},
+				{task, sweep.Mean, "singles(heads)", "head_mean_ablation_loss", NH},
+				{task, sweep.Mean, "singles(attn)", "attn_layer_mean_ablation_loss", 1},
+				{task, sweep.Mean, "singles(mlp)", "mlp_mean_ablation_loss", 1},
+				{repTask, sweep.Zero, "singles(heads)", "rep_head_ablation_loss", NH},
+			}
+			ran := 0
+			for _, c := range cases {
+				if opt.SweepKeys != nil && !slices.Contains(opt.SweepKeys, c.key) {
+					continue
+				}
+				ran++
+				want := ref.Get(t, c.key).F
+				if opt.SweepLastLayer {
+					if c.last == 0 {
+						continue
+					}
+					last := map[string]string{"singles(heads)": fmt.Sprintf("singles(%d.*)", L-1),
+						"singles(attn)": fmt.Sprintf("singles(attn.%d)", L-1), "singles(mlp)": fmt.Sprintf("singles(mlp.%d)", L-1)}
+					c.space, want = last[c.space], want[len(want)-c.last:]
+				}
+				cfgs, err := sweep.Parse(c.space, sweep.Dims{Layers: L, Heads: NH})
 				fixtures.Must(t, err)
 				e, err := sweep.New(m, c.task, sweep.Options{Mode: c.mode, Chunk: 7})
 				fixtures.Must(t, err)
@@ -386,7 +414,10 @@ func Sweep(t *testing.T, newBackend func() backend.Backend, opt Options) {
 					}
 				}
 				e.Close()
-				ref.Check(t, c.key+" via "+c.space+" ("+c.mode.String()+")", got, c.key)
+				ref.CheckAgainst(t, c.key+" via "+c.space+" ("+c.mode.String()+")", got, want, c.key)
+			}
+			if ran == 0 {
+				t.Fatalf("no sweep table matches %v", opt.SweepKeys)
 			}
 		})
 	}
