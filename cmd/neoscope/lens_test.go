@@ -113,8 +113,8 @@ func TestEmbedCLI(t *testing.T) {
 		"mean_abs_pairwise_cos_centered", "embed_self_top1", "embed_self_top1_ln"} {
 		ref.CheckAgainst(t, k, []float64{got[k].(float64)}, []float64{sc[k].(float64)}, k)
 	}
-	ref.Check(t, "embed_top1_index", jsonFloats(t, got["embed_top1_index"]), "embed_top1_index")
-	ref.Check(t, "embed_top1_index_ln", jsonFloats(t, got["embed_top1_index_ln"]), "embed_top1_index_ln")
+	ref.Equal(t, "embed_top1_index", jsonFloats(t, got["embed_top1_index"]), "embed_top1_index")
+	ref.Equal(t, "embed_top1_index_ln", jsonFloats(t, got["embed_top1_index_ln"]), "embed_top1_index_ln")
 	if n := len(got["resid_projection"].([]any)); n != 5 {
 		t.Errorf("resid_projection has %d layers, want 5", n)
 	}

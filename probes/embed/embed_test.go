@@ -38,21 +38,9 @@ func TestGoldenEmbed(t *testing.T) {
 			} {
 				ref.CheckAgainst(t, k.key, []float64{k.got}, []float64{sc[k.key].(float64)}, k.key)
 			}
-			// Indices exactly (tolerance 0).
-			for _, k := range []struct {
-				key string
-				got []float64
-			}{{"embed_top1_index", i2f(st.Top1Index)}, {"embed_top1_index_ln", i2f(st.Top1IndexLN)}} {
-				want := ref.Get(t, k.key).F
-				if len(k.got) != len(want) {
-					t.Fatalf("%s: %d indices, want %d", k.key, len(k.got), len(want))
-				}
-				for i := range want {
-					if k.got[i] != want[i] {
-						t.Errorf("%s[%d] = %v, want %v", k.key, i, k.got[i], want[i])
-					}
-				}
-			}
+			// Indices exactly.
+			ref.Equal(t, "embed_top1_index", i2f(st.Top1Index), "embed_top1_index")
+			ref.Equal(t, "embed_top1_index_ln", i2f(st.Top1IndexLN), "embed_top1_index_ln")
 			t.Logf("rows decided in float64: %d", st.Rescored)
 
 			// Whole-vocabulary chunk gives the same figures.
