@@ -24,6 +24,10 @@ type Options struct {
 	// losses are compared only when every row runs. An emulated device runs
 	// one row to keep the default test run short.
 	Rows []int
+	// ForwardRepOnly makes Forward run rep_tokens only: Hooks checks the
+	// same quantities on tokens (logits, residual stream, patterns, z,
+	// per-token losses), so an emulated device saves a pass per fixture.
+	ForwardRepOnly bool
 	// NoSweep skips the ablation figures (Sweep) in Run.
 	NoSweep bool
 	// SweepLastLayer restricts Sweep to the configurations that ablate in
@@ -125,6 +129,9 @@ func Forward(t *testing.T, newBackend func() backend.Backend, opt Options) {
 			m := model(t, newBackend, ref)
 			L, NH := m.Cfg.Layers, m.Cfg.Heads
 			for _, set := range []struct{ tokens, pre string }{{"tokens", ""}, {"rep_tokens", "rep_"}} {
+				if opt.ForwardRepOnly && set.pre == "" {
+					continue
+				}
 				tok := ref.Get(t, set.tokens)
 				ids, rows, T := batch(t, tok, opt.Rows)
 				B := len(rows)
@@ -206,9 +213,9 @@ func hookShape(name string, B, T int, m *forward.Model) ([]int, bool) {
 // and checks that each was delivered, its shape, and its values: against the
 // fixtures where they hold that tensor (the residual stream before and
 // after each block, patterns, z, logits, hook_embed + hook_pos_embed =
-// resid[0]), and otherwise against float64 recomputations from the other
-// hooks (scores from q and k, pattern = softmax(scores) with masked keys at
-// exactly 0, z = pattern @ v, mlp.hook_post = gelu_new(mlp.hook_pre), the
+// resid[0]; and the per-token losses), and otherwise against float64
+// recomputations from the other hooks (scores from q and k with masked keys
+// at -Inf, pattern = softmax(scores) with masked keys at exactly 0, z = pattern @ v, mlp.hook_post = gelu_new(mlp.hook_pre), the
 // residual adds). Finally a replacement of every pattern by itself (the
 // AttnApply path) must leave the logits at the fixture's.
 func Hooks(t *testing.T, newBackend func() backend.Backend, opt Options) {
@@ -223,7 +230,10 @@ func Hooks(t *testing.T, newBackend func() backend.Backend, opt Options) {
 			h := (&forward.Hooks{}).Observe("*")
 			s, logits, err := m.Run(ids, B, T, h, true)
 			fixtures.Must(t, err)
+			per, err := m.NextTokenLosses(s, 0)
 			s.Close()
+			fixtures.Must(t, err)
+			ref.CheckAgainst(t, "per_token_loss", per, sliceRows(ref.Get(t, "per_token_loss"), 0, rows), "per_token_loss")
 			for _, n := range m.HookNames() {
 				a := h.Cache[n]
 				if a == nil {
@@ -299,6 +309,9 @@ func Hooks(t *testing.T, newBackend func() backend.Backend, opt Options) {
 							for j := 0; j < T; j++ {
 								ws[o+j] = math.Inf(-1)
 								if j > i || (W > 0 && i-j >= W) {
+									if pa[o+j] != 0 {
+										t.Fatalf("%sattn.hook_pattern[%d,%d,%d,%d] = %g at a masked key, want exactly 0", p, b, hd, i, j, pa[o+j])
+									}
 									continue
 								}
 								d := 0.0
