@@ -52,7 +52,7 @@ func flat2(x [][]float64) []float64 {
 }
 
 // TestAblateCLI: `neoscope ablate --json` in zero and mean mode gives the
-// fixture's tables (1e-4, the issue's tolerance; the probe package tests
+// fixture's tables (at the fixture's tolerances; the probe package tests
 // the same numbers on both fixtures, this checks the command's plumbing).
 func TestAblateCLI(t *testing.T) {
 	ref := fixtures.Load(t, "tiny-gpt2")

@@ -11,7 +11,8 @@ import (
 )
 
 // TestInductionCLI: `neoscope induction --tokens rep_tokens --json` gives
-// the fixture's scores, second-half loss and ablation table (1e-4).
+// the fixture's scores, second-half loss and ablation table (at the
+// fixture's tolerances).
 func TestInductionCLI(t *testing.T) {
 	ref := fixtures.Load(t, "tiny-neo")
 	tok := probeTokens(t, ref, "rep_tokens")

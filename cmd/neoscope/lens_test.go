@@ -35,7 +35,7 @@ func jsonFloats(t *testing.T, v any) []float64 {
 }
 
 // TestLensCLI: `neoscope lens --json` prints the four golden tables of the
-// fixture (1e-4, as the probe's golden test), the top-k at a position, the
+// fixture (at the fixture's tolerances), the top-k at a position, the
 // --compare model's tables (lengths), and writes the plot.
 func TestLensCLI(t *testing.T) {
 	ref := fixtures.Load(t, "tiny-neo")
@@ -99,7 +99,7 @@ func TestLensCLI(t *testing.T) {
 }
 
 // TestEmbedCLI: `neoscope embed --json --indices` prints the fixture's scalars
-// (1e-4) and the top-1 indices exactly.
+// (at the fixture's tolerances) and the top-1 indices exactly.
 func TestEmbedCLI(t *testing.T) {
 	ref := fixtures.Load(t, "tiny-neo")
 	out, stderr, code := runCLI(t, "embed", "--model", ref.Dir, "--backend", "cpu", "--json", "--indices")

@@ -17,7 +17,8 @@ func joinIDs(x []int32) string {
 }
 
 // TestPatchCLI: `neoscope patch --json` on the fixture's IOI pair gives the
-// logit differences, every patching table and every DLA term (1e-4).
+// logit differences, every patching table and every DLA term (at the
+// fixture's tolerances).
 func TestPatchCLI(t *testing.T) {
 	ref := fixtures.Load(t, "tiny-neo")
 	clean, corrupt := probeTokens(t, ref, "ioi_clean"), probeTokens(t, ref, "ioi_corrupt")

@@ -9,11 +9,6 @@ import (
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
-// tolLoss is the 1e-4 on ablation losses. The fixtures' float32
-// PyTorch floor for these tables is about 2e-6 (cases.json
-// float32_torch_max_abs_dev), so 1e-4 is ~50x that floor; losses are ~6.
-const tolLoss = 1e-4
-
 func open(t *testing.T, name string) (*fixtures.Ref, *forward.Model) {
 	t.Helper()
 	ref := fixtures.Load(t, name)

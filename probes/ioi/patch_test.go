@@ -79,7 +79,8 @@ func TestBatchesAverage(t *testing.T) {
 	w := ioi.What{Heads: true, MLP: true, Attn: true}
 	res, err := ioi.Run(m, []ioi.Batch{half(0), half(2)}, ioi.Options{Patch: w})
 	fixtures.Must(t, err)
-	// Same arithmetic up to summation order: 1e-5.
+	// The same arithmetic in two batches, up to summation order: at the
+	// fixture's tolerances.
 	ref.Check(t, "ioi_ld_clean", []float64{res.LDClean}, "ioi_ld_clean")
 	ref.Check(t, "patch_head_z", flat(res.PatchHeadZ), "patch_head_z")
 	ref.Check(t, "patch_mlp_out", res.PatchMLP, "patch_mlp_out")
