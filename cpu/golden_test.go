@@ -1,64 +1,22 @@
 package cpu_test
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/neoscope/neoscope/cpu"
 	"github.com/neoscope/neoscope/internal/fixtures"
+	"github.com/neoscope/neoscope/runtime/backend"
+	"github.com/neoscope/neoscope/runtime/backend/conformance"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
-// Tolerances from issue 2: logits, residual stream and patterns to 1e-4
-// absolute, the loss to 1e-5. The fixtures' float32 PyTorch floor is about
-// 3e-5 on tiny-neo's logits (which reach ~59), so 1e-4 leaves ~3x headroom.
-const (
-	tolAct  = 1e-4
-	tolLoss = 1e-5
-)
-
-func TestGoldenForward(t *testing.T) {
-	for _, name := range fixtures.Names {
-		t.Run(name, func(t *testing.T) {
-			ref := fixtures.Load(t, name)
-			m, err := forward.Open(cpu.New(), ref.Dir)
-			fixtures.Must(t, err)
-			defer m.Close()
-			tok := ref.Get(t, "tokens")
-			B, T := tok.Shape[0], tok.Shape[1]
-			h := (&forward.Hooks{}).Observe("blocks.*.hook_resid_pre", "blocks.*.attn.hook_pattern", "blocks.*.attn.hook_z")
-			s, logits, err := m.Run(tok.Ints(), B, T, h, true)
-			fixtures.Must(t, err)
-			defer s.Close()
-			fixtures.Close(t, "logits", fixtures.F32(logits), ref.Get(t, "logits").F, tolAct)
-
-			L, C := m.Cfg.Layers, m.Cfg.DModel
-			resid := ref.Get(t, "resid").F
-			n := B * T * C
-			for l := 0; l < L; l++ {
-				got := h.Cache[fmt.Sprintf("blocks.%d.hook_resid_pre", l)]
-				fixtures.Close(t, fmt.Sprintf("resid[%d]", l), fixtures.F32(got.Data), resid[l*n:(l+1)*n], tolAct)
-			}
-			final := make([]float32, n)
-			fixtures.Must(t, m.BE.Download(final, s.Resid))
-			fixtures.Close(t, fmt.Sprintf("resid[%d]", L), fixtures.F32(final), resid[L*n:], tolAct)
-
-			pat := ref.Get(t, "attn_pattern").F
-			z := ref.Get(t, "z").F
-			np := B * m.Cfg.Heads * T * T
-			for l := 0; l < L; l++ {
-				got := h.Cache[fmt.Sprintf("blocks.%d.attn.hook_pattern", l)]
-				fixtures.Close(t, fmt.Sprintf("pattern[%d]", l), fixtures.F32(got.Data), pat[l*np:(l+1)*np], tolAct)
-				gz := h.Cache[fmt.Sprintf("blocks.%d.attn.hook_z", l)]
-				fixtures.Close(t, fmt.Sprintf("z[%d]", l), fixtures.F32(gz.Data), z[l*n:(l+1)*n], tolAct)
-			}
-
-			per, err := m.NextTokenLosses(s, 0)
-			fixtures.Must(t, err)
-			fixtures.Close(t, "per_token_loss", per, ref.Get(t, "per_token_loss").F, tolAct)
-			fixtures.Close(t, "loss", []float64{forward.Mean(per)}, ref.Get(t, "loss").F, tolLoss)
-		})
-	}
+// TestConformance: the backend conformance suite (every op against float64,
+// whole forward passes, every hook and the ablation figures against the
+// fixtures at their recorded tolerances) on this build's kernels: OpenBLAS
+// and native C with -tags openblas, gonum and Go otherwise (make test runs
+// both).
+func TestConformance(t *testing.T) {
+	conformance.Run(t, func() backend.Backend { return cpu.New() }, conformance.Options{})
 }
 
 // TestNarrow: a state narrowed to its first rows computes what a state
@@ -72,7 +30,7 @@ func TestNarrow(t *testing.T) {
 	tok := ref.Get(t, "tokens")
 	B, T := tok.Shape[0], tok.Shape[1]
 	if B < 2 {
-		t.Skip("fixture batch of one row")
+		t.Fatalf("tokens: a batch of %d rows; TestNarrow needs at least 2", B)
 	}
 	ids := tok.Ints()
 	want, _, err := m.Run(ids[:(B-1)*T], B-1, T, nil, false)

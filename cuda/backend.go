@@ -472,20 +472,37 @@ func (b *Backend) Embed(out backend.Tensor, wte, wpe backend.Mat, tokens []int32
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	C := wte.Cols
-	if len(tokens) != B*T || wpe.Cols != C || wpe.Rows < T {
+	noPos := wpe.T == nil // an empty view: no position embedding
+	if len(tokens) != B*T || !noPos && (wpe.Cols != C || wpe.Rows < T) {
 		shapeErr("embed: %d tokens for B=%d T=%d, wte %dx%d, wpe %dx%d", len(tokens), B, T, wte.Rows, wte.Cols, wpe.Rows, wpe.Cols)
 	}
 	po := b.opt(out, "embed out", B*T*C)
-	pte, ppe := b.view(wte, "embed wte"), b.view(wpe, "embed wpe")
+	pte := b.view(wte, "embed wte")
 	if B*T*C == 0 {
 		return nil
+	}
+	var ppe driver.Ptr
+	ldpe := wpe.Stride
+	if noPos {
+		// The kernel adds wpe[t*ldpe + c]: read one zeroed row with ldpe 0
+		// (scratch; the memset is ordered on the stream like the launch).
+		var err error
+		if ppe, err = b.ensure(&b.sPart, 4*C); err != nil {
+			return err
+		}
+		if err := b.dev.zero(ppe, 4*C); err != nil {
+			return err
+		}
+		ldpe = 0
+	} else {
+		ppe = b.view(wpe, "embed wpe")
 	}
 	ptok, err := b.upload(&b.sTok, unsafe.Pointer(&tokens[0]), 4*len(tokens))
 	if err != nil {
 		return err
 	}
 	return b.launch1D(kEmbed, B*T*C, b.args.Reset().Ptr(po).Ptr(pte).Ptr(ppe).Ptr(ptok).I32(B).I32(T).I32(C).
-		I32(wte.Stride).I32(wpe.Stride))
+		I32(wte.Stride).I32(ldpe))
 }
 
 func (b *Backend) attnViews(p backend.AttnParams, what string, ms ...backend.Mat) {

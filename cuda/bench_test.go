@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -66,21 +67,111 @@ func forwardOnce(m *forward.Model, tokens []int32, B, T int) error {
 
 // TestRandomModelCPU checks the benchmark's model builder and forward loop
 // on the CPU backend with a small GPT-Neo config (the GPU benchmark cannot
-// run here).
+// run here): forwardOnce succeeds on a batch of 8 tokens, and the logits of
+// the first position of each row, where causal attention sees only that
+// token (pattern 1, z = v), equal a float64 computation from the random
+// weights: embedding, then per layer ln_1, v_proj, out_proj (+ bias), the
+// residual add, ln_2, c_fc, gelu_new, c_proj, the residual add; ln_f and
+// the tied unembedding. Bound 1e-6 absolute + 1e-5 relative: float32
+// rounding of sums of <= 64 terms; a transposed or missing weight is off by
+// O(0.01) on logits of O(0.1).
 func TestRandomModelCPU(t *testing.T) {
 	cfg, err := arch.Parse([]byte(`{"model_type": "gpt_neo", "num_layers": 2, "num_heads": 2, "hidden_size": 16,
 		"attention_layers": ["global", "local"], "attention_types": [[["global", "local"], 1]], "max_position_embeddings": 32, "vocab_size": 40, "window_size": 4}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := forward.New(cpu.New(), cfg, randomWeights(cfg, 1))
+	w := randomWeights(cfg, 1)
+	for name, shape := range checkpoint.Expected(cfg) {
+		if w.Tensors[name] == nil || fmt.Sprint(w.Tensors[name].Shape) != fmt.Sprint(shape) {
+			t.Fatalf("randomWeights: %s missing or not %v", name, shape)
+		}
+	}
+	m, err := forward.New(cpu.New(), cfg, w)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if err := forwardOnce(m, make([]int32, 2*8), 2, 8); err != nil {
+	const B, T = 3, 8
+	tokens := make([]int32, B*T)
+	for i := range tokens {
+		tokens[i] = int32((i*7 + 3) % cfg.Vocab)
+	}
+	if err := forwardOnce(m, tokens, B, T); err != nil {
 		t.Fatal(err)
 	}
+	s, logits, err := m.Run(tokens, B, T, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	C, F, V := cfg.DModel, cfg.DMLP, cfg.Vocab
+	get := func(n string) []float32 { return w.Tensors[n].Data }
+	// linear: x [in] @ W^T (W [out, in], nn.Linear) + b.
+	linear := func(x []float64, W []float32, b []float32, out int) []float64 {
+		y := make([]float64, out)
+		for o := range y {
+			for i, xv := range x {
+				y[o] += xv * float64(W[o*len(x)+i])
+			}
+			if b != nil {
+				y[o] += float64(b[o])
+			}
+		}
+		return y
+	}
+	ln := func(x []float64, p string) []float64 {
+		mean, v := 0.0, 0.0
+		for _, xv := range x {
+			mean += xv
+		}
+		mean /= float64(len(x))
+		for _, xv := range x {
+			v += (xv - mean) * (xv - mean)
+		}
+		v /= float64(len(x))
+		wt, bs := get(p+".weight"), get(p+".bias")
+		y := make([]float64, len(x))
+		for i, xv := range x {
+			y[i] = (xv-mean)/math.Sqrt(v+cfg.LNEps)*float64(wt[i]) + float64(bs[i])
+		}
+		return y
+	}
+	worst := 0.0
+	for b := 0; b < B; b++ {
+		tok := int(tokens[b*T])
+		x := make([]float64, C)
+		for c := range x {
+			x[c] = float64(get("wte.weight")[tok*C+c]) + float64(get("wpe.weight")[c])
+		}
+		for l := 0; l < cfg.Layers; l++ {
+			p := fmt.Sprintf("h.%d.", l)
+			a := p + "attn.attention."
+			v := linear(ln(x, p+"ln_1"), get(a+"v_proj.weight"), nil, C)
+			att := linear(v, get(a+"out_proj.weight"), get(a+"out_proj.bias"), C)
+			for c := range x {
+				x[c] += att[c]
+			}
+			h := linear(ln(x, p+"ln_2"), get(p+"mlp.c_fc.weight"), get(p+"mlp.c_fc.bias"), F)
+			for i, u := range h {
+				h[i] = 0.5 * u * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(u+0.044715*u*u*u)))
+			}
+			mo := linear(h, get(p+"mlp.c_proj.weight"), get(p+"mlp.c_proj.bias"), C)
+			for c := range x {
+				x[c] += mo[c]
+			}
+		}
+		want := linear(ln(x, "ln_f"), get("wte.weight"), nil, V)
+		for j, wv := range want {
+			g := float64(logits[(b*T)*V+j])
+			d := math.Abs(g - wv)
+			if !(d <= 1e-6+1e-5*math.Abs(wv)) {
+				t.Fatalf("row %d position 0 logit %d = %.8g, float64 %.8g (|diff| %.3g)", b, j, g, wv, d)
+			}
+			worst = math.Max(worst, d)
+		}
+	}
+	t.Logf("position-0 logits vs float64: max |diff| %.3g", worst)
 }
 
 func openOrSkip(b *testing.B) *Backend {

@@ -52,7 +52,7 @@ func flat2(x [][]float64) []float64 {
 }
 
 // TestAblateCLI: `neoscope ablate --json` in zero and mean mode gives the
-// fixture's tables (1e-4, the issue's tolerance; the probe package tests
+// fixture's tables (at the fixture's tolerances; the probe package tests
 // the same numbers on both fixtures, this checks the command's plumbing).
 func TestAblateCLI(t *testing.T) {
 	ref := fixtures.Load(t, "tiny-gpt2")
@@ -66,19 +66,19 @@ func TestAblateCLI(t *testing.T) {
 		SetLoss  float64     `json:"set_ablation_loss"`
 	}
 	probeJSON(t, &z, "ablate", "--model", ref.Dir, "--backend", "cpu", "--tokens", tok, "--json", "--set", "0.1,1.3,2.0,3.2")
-	fixtures.Close(t, "baseline_loss", []float64{z.Baseline}, ref.Get(t, "loss").F, 1e-4)
-	fixtures.Close(t, "head_ablation_loss", flat2(z.Head), ref.Get(t, "head_ablation_loss").F, 1e-4)
-	fixtures.Close(t, "attn_layer_ablation_loss", z.Attn, ref.Get(t, "attn_layer_ablation_loss").F, 1e-4)
-	fixtures.Close(t, "mlp_ablation_loss", z.MLP, ref.Get(t, "mlp_ablation_loss").F, 1e-4)
+	ref.Check(t, "baseline_loss", []float64{z.Baseline}, "loss")
+	ref.Check(t, "head_ablation_loss", flat2(z.Head), "head_ablation_loss")
+	ref.Check(t, "attn_layer_ablation_loss", z.Attn, "attn_layer_ablation_loss")
+	ref.Check(t, "mlp_ablation_loss", z.MLP, "mlp_ablation_loss")
 	// tiny-gpt2's subset_heads are 0.1, 1.3, 2.0, 3.2; all four = subset 15.
-	fixtures.Close(t, "set = subset_ablation_loss[15]", []float64{z.SetLoss}, ref.Get(t, "subset_ablation_loss").F[15:], 1e-4)
+	ref.CheckAgainst(t, "set = subset_ablation_loss[15]", []float64{z.SetLoss}, ref.Get(t, "subset_ablation_loss").F[15:], "subset_ablation_loss")
 
 	probeJSON(t, &mn, "ablate", "--model", ref.Dir, "--backend", "cpu", "--tokens", tok, "--json", "--mode", "mean", "--each", "mlp,attn")
 	if mn.Mode != "mean" || mn.Head != nil {
 		t.Errorf("mean run: mode %q, head table %v (not asked for)", mn.Mode, mn.Head)
 	}
-	fixtures.Close(t, "attn_layer_mean_ablation_loss", mn.Attn, ref.Get(t, "attn_layer_mean_ablation_loss").F, 1e-4)
-	fixtures.Close(t, "mlp_mean_ablation_loss", mn.MLP, ref.Get(t, "mlp_mean_ablation_loss").F, 1e-4)
+	ref.Check(t, "attn_layer_mean_ablation_loss", mn.Attn, "attn_layer_mean_ablation_loss")
+	ref.Check(t, "mlp_mean_ablation_loss", mn.MLP, "mlp_mean_ablation_loss")
 
 	// The table and the heatmap.
 	png := filepath.Join(t.TempDir(), "heads.png")

@@ -110,8 +110,10 @@ func TestIOICLI(t *testing.T) {
 	if len(res.Names) < 5 || res.IOPreferred < 0 || res.IOPreferred > 1 || len(res.HeadZ) != 4 || len(res.DLAHead) != 4 {
 		t.Errorf("names %d, io preferred %g, tables %d %d", len(res.Names), res.IOPreferred, len(res.HeadZ), len(res.DLAHead))
 	}
-	// The DLA decomposition is exact up to float32 rounding of the pass.
-	fixtures.Close(t, "dla_sum vs ioi_ld_clean", []float64{res.DLASum}, []float64{res.LDClean}, 1e-4)
+	// The DLA decomposition is exact up to float32 rounding of the pass: the
+	// fixture's tolerance for ioi_ld_clean (here on a model of its own).
+	fixtures.CloseTol(t, "dla_sum vs ioi_ld_clean", []float64{res.DLASum}, []float64{res.LDClean},
+		fixtures.TolFor(t, fixtures.Dir(t, "tiny-neo"), "cases.json", "ioi_ld_clean"))
 	same := 0
 	for tt := 0; tt < res.ResidT; tt++ {
 		changed := false

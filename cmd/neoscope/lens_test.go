@@ -35,7 +35,7 @@ func jsonFloats(t *testing.T, v any) []float64 {
 }
 
 // TestLensCLI: `neoscope lens --json` prints the four golden tables of the
-// fixture (1e-4, as the probe's golden test), the top-k at a position, the
+// fixture (at the fixture's tolerances), the top-k at a position, the
 // --compare model's tables (lengths), and writes the plot.
 func TestLensCLI(t *testing.T) {
 	ref := fixtures.Load(t, "tiny-neo")
@@ -52,7 +52,7 @@ func TestLensCLI(t *testing.T) {
 	fixtures.Must(t, json.Unmarshal([]byte(out), &got))
 	cmp := got["compare"].(map[string]any)
 	for _, k := range []string{"logit_lens_loss", "logit_lens_kl", "logit_lens_final_block_loss", "logit_lens_loss_centered"} {
-		fixtures.Close(t, k, jsonFloats(t, got[k]), ref.Get(t, k).F, 1e-4)
+		ref.Check(t, k, jsonFloats(t, got[k]), k)
 		// The compared model runs on tiny-neo's token ids, not on its own
 		// fixture's: only the table's length can be checked here.
 		if n := len(jsonFloats(t, cmp[k])); n != len(ref2.Get(t, k).F) {
@@ -99,7 +99,7 @@ func TestLensCLI(t *testing.T) {
 }
 
 // TestEmbedCLI: `neoscope embed --json --indices` prints the fixture's scalars
-// (1e-4) and the top-1 indices exactly.
+// (at the fixture's tolerances) and the top-1 indices exactly.
 func TestEmbedCLI(t *testing.T) {
 	ref := fixtures.Load(t, "tiny-neo")
 	out, stderr, code := runCLI(t, "embed", "--model", ref.Dir, "--backend", "cpu", "--json", "--indices")
@@ -111,10 +111,10 @@ func TestEmbedCLI(t *testing.T) {
 	sc := ref.Cases["scalars"].(map[string]any)
 	for _, k := range []string{"mean_norm", "norm_of_mean", "mean_pairwise_cos", "mean_pairwise_cos_centered",
 		"mean_abs_pairwise_cos_centered", "embed_self_top1", "embed_self_top1_ln"} {
-		fixtures.Close(t, k, []float64{got[k].(float64)}, []float64{sc[k].(float64)}, 1e-4)
+		ref.CheckAgainst(t, k, []float64{got[k].(float64)}, []float64{sc[k].(float64)}, k)
 	}
-	fixtures.Close(t, "embed_top1_index", jsonFloats(t, got["embed_top1_index"]), ref.Get(t, "embed_top1_index").F, 0)
-	fixtures.Close(t, "embed_top1_index_ln", jsonFloats(t, got["embed_top1_index_ln"]), ref.Get(t, "embed_top1_index_ln").F, 0)
+	ref.Equal(t, "embed_top1_index", jsonFloats(t, got["embed_top1_index"]), "embed_top1_index")
+	ref.Equal(t, "embed_top1_index_ln", jsonFloats(t, got["embed_top1_index_ln"]), "embed_top1_index_ln")
 	if n := len(got["resid_projection"].([]any)); n != 5 {
 		t.Errorf("resid_projection has %d layers, want 5", n)
 	}
@@ -139,7 +139,7 @@ func TestTunedLensCLI(t *testing.T) {
 	var got map[string]any
 	fixtures.Must(t, json.Unmarshal([]byte(out), &got))
 	lk := jsonFloats(t, got["logit_lens_kl"])
-	fixtures.Close(t, "logit_lens_kl", lk, ref.Get(t, "logit_lens_kl").F, 1e-4)
+	ref.Check(t, "logit_lens_kl", lk, "logit_lens_kl")
 	tk := jsonFloats(t, got["tuned_lens_kl"])
 	for l := 0; l < 4; l++ {
 		if !(tk[l] < lk[l]) {

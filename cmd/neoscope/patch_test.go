@@ -17,7 +17,8 @@ func joinIDs(x []int32) string {
 }
 
 // TestPatchCLI: `neoscope patch --json` on the fixture's IOI pair gives the
-// logit differences, every patching table and every DLA term (1e-4).
+// logit differences, every patching table and every DLA term (at the
+// fixture's tolerances).
 func TestPatchCLI(t *testing.T) {
 	ref := fixtures.Load(t, "tiny-neo")
 	clean, corrupt := probeTokens(t, ref, "ioi_clean"), probeTokens(t, ref, "ioi_corrupt")
@@ -39,17 +40,17 @@ func TestPatchCLI(t *testing.T) {
 	}
 	probeJSON(t, &res, "patch", "--model", ref.Dir, "--backend", "cpu", "--clean", clean, "--corrupt", corrupt,
 		"--io", joinIDs(ref.Get(t, "ioi_io").Ints()), "--s", joinIDs(ref.Get(t, "ioi_s").Ints()), "--json")
-	fixtures.Close(t, "ioi_ld_clean", []float64{res.LDClean}, ref.Get(t, "ioi_ld_clean").F, 1e-4)
-	fixtures.Close(t, "ioi_ld_corrupt", []float64{res.LDCorrupt}, ref.Get(t, "ioi_ld_corrupt").F, 1e-4)
-	fixtures.Close(t, "patch_head_z", flat2(res.HeadZ), ref.Get(t, "patch_head_z").F, 1e-4)
-	fixtures.Close(t, "patch_resid_pre", flat2(res.Resid), ref.Get(t, "patch_resid_pre").F, 1e-4)
-	fixtures.Close(t, "patch_mlp_out", res.MLP, ref.Get(t, "patch_mlp_out").F, 1e-4)
-	fixtures.Close(t, "patch_attn_out", res.Attn, ref.Get(t, "patch_attn_out").F, 1e-4)
-	fixtures.Close(t, "dla_head", flat2(res.DLAHead), ref.Get(t, "dla_head").F, 1e-4)
-	fixtures.Close(t, "dla_mlp", res.DLAMLP, ref.Get(t, "dla_mlp").F, 1e-4)
-	fixtures.Close(t, "dla_attn_bias", res.DLABias, ref.Get(t, "dla_attn_bias").F, 1e-4)
-	fixtures.Close(t, "dla_embed", []float64{res.DLAEmbed}, ref.Get(t, "dla_embed").F, 1e-4)
-	fixtures.Close(t, "dla_ln_bias", []float64{res.DLALN}, ref.Get(t, "dla_ln_bias").F, 1e-4)
+	ref.Check(t, "ioi_ld_clean", []float64{res.LDClean}, "ioi_ld_clean")
+	ref.Check(t, "ioi_ld_corrupt", []float64{res.LDCorrupt}, "ioi_ld_corrupt")
+	ref.Check(t, "patch_head_z", flat2(res.HeadZ), "patch_head_z")
+	ref.Check(t, "patch_resid_pre", flat2(res.Resid), "patch_resid_pre")
+	ref.Check(t, "patch_mlp_out", res.MLP, "patch_mlp_out")
+	ref.Check(t, "patch_attn_out", res.Attn, "patch_attn_out")
+	ref.Check(t, "dla_head", flat2(res.DLAHead), "dla_head")
+	ref.Check(t, "dla_mlp", res.DLAMLP, "dla_mlp")
+	ref.Check(t, "dla_attn_bias", res.DLABias, "dla_attn_bias")
+	ref.Check(t, "dla_embed", []float64{res.DLAEmbed}, "dla_embed")
+	ref.Check(t, "dla_ln_bias", []float64{res.DLALN}, "dla_ln_bias")
 	if !strings.Contains(res.Summary.Answer, "heads carry") {
 		t.Errorf("summary %q", res.Summary.Answer)
 	}

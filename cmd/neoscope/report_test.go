@@ -166,7 +166,7 @@ func TestReportTokens(t *testing.T) {
 	fixtures.Must(t, err)
 	fixtures.Must(t, json.Unmarshal(b, &res))
 	want := ref.Cases["scalars"].(map[string]any)["loss"].(float64)
-	fixtures.Close(t, "baseline", []float64{res.Models[0].Ablation.Baseline}, []float64{want}, 1e-4)
+	ref.CheckAgainst(t, "baseline", []float64{res.Models[0].Ablation.Baseline}, []float64{want}, "loss")
 	if !strings.Contains(string(page), fmt.Sprintf("%.4f", res.Models[0].Ablation.Baseline)) {
 		t.Error("baseline loss of results.json not on the page")
 	}

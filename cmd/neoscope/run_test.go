@@ -39,7 +39,7 @@ func TestRunCLI(t *testing.T) {
 				got[e.Name] = e
 			}
 			B, T := len(rows), len(rows[0])
-			check := func(name string, shape []int, want []float64) {
+			check := func(name string, shape []int, want []float64, key string) {
 				e, ok := got[name]
 				if !ok {
 					t.Fatalf("output lacks %q", name)
@@ -49,15 +49,15 @@ func TestRunCLI(t *testing.T) {
 				}
 				v, err := checkpoint.Convert(e)
 				fixtures.Must(t, err)
-				fixtures.Close(t, name, fixtures.F32(v), want, 1e-4)
+				ref.CheckAgainst(t, name, fixtures.F32(v), want, key)
 			}
-			check("logits", []int{B, T, 512}, ref.Get(t, "logits").F)
+			check("logits", []int{B, T, 512}, ref.Get(t, "logits").F, "logits")
 			resid := ref.Get(t, "resid").F
 			n := B * T * 64
-			check("blocks.2.hook_resid_pre", []int{B, T, 64}, resid[2*n:3*n])
+			check("blocks.2.hook_resid_pre", []int{B, T, 64}, resid[2*n:3*n], "resid")
 			pat := ref.Get(t, "attn_pattern").F
 			np := B * 4 * T * T
-			check("blocks.1.attn.hook_pattern", []int{B, 4, T, T}, pat[np:2*np])
+			check("blocks.1.attn.hook_pattern", []int{B, 4, T, T}, pat[np:2*np], "attn_pattern")
 			if len(got) != 1+4+4 {
 				t.Errorf("output has %d tensors, want logits + 4 resid_pre + 4 patterns", len(got))
 			}

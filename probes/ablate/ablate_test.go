@@ -9,11 +9,6 @@ import (
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
-// tolLoss is the 1e-4 on ablation losses. The fixtures' float32
-// PyTorch floor for these tables is about 2e-6 (cases.json
-// float32_torch_max_abs_dev), so 1e-4 is ~50x that floor; losses are ~6.
-const tolLoss = 1e-4
-
 func open(t *testing.T, name string) (*fixtures.Ref, *forward.Model) {
 	t.Helper()
 	ref := fixtures.Load(t, name)
@@ -54,20 +49,20 @@ func TestGoldenAblation(t *testing.T) {
 
 			z, err := r.Run(all, ablate.Zero, nil)
 			fixtures.Must(t, err)
-			fixtures.Close(t, "baseline_loss", []float64{z.Baseline}, ref.Get(t, "loss").F, tolLoss)
-			fixtures.Close(t, "head_ablation_loss", flat(z.Head), ref.Get(t, "head_ablation_loss").F, tolLoss)
-			fixtures.Close(t, "attn_layer_ablation_loss", z.Attn, ref.Get(t, "attn_layer_ablation_loss").F, tolLoss)
-			fixtures.Close(t, "mlp_ablation_loss", z.MLP, ref.Get(t, "mlp_ablation_loss").F, tolLoss)
+			ref.Check(t, "baseline_loss", []float64{z.Baseline}, "loss")
+			ref.Check(t, "head_ablation_loss", flat(z.Head), "head_ablation_loss")
+			ref.Check(t, "attn_layer_ablation_loss", z.Attn, "attn_layer_ablation_loss")
+			ref.Check(t, "mlp_ablation_loss", z.MLP, "mlp_ablation_loss")
 
 			mn, err := r.Run(all, ablate.Mean, nil)
 			fixtures.Must(t, err)
-			fixtures.Close(t, "head_mean_ablation_loss", flat(mn.Head), ref.Get(t, "head_mean_ablation_loss").F, tolLoss)
-			fixtures.Close(t, "attn_layer_mean_ablation_loss", mn.Attn, ref.Get(t, "attn_layer_mean_ablation_loss").F, tolLoss)
-			fixtures.Close(t, "mlp_mean_ablation_loss", mn.MLP, ref.Get(t, "mlp_mean_ablation_loss").F, tolLoss)
+			ref.Check(t, "head_mean_ablation_loss", flat(mn.Head), "head_mean_ablation_loss")
+			ref.Check(t, "attn_layer_mean_ablation_loss", mn.Attn, "attn_layer_mean_ablation_loss")
+			ref.Check(t, "mlp_mean_ablation_loss", mn.MLP, "mlp_mean_ablation_loss")
 
 			sub, err := r.Subsets(subsetHeads(t, ref), ablate.Zero)
 			fixtures.Must(t, err)
-			fixtures.Close(t, "subset_ablation_loss", sub, ref.Get(t, "subset_ablation_loss").F, tolLoss)
+			ref.Check(t, "subset_ablation_loss", sub, "subset_ablation_loss")
 		})
 	}
 }
@@ -85,7 +80,7 @@ func TestRepSubsets(t *testing.T) {
 			defer r.Close()
 			sub, err := r.Subsets(subsetHeads(t, ref), ablate.Zero)
 			fixtures.Must(t, err)
-			fixtures.Close(t, "rep_subset_ablation_loss", sub, ref.Get(t, "rep_subset_ablation_loss").F, tolLoss)
+			ref.Check(t, "rep_subset_ablation_loss", sub, "rep_subset_ablation_loss")
 		})
 	}
 }

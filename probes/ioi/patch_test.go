@@ -9,12 +9,6 @@ import (
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
-// tol is the 1e-4 for every IOI figure. The fixtures' float32
-// PyTorch floor is ~3e-5 for the normalised patching tables (a logit
-// difference of ~50-scale logits divided by |ld_clean - ld_corrupt| >= 0.3)
-// and below 1e-6 for the logit differences and DLA terms.
-const tol = 1e-4
-
 func flat(x [][]float64) []float64 {
 	var out []float64
 	for _, r := range x {
@@ -41,21 +35,21 @@ func TestGolden(t *testing.T) {
 			defer m.Close()
 			res, err := ioi.Run(m, []ioi.Batch{fixtureBatch(t, ref)}, ioi.Options{Patch: ioi.All})
 			fixtures.Must(t, err)
-			fixtures.Close(t, "ioi_ld_clean", []float64{res.LDClean}, ref.Get(t, "ioi_ld_clean").F, tol)
-			fixtures.Close(t, "ioi_ld_corrupt", []float64{res.LDCorrupt}, ref.Get(t, "ioi_ld_corrupt").F, tol)
-			fixtures.Close(t, "patch_head_z", flat(res.PatchHeadZ), ref.Get(t, "patch_head_z").F, tol)
-			fixtures.Close(t, "patch_resid_pre", flat(res.PatchResid), ref.Get(t, "patch_resid_pre").F, tol)
-			fixtures.Close(t, "patch_mlp_out", res.PatchMLP, ref.Get(t, "patch_mlp_out").F, tol)
-			fixtures.Close(t, "patch_attn_out", res.PatchAttn, ref.Get(t, "patch_attn_out").F, tol)
-			fixtures.Close(t, "dla_head", flat(res.DLA.Head), ref.Get(t, "dla_head").F, tol)
-			fixtures.Close(t, "dla_mlp", res.DLA.MLP, ref.Get(t, "dla_mlp").F, tol)
-			fixtures.Close(t, "dla_attn_bias", res.DLA.AttnBias, ref.Get(t, "dla_attn_bias").F, tol)
-			fixtures.Close(t, "dla_embed", []float64{res.DLA.Embed}, ref.Get(t, "dla_embed").F, tol)
-			fixtures.Close(t, "dla_ln_bias", []float64{res.DLA.LNBias}, ref.Get(t, "dla_ln_bias").F, tol)
+			ref.Check(t, "ioi_ld_clean", []float64{res.LDClean}, "ioi_ld_clean")
+			ref.Check(t, "ioi_ld_corrupt", []float64{res.LDCorrupt}, "ioi_ld_corrupt")
+			ref.Check(t, "patch_head_z", flat(res.PatchHeadZ), "patch_head_z")
+			ref.Check(t, "patch_resid_pre", flat(res.PatchResid), "patch_resid_pre")
+			ref.Check(t, "patch_mlp_out", res.PatchMLP, "patch_mlp_out")
+			ref.Check(t, "patch_attn_out", res.PatchAttn, "patch_attn_out")
+			ref.Check(t, "dla_head", flat(res.DLA.Head), "dla_head")
+			ref.Check(t, "dla_mlp", res.DLA.MLP, "dla_mlp")
+			ref.Check(t, "dla_attn_bias", res.DLA.AttnBias, "dla_attn_bias")
+			ref.Check(t, "dla_embed", []float64{res.DLA.Embed}, "dla_embed")
+			ref.Check(t, "dla_ln_bias", []float64{res.DLA.LNBias}, "dla_ln_bias")
 			// The decomposition is exact in float64 except for the float32
 			// rounding of the forward pass (our own ld vs our own terms).
-			fixtures.Close(t, "dla sum vs ioi_ld_clean", []float64{res.DLA.Sum}, ref.Get(t, "ioi_ld_clean").F, tol)
-			fixtures.Close(t, "dla sum vs own ld_clean", []float64{res.DLA.Sum}, []float64{res.LDClean}, tol)
+			ref.Check(t, "dla sum vs ioi_ld_clean", []float64{res.DLA.Sum}, "ioi_ld_clean")
+			ref.CheckAgainst(t, "dla sum vs own ld_clean", []float64{res.DLA.Sum}, []float64{res.LDClean}, "ioi_ld_clean")
 			// Clean and corrupt agree except at positions 2 and 5, so patching
 			// blocks.0.hook_resid_pre (the embedding) anywhere else changes
 			// nothing: exactly 0 up to float32 rounding of the same pass (1e-6).
@@ -85,11 +79,12 @@ func TestBatchesAverage(t *testing.T) {
 	w := ioi.What{Heads: true, MLP: true, Attn: true}
 	res, err := ioi.Run(m, []ioi.Batch{half(0), half(2)}, ioi.Options{Patch: w})
 	fixtures.Must(t, err)
-	// Same arithmetic up to summation order: 1e-5.
-	fixtures.Close(t, "ioi_ld_clean", []float64{res.LDClean}, ref.Get(t, "ioi_ld_clean").F, 1e-5)
-	fixtures.Close(t, "patch_head_z", flat(res.PatchHeadZ), ref.Get(t, "patch_head_z").F, tol)
-	fixtures.Close(t, "patch_mlp_out", res.PatchMLP, ref.Get(t, "patch_mlp_out").F, tol)
-	fixtures.Close(t, "dla_head", flat(res.DLA.Head), ref.Get(t, "dla_head").F, tol)
+	// The same arithmetic in two batches, up to summation order: at the
+	// fixture's tolerances.
+	ref.Check(t, "ioi_ld_clean", []float64{res.LDClean}, "ioi_ld_clean")
+	ref.Check(t, "patch_head_z", flat(res.PatchHeadZ), "patch_head_z")
+	ref.Check(t, "patch_mlp_out", res.PatchMLP, "patch_mlp_out")
+	ref.Check(t, "dla_head", flat(res.DLA.Head), "dla_head")
 	if res.PatchResid != nil {
 		t.Error("resid patching ran though not asked for")
 	}

@@ -10,13 +10,6 @@ import (
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
-// tolLens is the tolerance for the four lens tables. The float32
-// PyTorch floor in cases.json is at most 1.6e-6 (logit_lens_loss_centered of
-// tiny-gpt2); losses are means of logsumexp - logit over 69 predictions with
-// logits up to ~60 on tiny-neo, so float32 rounding of single logits (~4e-6)
-// averages to far below 1e-4.
-const tolLens = 1e-4
-
 func table(t *testing.T, ref *fixtures.Ref, key string) []float64 {
 	t.Helper()
 	raw, ok := ref.Cases["tables"].(map[string]any)[key].([]any)
@@ -51,8 +44,8 @@ func TestGoldenLens(t *testing.T) {
 				{"logit_lens_loss_centered", res.LossCentered},
 			} {
 				// Both stores must agree: cases.json's 9 digits and reference.safetensors' float32.
-				fixtures.Close(t, k.key, k.got, table(t, ref, k.key), tolLens)
-				fixtures.Close(t, k.key+" (safetensors)", k.got, ref.Get(t, k.key).F, tolLens)
+				ref.CheckAgainst(t, k.key, k.got, table(t, ref, k.key), k.key)
+				ref.Check(t, k.key+" (safetensors)", k.got, k.key)
 			}
 			// Top-k at the last layer equals the model's own logits' top-k.
 			logits := ref.Get(t, "logits").F
@@ -139,5 +132,5 @@ func TestKLChunks(t *testing.T) {
 	// loosened tolerance: any chunking error (a skipped or repeated row)
 	// moves KL by ~1e-2 here.
 	fixtures.Close(t, "KL by chunks of 7", chunked, whole, 1e-6)
-	fixtures.Close(t, "logit_lens_kl", whole, ref.Get(t, "logit_lens_kl").F, tolLens)
+	ref.Check(t, "logit_lens_kl", whole, "logit_lens_kl")
 }

@@ -58,14 +58,14 @@ func TestAnalyzeGolden(t *testing.T) {
 			for _, row := range r.Ablation.Head {
 				head = append(head, row...)
 			}
-			fixtures.Close(t, "head ablation", head, tab("head_ablation_loss"), 1e-4)
-			fixtures.Close(t, "attn ablation", r.Ablation.Attn, tab("attn_layer_ablation_loss"), 1e-4)
-			fixtures.Close(t, "mlp ablation", r.Ablation.MLP, tab("mlp_ablation_loss"), 1e-4)
-			fixtures.Close(t, "lens loss", r.Lens.Loss, tab("logit_lens_loss"), 1e-4)
-			fixtures.Close(t, "lens kl", r.Lens.KL, tab("logit_lens_kl"), 1e-4)
+			ref.CheckAgainst(t, "head ablation", head, tab("head_ablation_loss"), "head_ablation_loss")
+			ref.CheckAgainst(t, "attn ablation", r.Ablation.Attn, tab("attn_layer_ablation_loss"), "attn_layer_ablation_loss")
+			ref.CheckAgainst(t, "mlp ablation", r.Ablation.MLP, tab("mlp_ablation_loss"), "mlp_ablation_loss")
+			ref.CheckAgainst(t, "lens loss", r.Lens.Loss, tab("logit_lens_loss"), "logit_lens_loss")
+			ref.CheckAgainst(t, "lens kl", r.Lens.KL, tab("logit_lens_kl"), "logit_lens_kl")
 			sc := ref.Cases["scalars"].(map[string]any)
-			fixtures.Close(t, "mean_norm", []float64{r.Embed.MeanNorm}, []float64{sc["mean_norm"].(float64)}, 1e-4)
-			fixtures.Close(t, "baseline", []float64{r.Ablation.Baseline}, []float64{sc["loss"].(float64)}, 1e-4)
+			ref.CheckAgainst(t, "mean_norm", []float64{r.Embed.MeanNorm}, []float64{sc["mean_norm"].(float64)}, "mean_norm")
+			ref.CheckAgainst(t, "baseline", []float64{r.Ablation.Baseline}, []float64{sc["loss"].(float64)}, "loss")
 			for l := range r.HeadDelta {
 				for h := range r.HeadDelta[l] {
 					if d := r.Ablation.Head[l][h] - r.Ablation.Baseline; d != r.HeadDelta[l][h] {

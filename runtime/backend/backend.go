@@ -82,7 +82,10 @@ type Backend interface {
 	// Copy: dst = src over equal-shaped views.
 	Copy(dst, src Mat) error
 	// Embed: out[b*T+t] = wte[tokens[b*T+t]] + wpe[t]; out is [B*T, C].
-	// Token ids are validated by the caller.
+	// An empty wpe view (wpe.T == nil, the zero Mat) means no position
+	// embedding: out[b*T+t] = wte[tokens[b*T+t]] (the forward pass embeds
+	// tokens and positions separately when hook_embed / hook_pos_embed are
+	// watched; GPT-NeoX has no wpe). Token ids are validated by the caller.
 	Embed(out Tensor, wte, wpe Mat, tokens []int32, B, T int) error
 
 	// Attention computes z [B*T, NH*HS] (head h at columns h*HS..) from q, k, v

@@ -12,7 +12,7 @@ import (
 // TestCanonicalOrder rebuilds each fixture's graph from its config and
 // compares senders, receivers and edges, in order, with circuits.json.
 func TestCanonicalOrder(t *testing.T) {
-	for _, name := range []string{"tiny-neo", "tiny-gpt2", "tiny-neox"} {
+	for _, name := range fixtures.All {
 		t.Run(name, func(t *testing.T) {
 			dir := fixtures.Dir(t, name)
 			var ref struct {
