@@ -15,6 +15,7 @@ func init() {
 	var f modelFlags
 	var in inputFlags
 	var out, cache string
+	var force bool
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run a forward pass and save logits and cached activations",
@@ -33,6 +34,9 @@ matched by --cache, under its TransformerLens name (float32).`,
 				return err
 			}
 			f.Model = dir
+			if err := checkOutput("--out", out, force, append(in.paths(), dir)...); err != nil {
+				return err
+			}
 			m, err := f.open()
 			if err != nil {
 				return err
@@ -76,7 +80,8 @@ matched by --cache, under its TransformerLens name (float32).`,
 	}
 	f.register(c)
 	in.register(c)
-	c.Flags().StringVar(&out, "out", "", "output safetensors file")
+	c.Flags().StringVar(&out, "out", "", "output safetensors file (never one of the inputs; an existing file only with --force)")
+	c.Flags().BoolVar(&force, "force", false, "replace an existing --out")
 	c.Flags().StringVar(&cache, "cache", "", "comma-separated globs of hook names to save, e.g. 'blocks.*.hook_resid_pre'")
 	rootCmd.AddCommand(c)
 }

@@ -291,6 +291,15 @@ func runSweep(f *sweepFlags) error {
 		return err
 	}
 	f.model.Model = dir
+	// sweep.Run decides about an existing --out (--resume, --force); here:
+	// never an input, and --plot like every output.
+	ins := []string{dir, f.tokens, f.clean}
+	if err := checkOutput("--out", f.out, true, ins...); err != nil {
+		return err
+	}
+	if err := checkOutput("--plot", f.plotPath, f.force || f.resume, append(ins, f.out)...); err != nil {
+		return err
+	}
 	m, err := f.model.open()
 	if err != nil {
 		return err

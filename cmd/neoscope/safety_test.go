@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/neoscope/neoscope/internal/fixtures"
+)
+
+// copyModel copies the tiny-neo fixture's config and weights into a fresh
+// directory and writes its token rows to tokens.json beside it.
+func copyModel(t *testing.T) (model, tokens string) {
+	t.Helper()
+	ref := fixtures.Load(t, "tiny-neo")
+	dir := t.TempDir()
+	model = filepath.Join(dir, "m")
+	fixtures.Must(t, os.Mkdir(model, 0o755))
+	for _, n := range []string{"config.json", "model.safetensors"} {
+		copyFile(t, filepath.Join(ref.Dir, n), filepath.Join(model, n))
+	}
+	tokens = filepath.Join(dir, "tokens.json")
+	data, _ := json.Marshal(ref.Get(t, "tokens").Rows())
+	fixtures.Must(t, os.WriteFile(tokens, data, 0o644))
+	return model, tokens
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	src, err := os.Open(from)
+	fixtures.Must(t, err)
+	defer src.Close()
+	dst, err := os.Create(to)
+	fixtures.Must(t, err)
+	_, err = io.Copy(dst, src)
+	fixtures.Must(t, err)
+	fixtures.Must(t, dst.Close())
+}
+
+func fileBytes(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	fixtures.Must(t, err)
+	return b
+}
+
+// TestOutputsNeverOverwrite (issue 18 item 1): run --out onto the model's
+// weights or the token file is refused (exit 2) even with --force, the
+// inputs unchanged; an existing file needs --force; merge refuses OUT = a shard.
+func TestOutputsNeverOverwrite(t *testing.T) {
+	model, tokens := copyModel(t)
+	weights := filepath.Join(model, "model.safetensors")
+	w0, t0 := fileBytes(t, weights), fileBytes(t, tokens)
+	for _, out := range []string{weights, tokens, filepath.Join(model, "..", "m", "config.json")} {
+		for _, force := range []bool{false, true} {
+			args := []string{"run", "--model", model, "--backend", "cpu", "--tokens", tokens, "--out", out}
+			if force {
+				args = append(args, "--force")
+			}
+			_, stderr, code := runCLI(t, args...)
+			if code != 2 || !strings.Contains(stderr, "input") {
+				t.Errorf("run --out %s (force %v): exit %d, want 2 naming the input: %s", out, force, code, stderr)
+			}
+		}
+	}
+	if !bytes.Equal(fileBytes(t, weights), w0) || !bytes.Equal(fileBytes(t, tokens), t0) {
+		t.Fatal("an input changed")
+	}
+	exists := filepath.Join(t.TempDir(), "exists.safetensors")
+	fixtures.Must(t, os.WriteFile(exists, []byte("keep"), 0o644))
+	_, stderr, code := runCLI(t, "run", "--model", model, "--backend", "cpu", "--tokens", tokens, "--out", exists)
+	if code != 2 || !strings.Contains(stderr, "--force") || string(fileBytes(t, exists)) != "keep" {
+		t.Errorf("run --out onto an existing file: exit %d, want 2 asking for --force: %s", code, stderr)
+	}
+	if _, stderr, code = runCLI(t, "run", "--model", model, "--backend", "cpu", "--tokens", tokens, "--out", exists, "--force"); code != 0 {
+		t.Errorf("run --out existing --force: exit %d: %s", code, stderr)
+	}
+	if string(fileBytes(t, exists)) == "keep" {
+		t.Error("--force did not replace the file")
+	}
+	// merge: OUT is one of the shards.
+	dir := t.TempDir()
+	part := filepath.Join(dir, "part.0.csv")
+	if _, stderr, code = runCLI(t, "sweep", "--model", model, "--backend", "cpu", "--tokens", tokens, "--space", "singles(0.*)", "--out", part); code != 0 {
+		t.Fatalf("sweep: exit %d: %s", code, stderr)
+	}
+	p0 := fileBytes(t, part)
+	if _, stderr, code = runCLI(t, "merge", part, part, "--force"); code != 2 || !bytes.Equal(fileBytes(t, part), p0) {
+		t.Errorf("merge onto its own shard: exit %d, want 2, shard unchanged: %s", code, stderr)
+	}
+	if _, stderr, code = runCLI(t, "merge"); code != 2 {
+		t.Errorf("merge without arguments: exit %d, want 2: %s", code, stderr)
+	}
+}
