@@ -96,3 +96,39 @@ func TestOutputsNeverOverwrite(t *testing.T) {
 		t.Errorf("merge without arguments: exit %d, want 2: %s", code, stderr)
 	}
 }
+
+// TestResumeIdentity (issue 18 item 2): --resume refuses a sweep file whose
+// model was edited in place (same path, other weights) and accepts a
+// byte-identical copy of the model elsewhere.
+func TestResumeIdentity(t *testing.T) {
+	t.Setenv("NEOSCOPE_CACHE", t.TempDir())
+	model, tokens := copyModel(t)
+	out := filepath.Join(t.TempDir(), "r.csv")
+	sweep := func(m string) (string, int) {
+		_, stderr, code := runCLI(t, "sweep", "--model", m, "--backend", "cpu", "--tokens", tokens, "--space", "singles(0.*)", "--out", out, "--resume")
+		return stderr, code
+	}
+	if stderr, code := sweep(model); code != 0 {
+		t.Fatalf("sweep: exit %d: %s", code, stderr)
+	}
+	copyDir := filepath.Join(t.TempDir(), "copy")
+	fixtures.Must(t, os.Mkdir(copyDir, 0o755))
+	for _, n := range []string{"config.json", "model.safetensors"} {
+		copyFile(t, filepath.Join(model, n), filepath.Join(copyDir, n))
+	}
+	if stderr, code := sweep(copyDir); code != 0 {
+		t.Fatalf("--resume with a byte-identical copy of the model elsewhere: exit %d: %s", code, stderr)
+	}
+	// Edit the last weight value in place (float32 1.5, little-endian).
+	w := filepath.Join(model, "model.safetensors")
+	f, err := os.OpenFile(w, os.O_RDWR, 0)
+	fixtures.Must(t, err)
+	st, _ := f.Stat()
+	_, err = f.WriteAt([]byte{0, 0, 0xc0, 0x3f}, st.Size()-4)
+	fixtures.Must(t, err)
+	fixtures.Must(t, f.Close())
+	stderr, code := sweep(model)
+	if code != 2 || !strings.Contains(stderr, "content differs") {
+		t.Fatalf("--resume after a weight changed in place: exit %d, want 2 saying the model's content differs: %s", code, stderr)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/neoscope/neoscope/probes/induction"
 	"github.com/neoscope/neoscope/probes/plot"
 	"github.com/neoscope/neoscope/runtime/forward"
+	"github.com/neoscope/neoscope/runtime/identity"
 	"github.com/neoscope/neoscope/runtime/sweep"
 )
 
@@ -323,8 +324,12 @@ func runSweep(f *sweepFlags) error {
 	}
 	defer e.Close()
 	abs, _ := filepath.Abs(dir)
+	modelID, err := identity.Model(dir)
+	if err != nil {
+		return usageError{fmt.Errorf("--model: %w", err)}
+	}
 	meta := sweep.Meta{
-		Space: f.space, Model: abs, Task: desc, Inputs: inputsHash(task),
+		Space: f.space, Model: abs, ModelSHA256: modelID, NeoscopeVersion: version(), Task: desc, Inputs: inputsHash(task),
 		Metric: task.Metric.Column(), LossFrom: task.LossFrom, Mode: mode.String(),
 		Shard: shard, Shards: shards,
 	}
