@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/neoscope/neoscope/internal/fixtures"
 	"github.com/neoscope/neoscope/probes/ioi"
@@ -168,5 +169,23 @@ func TestIOINoVerdict(t *testing.T) {
 		if strings.Contains(s, "mostly") || !strings.Contains(s, "no verdict") {
 			t.Errorf("a verdict on a gap within the noise: %s", s)
 		}
+	}
+}
+
+// TestMaxConfigs (issue 18 item 7): a space beyond --max-configs is refused
+// before any work (exit 2, the count named); nothing is written.
+func TestMaxConfigs(t *testing.T) {
+	model, tokens := copyModel(t)
+	out := filepath.Join(t.TempDir(), "huge.csv")
+	start := time.Now()
+	_, stderr, code := runCLI(t, "sweep", "--model", model, "--backend", "cpu", "--tokens", tokens, "--space", "subsets(heads)", "--max-configs", "1000", "--out", out)
+	if code != 2 || !strings.Contains(stderr, "65536 configurations") || time.Since(start) > 10*time.Second {
+		t.Fatalf("subsets of 16 heads with --max-configs 1000: exit %d after %v, want 2 at once naming 65536: %s", code, time.Since(start), stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("an output was written")
+	}
+	if _, stderr, code = runCLI(t, "sweep", "--model", model, "--backend", "cpu", "--tokens", tokens, "--space", "pairs(2.1)", "--out", out); code != 2 || !strings.Contains(stderr, "no configurations") {
+		t.Fatalf("pairs of one head: exit %d, want 2 saying it is empty: %s", code, stderr)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"os"
 	"path/filepath"
 	"sort"
@@ -39,6 +40,7 @@ type sweepFlags struct {
 	noShare            bool
 	plotPath           string
 	top                int
+	maxConfigs         int64
 }
 
 func init() {
@@ -99,6 +101,7 @@ the shard files. OUT.meta.json beside the output records what was swept.`,
 	fl.BoolVar(&f.noShare, "no-share", false, "run each configuration from the embedding, no prefix sharing (with --chunk 1: one configuration per pass, for comparison)")
 	fl.StringVar(&f.plotPath, "plot", "", "draw a heatmap (.png or .svg): the interaction table of a subsets space, or the [layer, head] deltas of single heads")
 	fl.IntVar(&f.top, "top", 10, "print the N configurations with the largest |delta|")
+	fl.Int64Var(&f.maxConfigs, "max-configs", 10_000_000, fmt.Sprintf("refuse, before any work, a space of more configurations than this (counted without expanding it; at most %d)", sweep.MaxConfigs))
 	rootCmd.AddCommand(c)
 }
 
@@ -283,6 +286,9 @@ func runSweep(f *sweepFlags) error {
 		shard, shards = i, n
 		logf("sweep: Slurm job array task: shard %d/%d", shard, shards)
 	}
+	if f.maxConfigs < 1 || f.maxConfigs > sweep.MaxConfigs {
+		return usagef("--max-configs %d: want 1..%d", f.maxConfigs, sweep.MaxConfigs)
+	}
 	if f.resume && f.force {
 		return usagef("--resume and --force contradict each other")
 	}
@@ -306,7 +312,15 @@ func runSweep(f *sweepFlags) error {
 		return err
 	}
 	defer m.Close()
-	cfgs, err := sweep.Parse(f.space, sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads})
+	dims := sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads}
+	count, err := sweep.Count(f.space, dims)
+	if err != nil {
+		return usageError{err}
+	}
+	if count.Cmp(big.NewInt(f.maxConfigs)) > 0 {
+		return usagef("--space %q has %s configurations on this model (%d layers x %d heads), more than --max-configs %d: narrow the space or raise --max-configs", f.space, count, m.Cfg.Layers, m.Cfg.Heads, f.maxConfigs)
+	}
+	cfgs, err := sweep.Parse(f.space, dims)
 	if err != nil {
 		return usageError{err}
 	}
