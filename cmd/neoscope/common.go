@@ -78,11 +78,7 @@ func (f *modelFlags) open() (*forward.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := forward.Open(be, dir)
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
+	return openModel(be, dir)
 }
 
 // logf prints a progress or status line to stderr.

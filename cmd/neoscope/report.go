@@ -11,7 +11,6 @@ import (
 
 	"github.com/neoscope/neoscope/models"
 	"github.com/neoscope/neoscope/probes/report"
-	"github.com/neoscope/neoscope/runtime/forward"
 )
 
 func init() {
@@ -99,7 +98,7 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 			for i := range inputs {
 				input := &inputs[i]
 				logf("%s: loading %s", input.Name, input.Dir)
-				if input.Model, err = forward.Open(be, input.Dir); err != nil {
+				if input.Model, err = openModel(be, input.Dir); err != nil {
 					return err
 				}
 				if in.given() {

@@ -189,3 +189,41 @@ func TestMaxConfigs(t *testing.T) {
 		t.Fatalf("pairs of one head: exit %d, want 2 saying it is empty: %s", code, stderr)
 	}
 }
+
+// TestExitStatus: bad usage and bad input exit 2 (unknown command, extra
+// argument, merge without arguments, an empty model directory, a truncated
+// checkpoint, a config that is not JSON); the message names the culprit.
+func TestExitStatus(t *testing.T) {
+	model, tokens := copyModel(t)
+	empty := t.TempDir()
+	out := filepath.Join(t.TempDir(), "o.safetensors")
+	run := func(m string) []string {
+		return []string{"run", "--model", m, "--backend", "cpu", "--tokens", tokens, "--out", out}
+	}
+	trunc := filepath.Join(t.TempDir(), "trunc")
+	fixtures.Must(t, os.Mkdir(trunc, 0o755))
+	copyFile(t, filepath.Join(model, "config.json"), filepath.Join(trunc, "config.json"))
+	copyFile(t, filepath.Join(model, "model.safetensors"), filepath.Join(trunc, "model.safetensors"))
+	fixtures.Must(t, os.Truncate(filepath.Join(trunc, "model.safetensors"), 5000))
+	notJSON := filepath.Join(t.TempDir(), "nj")
+	fixtures.Must(t, os.Mkdir(notJSON, 0o755))
+	copyFile(t, filepath.Join(model, "model.safetensors"), filepath.Join(notJSON, "model.safetensors"))
+	fixtures.Must(t, os.WriteFile(filepath.Join(notJSON, "config.json"), []byte("{not json"), 0o644))
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bogus"}, "unknown command"},
+		{[]string{"run", "extra"}, "extra"},
+		{[]string{"hooks", "--model", model, "extra"}, "extra"},
+		{[]string{"merge"}, "merge needs OUT"},
+		{run(empty), empty},
+		{run(trunc), "model.safetensors"},
+		{run(notJSON), "config.json"},
+	} {
+		_, stderr, code := runCLI(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "panic") {
+			t.Errorf("%v: exit %d, want 2 naming %q: %s", c.args, code, c.want, stderr)
+		}
+	}
+}
