@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Check neo.py against the shared GPT-Neo fixture (/work/shared/fixtures/tiny-neo)."""
-import json, struct, sys
+"""Check neo.py against the shared GPT-Neo fixture (../shared/fixtures/tiny-neo from the project root)."""
+import json, os, struct, sys
 import numpy as np, torch, torch.nn.functional as F
 from neo import GPTNeo
 
@@ -15,7 +15,7 @@ def read(path):
             for k, v in h.items() if k != "__metadata__"}
 
 
-fx = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/fixtures/tiny-neo"
+fx = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "fixtures", "tiny-neo")
 torch.set_num_threads(1)
 cfg = json.load(open(fx + "/config.json"))
 m = GPTNeo(cfg).eval()
