@@ -103,7 +103,7 @@ else the layer fraction l/L).
 			}
 			runs = append(runs, r)
 			if compare != "" {
-				dir2, err := resolveModel(compare)
+				dir2, err := resolveModelFlag("--compare", compare)
 				if err != nil {
 					return err
 				}

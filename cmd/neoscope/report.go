@@ -85,7 +85,7 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 				}
 			}()
 			for i, spec := range specs {
-				dir, err := resolveModel(spec)
+				dir, err := resolveModelFlag([]string{"--model", "--compare"}[i], spec)
 				if err != nil {
 					return err
 				}
@@ -129,7 +129,7 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 				title = "neoscope report: " + strings.Join(names, " vs ")
 			}
 			logf("writing %s", out)
-			if err := report.Write(out, report.Page{Title: title, Command: commandLine(), Results: results, TopK: opt.TopK}); err != nil {
+			if err := report.Write(out, report.Page{Title: title, Command: commandLine(), Version: version(), Results: results, TopK: opt.TopK}); err != nil {
 				return err
 			}
 			index := filepath.Join(out, "index.html")

@@ -227,3 +227,31 @@ func TestExitStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestCulpritAndVersion: a missing --compare model is blamed on --compare;
+// neoscope --version prints the version that sweep sidecars record.
+func TestCulpritAndVersion(t *testing.T) {
+	t.Setenv("HF_HOME", t.TempDir())
+	t.Setenv("HF_HUB_CACHE", "")
+	_, stderr, code := runCLI(t, "report", "--compare", "gpt2", "--backend", "cpu", "--out", filepath.Join(t.TempDir(), "r"))
+	if code != 2 || !strings.HasPrefix(stderr, "neoscope: --compare") {
+		t.Errorf("report --compare gpt2 (not downloaded): exit %d, want 2 blaming --compare: %s", code, stderr)
+	}
+	stdout, stderr, code := runCLI(t, "--version")
+	v := strings.TrimSpace(strings.TrimPrefix(stdout, "neoscope "))
+	if code != 0 || v == "" || v == strings.TrimSpace(stdout) {
+		t.Fatalf("--version: exit %d, %q %s", code, stdout, stderr)
+	}
+	model, tokens := copyModel(t)
+	out := filepath.Join(t.TempDir(), "r.csv")
+	if _, stderr, code = runCLI(t, "sweep", "--model", model, "--backend", "cpu", "--tokens", tokens, "--space", "singles(0.0)", "--out", out); code != 0 {
+		t.Fatalf("sweep: %d %s", code, stderr)
+	}
+	var meta struct {
+		Version string `json:"neoscope_version"`
+	}
+	fixtures.Must(t, json.Unmarshal(fileBytes(t, out+".meta.json"), &meta))
+	if meta.Version != v {
+		t.Errorf(".meta.json records version %q, --version says %q", meta.Version, v)
+	}
+}
