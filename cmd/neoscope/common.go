@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/neoscope/neoscope/cpu"
+	"github.com/neoscope/neoscope/internal/outfile"
 	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
@@ -86,9 +89,23 @@ func logf(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, format+"\n", a...)
 }
 
-// printJSON writes v as indented JSON to w.
+// printJSON writes v as indented JSON to w. NaN and infinite numbers,
+// which JSON cannot hold, are written as null with a warning on stderr.
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", " ")
-	return enc.Encode(v)
+	err := enc.Encode(v)
+	var uv *json.UnsupportedValueError
+	if errors.As(err, &uv) {
+		safe, n := outfile.NullNaN(v)
+		logf("warning: %d result value(s) are NaN or infinite (a diverged model or an empty average?); written as null", n)
+		buf.Reset()
+		err = enc.Encode(safe)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(buf.Bytes())
+	return err
 }

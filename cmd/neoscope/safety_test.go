@@ -255,3 +255,23 @@ func TestCulpritAndVersion(t *testing.T) {
 		t.Errorf(".meta.json records version %q, --version says %q", meta.Version, v)
 	}
 }
+
+// TestNaNJSON: results that are NaN (here from NaN embeddings) are written
+// as null in --json output with a warning, not a failed write.
+func TestNaNJSON(t *testing.T) {
+	model, tokens := copyModel(t)
+	w := filepath.Join(model, "model.safetensors")
+	b := fileBytes(t, w)
+	// Every value after the header and the first 4 KiB of data becomes NaN.
+	n := int(b[0]) | int(b[1])<<8 | int(b[2])<<16
+	for i := 8 + n + 4096; i+4 <= len(b); i += 4 {
+		copy(b[i:], []byte{0, 0, 0xc0, 0x7f})
+	}
+	fixtures.Must(t, os.WriteFile(w, b, 0o644))
+	stdout, stderr, code := runCLI(t, "lens", "--model", model, "--backend", "cpu", "--tokens", tokens, "--json")
+	if code != 0 || !strings.Contains(stdout, "null") || !strings.Contains(stderr, "NaN") {
+		t.Fatalf("lens --json on a NaN model: exit %d, want 0 with nulls and a warning: %s\n%.300s", code, stderr, stdout)
+	}
+	var v any
+	fixtures.Must(t, json.Unmarshal([]byte(stdout), &v))
+}
