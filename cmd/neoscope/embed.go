@@ -162,6 +162,7 @@ u removed before ln_f.`,
 	}
 	f.register(c)
 	in.register(c)
+	in.registerBOS(c)
 	c.Flags().StringVar(&plotFile, "plot", "", "write a chart of resid.u per layer (.png or .svg)")
 	c.Flags().BoolVar(&indices, "indices", false, "with --json: include embed_top1_index and embed_top1_index_ln [V]")
 	c.Flags().Uint64Var(&seed, "seed", 0, "seed of the random token sample (when no --tokens/--prompt/--text)")

@@ -152,6 +152,7 @@ else the layer fraction l/L).
 	}
 	f.register(c)
 	in.register(c)
+	in.registerBOS(c)
 	c.Flags().IntSliceVar(&positions, "positions", nil, "positions (comma-separated, negative from the end) at which to print the top-k lens predictions")
 	c.Flags().IntVar(&topk, "topk", 5, "number of predictions per layer at --positions")
 	c.Flags().StringVar(&plotFile, "plot", "", "write a chart of the loss per layer (.png or .svg)")

@@ -14,7 +14,8 @@ const lensTextRule = `--text FILE is tokenized whole and cut into consecutive ro
 context length). No token is dropped: when the text does not divide into
 rows, the last row is the text's last --seq tokens, overlapping the row
 before it, and the overlap is read twice (in two contexts) and counted twice
-in the means; a note on stderr says how many tokens overlap.`
+in the means; a note on stderr says how many tokens overlap. With
+--prepend-bos each row is the BOS token and --seq - 1 tokens of the text.`
 
 // lensTextInput is lensInput for `neoscope lens`, with the windowing rule
 // of lensTextRule for --text (every token processed).
@@ -33,9 +34,25 @@ func lensTextInput(in *inputFlags, m *forward.Model, dir string, seq int) ([]int
 	if err != nil {
 		return nil, 0, 0, usagef("--text: %v", err)
 	}
-	rows, overlap, err := textWindows(tok.Encode(string(data)), seq, m.Cfg.Context)
+	// With --prepend-bos each row is BOS + seq-1 tokens of the text.
+	ctx, bos := m.Cfg.Context, 0
+	if in.PrependBOS {
+		if seq == 2 {
+			return nil, 0, 0, usagef("--seq 2 with --prepend-bos leaves one text token per row: want --seq 3 or more")
+		}
+		ctx, bos = ctx-1, 1
+		if seq > 0 {
+			seq--
+		}
+	}
+	rows, overlap, err := textWindows(tok.Encode(string(data)), seq, ctx)
 	if err != nil {
 		return nil, 0, 0, usagef("--text %s: %v", in.Text, err)
+	}
+	if bos == 1 {
+		if rows, err = withBOS(rows, m.Cfg.BOS); err != nil {
+			return nil, 0, 0, err
+		}
 	}
 	if overlap > 0 {
 		logf("lens: --text %s: %d rows of %d tokens; the last row overlaps the one before by %d tokens (read twice, so that none is dropped)",

@@ -142,6 +142,7 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 	}
 	f.register(c)
 	in.register(c)
+	in.registerBOS(c)
 	c.Flags().StringVar(&compare, "compare", "", "a second model (directory or hub id) shown beside the first")
 	c.Flags().StringVar(&out, "out", "", "output folder (required); gets index.html, the charts as PNG and results.json")
 	c.Flags().StringVar(&title, "title", "", "page title (default: neoscope report: MODEL [vs MODEL2])")

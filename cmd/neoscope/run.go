@@ -80,6 +80,7 @@ matched by --cache, under its TransformerLens name (float32).`,
 	}
 	f.register(c)
 	in.register(c)
+	in.registerBOS(c)
 	c.Flags().StringVar(&out, "out", "", "output safetensors file (never one of the inputs; an existing file only with --force)")
 	c.Flags().BoolVar(&force, "force", false, "replace an existing --out")
 	c.Flags().StringVar(&cache, "cache", "", "comma-separated globs of hook names to save, e.g. 'blocks.*.hook_resid_pre'")

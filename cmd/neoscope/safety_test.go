@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/neoscope/neoscope/internal/fixtures"
 	"github.com/neoscope/neoscope/probes/ioi"
+	"github.com/neoscope/neoscope/runtime/checkpoint"
 )
 
 // copyModel copies the tiny-neo fixture's config and weights into a fresh
@@ -274,4 +276,34 @@ func TestNaNJSON(t *testing.T) {
 	}
 	var v any
 	fixtures.Must(t, json.Unmarshal([]byte(stdout), &v))
+}
+
+// TestPrependBOS: --prompt text is used as tokenized by default; with
+// --prepend-bos one BOS token comes first (T + 1); with --tokens it is
+// refused.
+func TestPrependBOS(t *testing.T) {
+	dir := t.TempDir()
+	ids, _, _ := runCLI(t, "tokenize", "--prompt", "In the beginning God created", "--json")
+	var tk struct{ IDs []int }
+	fixtures.Must(t, json.Unmarshal([]byte(ids), &tk))
+	for _, c := range []struct {
+		extra []string
+		T     int
+	}{{nil, len(tk.IDs)}, {[]string{"--prepend-bos"}, len(tk.IDs) + 1}} {
+		out := filepath.Join(dir, fmt.Sprintf("o%d.safetensors", c.T))
+		_, stderr, code := runCLI(t, append([]string{"run", "--backend", "cpu", "--prompt", "In the beginning God created", "--out", out}, c.extra...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", c.extra, code, stderr)
+		}
+		es, err := checkpoint.ParseSafetensors(out, fileBytes(t, out))
+		fixtures.Must(t, err)
+		if es[0].Shape[1] != c.T {
+			t.Errorf("%v: logits %v, want T = %d", c.extra, es[0].Shape, c.T)
+		}
+	}
+	tok := filepath.Join(dir, "t.json")
+	fixtures.Must(t, os.WriteFile(tok, []byte("[[1, 2, 3]]"), 0o644))
+	if _, stderr, code := runCLI(t, "run", "--backend", "cpu", "--tokens", tok, "--prepend-bos", "--out", filepath.Join(dir, "x.safetensors")); code != 2 {
+		t.Errorf("--tokens with --prepend-bos: exit %d, want 2: %s", code, stderr)
+	}
 }

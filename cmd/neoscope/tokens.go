@@ -23,6 +23,26 @@ type inputFlags struct {
 	Tokens string
 	Prompt []string
 	Text   string
+	// PrependBOS puts the config's bos_token_id before each --prompt/--text
+	// row (registerBOS). Off by default: the ids are exactly the text's, as
+	// `neoscope tokenize` prints them (TransformerLens prepends by default).
+	PrependBOS bool
+}
+
+// registerBOS adds --prepend-bos (for commands whose text inputs honour it).
+func (f *inputFlags) registerBOS(c *cobra.Command) {
+	c.Flags().BoolVar(&f.PrependBOS, "prepend-bos", false, "put the BOS token (config.json's bos_token_id) before each --prompt/--text row; default off: the ids are exactly the text's (TransformerLens prepends by default)")
+}
+
+// withBOS prepends bos to every row (--prepend-bos).
+func withBOS(rows [][]int32, bos int) ([][]int32, error) {
+	if bos < 0 {
+		return nil, usagef("--prepend-bos: the model's config.json has no bos_token_id")
+	}
+	for i, r := range rows {
+		rows[i] = append([]int32{int32(bos)}, r...)
+	}
+	return rows, nil
 }
 
 func (f *inputFlags) register(c *cobra.Command) {
@@ -169,12 +189,20 @@ func (f *inputFlags) rows(m *forward.Model, modelDir string) (flat []int32, B, T
 	var rows [][]int32
 	switch {
 	case f.Tokens != "":
+		if f.PrependBOS {
+			return nil, 0, 0, usagef("--prepend-bos applies to --prompt and --text; --tokens are used as given")
+		}
 		if rows, err = readTokenFile(f.Tokens); err != nil {
 			return nil, 0, 0, err
 		}
 	default:
 		if rows, err = f.encode(modelDir); err != nil {
 			return nil, 0, 0, err
+		}
+		if f.PrependBOS {
+			if rows, err = withBOS(rows, m.Cfg.BOS); err != nil {
+				return nil, 0, 0, err
+			}
 		}
 	}
 	flat, B, T, err = m.CheckTokens(rows)
