@@ -169,7 +169,7 @@ func checkPlotPath(p string) error {
 	}
 	switch strings.ToLower(filepath.Ext(p)) {
 	case ".png", ".svg":
-		return nil
+		return checkOutput("--plot", p, forceOutputs)
 	}
 	return usagef("--plot %q: want a .png or .svg file name", p)
 }

@@ -46,6 +46,9 @@ u removed before ln_f.`,
 					return usagef("--plot %s: want a .png or .svg file", plotFile)
 				}
 			}
+			if err := checkPlotPath(plotFile); err != nil {
+				return err
+			}
 			m, err := f.open()
 			if err != nil {
 				return err

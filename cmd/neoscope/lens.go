@@ -59,6 +59,9 @@ else the layer fraction l/L).
 					return usagef("--plot %s: want a .png or .svg file", plotFile)
 				}
 			}
+			if err := checkPlotPath(plotFile); err != nil {
+				return err
+			}
 			if topk <= 0 {
 				return usagef("--topk must be positive, got %d", topk)
 			}

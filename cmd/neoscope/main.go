@@ -36,6 +36,7 @@ func main() {
 		return usageError{fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath())}
 	})
 	usageArgs(rootCmd)
+	addForceFlags(rootCmd)
 	// The root runs nothing itself: an error reported on it is an unknown
 	// command (bad usage).
 	if c, err := rootCmd.ExecuteC(); err != nil {

@@ -1,6 +1,24 @@
 package main
 
-import "github.com/neoscope/neoscope/internal/outfile"
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/neoscope/neoscope/internal/outfile"
+)
+
+// forceOutputs is --force on the commands that write charts and have no
+// --force of their own (ablate, embed, induction, ioi, lens, patch):
+// addForceFlags gives every command with --plot and no --force one.
+var forceOutputs bool
+
+func addForceFlags(c *cobra.Command) {
+	if c.Flags().Lookup("plot") != nil && c.Flags().Lookup("force") == nil {
+		c.Flags().BoolVar(&forceOutputs, "force", false, "replace an existing --plot file")
+	}
+	for _, sub := range c.Commands() {
+		addForceFlags(sub)
+	}
+}
 
 // checkOutput refuses, before any work, an output path that is one of the
 // run's inputs (never allowed, even with --force) or an existing file without

@@ -307,3 +307,18 @@ func TestPrependBOS(t *testing.T) {
 		t.Errorf("--tokens with --prepend-bos: exit %d, want 2: %s", code, stderr)
 	}
 }
+
+// TestPlotNeedsForce: --plot onto an existing file is refused before any
+// work without --force (exit 2, the file kept), replaced with it.
+func TestPlotNeedsForce(t *testing.T) {
+	model, tokens := copyModel(t)
+	plot := filepath.Join(t.TempDir(), "heads.png")
+	fixtures.Must(t, os.WriteFile(plot, []byte("keep"), 0o644))
+	args := []string{"ablate", "--model", model, "--backend", "cpu", "--tokens", tokens, "--each", "head", "--plot", plot}
+	if _, stderr, code := runCLI(t, args...); code != 2 || string(fileBytes(t, plot)) != "keep" {
+		t.Fatalf("--plot onto an existing file: exit %d, want 2 and the file kept: %s", code, stderr)
+	}
+	if _, stderr, code := runCLI(t, append(args, "--force")...); code != 0 || string(fileBytes(t, plot)) == "keep" {
+		t.Fatalf("--plot --force: exit %d: %s", code, stderr)
+	}
+}
