@@ -322,3 +322,18 @@ func TestPlotNeedsForce(t *testing.T) {
 		t.Fatalf("--plot --force: exit %d: %s", code, stderr)
 	}
 }
+
+// TestSweepPlotChecked: --plot with a space it cannot draw is refused
+// before the sweep runs (exit 2, no result written).
+func TestSweepPlotChecked(t *testing.T) {
+	model, tokens := copyModel(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "p.csv")
+	_, stderr, code := runCLI(t, "sweep", "--model", model, "--backend", "cpu", "--tokens", tokens, "--space", "pairs(0.*)", "--out", out, "--plot", filepath.Join(dir, "p.png"))
+	if code != 2 || !strings.Contains(stderr, "--plot") {
+		t.Fatalf("pairs with --plot: exit %d, want 2 blaming --plot: %s", code, stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("the sweep ran before --plot was refused")
+	}
+}

@@ -324,6 +324,9 @@ func runSweep(f *sweepFlags) error {
 	if err != nil {
 		return usageError{err}
 	}
+	if err := f.checkPlottable(cfgs, dims, shards); err != nil {
+		return err
+	}
 	task, desc, err := f.buildTask(m)
 	if err != nil {
 		return err
@@ -363,6 +366,24 @@ func runSweep(f *sweepFlags) error {
 	}
 	logf("sweep: wrote %s (%d rows, %s) and %s", f.out, len(rows), format, sweep.MetaPath(f.out))
 	return f.report(m, cfgs, rows, e.Baseline, task.Metric.Column(), shards)
+}
+
+// checkPlottable refuses --plot, before any work, for a space report
+// cannot draw: it draws the interaction table of an unsharded subsets(...)
+// space or the [layer, head] deltas of single heads.
+func (f *sweepFlags) checkPlottable(cfgs []sweep.Config, dims sweep.Dims, shards int) error {
+	if f.plotPath == "" {
+		return nil
+	}
+	if _, ok := sweep.SubsetsOf(f.space, dims); ok && shards == 1 {
+		return nil
+	}
+	for _, c := range cfgs {
+		if len(c) > 1 || (len(c) == 1 && c[0].Kind != sweep.Head) {
+			return usagef("--plot: draws the interaction table of an unsharded subsets(...) space or the deltas of single heads; this space has %q", c.String())
+		}
+	}
+	return nil
 }
 
 // report prints the most affecting configurations, the interaction table of
