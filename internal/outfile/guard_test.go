@@ -2,6 +2,7 @@ package outfile
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,5 +62,22 @@ func TestCheck(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(weights); string(b) != "x" {
 		t.Fatal("Check changed an input")
+	}
+}
+
+// TestWriteErrorNamesTarget: a failed write names the file asked for, not
+// a temporary file beside it (here its "directory" is a regular file).
+func TestWriteErrorNamesTarget(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "plain")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(file, "out.safetensors")
+	err := Write(target, func(io.Writer) error { return nil })
+	if err == nil || !strings.HasPrefix(err.Error(), target+":") || strings.Contains(err.Error(), ".tmp") {
+		t.Fatalf("Write under a regular file: %v", err)
+	}
+	if err := Check("--out", target, false); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("Check under a regular file: %v", err)
 	}
 }
