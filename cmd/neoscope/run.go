@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
@@ -74,6 +75,13 @@ matched by --cache, under its TransformerLens name (float32).`,
 				names = append(names, n)
 			}
 			sort.Strings(names)
+			if f.JSON {
+				shapes := map[string][]int{}
+				for n, t := range tensors {
+					shapes[n] = t.ShapeOf
+				}
+				return printJSON(os.Stdout, map[string]any{"out": out, "B": B, "T": T, "tensors": shapes})
+			}
 			logf("wrote %s: %d tensors (%s)", out, len(names), strings.Join(names[:min(len(names), 6)], ", ")+map[bool]string{true: ", ...", false: ""}[len(names) > 6])
 			return nil
 		},
@@ -100,6 +108,9 @@ func init() {
 				return err
 			}
 			defer m.Close()
+			if f.JSON {
+				return printJSON(os.Stdout, map[string]any{"hooks": m.HookNames()})
+			}
 			for _, n := range m.HookNames() {
 				fmt.Println(n)
 			}

@@ -337,3 +337,22 @@ func TestSweepPlotChecked(t *testing.T) {
 		t.Fatal("the sweep ran before --plot was refused")
 	}
 }
+
+// TestJSONEverywhere: hooks --json and run --json print JSON summaries.
+func TestJSONEverywhere(t *testing.T) {
+	stdout, stderr, code := runCLI(t, "hooks", "--json", "--backend", "cpu")
+	var h struct{ Hooks []string }
+	if code != 0 || json.Unmarshal([]byte(stdout), &h) != nil || len(h.Hooks) == 0 || h.Hooks[0] != "hook_embed" {
+		t.Fatalf("hooks --json: exit %d: %.200s %s", code, stdout, stderr)
+	}
+	out := filepath.Join(t.TempDir(), "a.safetensors")
+	stdout, stderr, code = runCLI(t, "run", "--json", "--backend", "cpu", "--prompt", "hello there", "--out", out)
+	var r struct {
+		Out     string
+		B, T    int
+		Tensors map[string][]int
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &r) != nil || r.Out != out || len(r.Tensors["logits"]) != 3 {
+		t.Fatalf("run --json: exit %d: %.300s %s", code, stdout, stderr)
+	}
+}
