@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -32,6 +33,9 @@ func (f *modelFlags) register(c *cobra.Command) {
 	c.Flags().IntVar(&f.Threads, "threads", 0, "CPU threads to use (default: all cores)")
 	c.Flags().BoolVar(&f.JSON, "json", false, "print machine-readable JSON instead of a table")
 }
+
+// noGPUNotice prints the CPU fallback notice once per process.
+var noGPUNotice sync.Once
 
 // openBackend picks the backend named by --backend.
 func (f *modelFlags) openBackend() (backend.Backend, error) {
@@ -58,7 +62,7 @@ func (f *modelFlags) openBackend() (backend.Backend, error) {
 		}
 		slog.Debug("no usable GPU, running on the CPU", "reason", err)
 		if f.Backend == "auto" && os.Getenv("NEOSCOPE_QUIET") == "" {
-			logf("backend: no usable GPU (%v); running on the CPU", err)
+			noGPUNotice.Do(func() { logf("backend: no usable GPU (%v); running on the CPU", err) })
 		}
 		return newCPU(), nil
 	case "cuda":

@@ -103,6 +103,9 @@ func init() {
 		Example: `  neoscope hooks --model ../shared/fixtures/tiny-neo | grep attn`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if f.Backend == "auto" {
+				f.Backend = "cpu" // names only: no pass runs, no GPU notice
+			}
 			m, err := f.open()
 			if err != nil {
 				return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -354,5 +355,37 @@ func TestJSONEverywhere(t *testing.T) {
 	}
 	if code != 0 || json.Unmarshal([]byte(stdout), &r) != nil || r.Out != out || len(r.Tensors["logits"]) != 3 {
 		t.Fatalf("run --json: exit %d: %.300s %s", code, stdout, stderr)
+	}
+}
+
+// TestGPUNoticeOnce: the CPU fallback notice appears at most once per
+// command (lens --compare opens two models), and not for hooks, which runs
+// nothing.
+func TestGPUNoticeOnce(t *testing.T) {
+	model, tokens := copyModel(t)
+	other := fixtures.Dir(t, "tiny-gpt2")
+	for _, c := range []struct {
+		args []string
+		max  int
+	}{
+		{[]string{"lens", "--model", model, "--compare", other, "--tokens", tokens}, 1},
+		{[]string{"hooks", "--model", model}, 0},
+	} {
+		cmd := exec.Command(neoscopeBin, c.args...)
+		var env []string
+		for _, e := range os.Environ() {
+			if !strings.HasPrefix(e, "NEOSCOPE_QUIET=") {
+				env = append(env, e)
+			}
+		}
+		cmd.Env = env
+		var se bytes.Buffer
+		cmd.Stderr = &se
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%v: %v: %s", c.args, err, se.String())
+		}
+		if n := strings.Count(se.String(), "no usable GPU"); n > c.max {
+			t.Errorf("%v: the GPU notice %d times, want at most %d", c.args[0], n, c.max)
+		}
 	}
 }
