@@ -277,6 +277,11 @@ func TestNaNJSON(t *testing.T) {
 	}
 	var v any
 	fixtures.Must(t, json.Unmarshal([]byte(stdout), &v))
+	out := filepath.Join(t.TempDir(), "s.csv")
+	_, stderr, code = runCLI(t, "sweep", "--model", model, "--backend", "cpu", "--tokens", tokens, "--space", "singles(0.*)", "--out", out)
+	if code != 2 || !strings.Contains(stderr, "NaN") {
+		t.Fatalf("sweep on a NaN model: exit %d, want 2 saying the baseline is NaN: %s", code, stderr)
+	}
 }
 
 // TestPrependBOS: --prompt text is used as tokenized by default; with

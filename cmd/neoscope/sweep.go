@@ -340,6 +340,9 @@ func runSweep(f *sweepFlags) error {
 		return err
 	}
 	defer e.Close()
+	if math.IsNaN(e.Baseline) || math.IsInf(e.Baseline, 0) {
+		return usagef("--model %s: the unablated %s is %v (NaN or infinite weights?): a sweep would measure nothing", dir, task.Metric.Column(), e.Baseline)
+	}
 	abs, _ := filepath.Abs(dir)
 	modelID, err := identity.Model(dir)
 	if err != nil {
@@ -365,7 +368,34 @@ func runSweep(f *sweepFlags) error {
 		return err
 	}
 	logf("sweep: wrote %s (%d rows, %s) and %s", f.out, len(rows), format, sweep.MetaPath(f.out))
+	warnNaN(rows, task.Metric.Column())
 	return f.report(m, cfgs, rows, e.Baseline, task.Metric.Column(), shards)
+}
+
+// warnNaN says which configurations gave a NaN or infinite metric (a
+// diverged or corrupt checkpoint): their rows hold NaN (CSV) or null (JSONL).
+func warnNaN(rows []sweep.Row, col string) {
+	var bad []string
+	n := 0
+	for _, r := range rows {
+		if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
+			n++
+			if len(bad) < 5 {
+				name := r.Config
+				if name == "" {
+					name = "(none)"
+				}
+				bad = append(bad, fmt.Sprintf("%s (index %d)", name, r.Index))
+			}
+		}
+	}
+	if n > 0 {
+		more := ""
+		if n > len(bad) {
+			more = ", ..."
+		}
+		logf("warning: %d of %d configurations give a %s that is not a number: %s%s", n, len(rows), col, strings.Join(bad, ", "), more)
+	}
 }
 
 // checkPlottable refuses --plot, before any work, for a space report
