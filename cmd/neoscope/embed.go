@@ -91,7 +91,7 @@ u removed before ln_f.`,
 				for i, l := range proj {
 					xs[i], mean[i], sd[i], nrm[i] = float64(l.Layer), l.Mean, l.Std, l.MeanNorm
 				}
-				err := plot.Lines(plotFile, fmt.Sprintf("%s: residual stream along the mean embedding u", filepath.Base(dir)),
+				err := plot.Lines(plotFile, fmt.Sprintf("%s: residual stream along the mean embedding u", displayName(dir)),
 					"layer l (resid[l] = input of block l; L = final)", "value",
 					[]plot.Series{{Name: "mean resid.u", X: xs, Y: mean}, {Name: "std resid.u", X: xs, Y: sd}, {Name: "mean |resid|", X: xs, Y: nrm}})
 				if err != nil {

@@ -281,7 +281,7 @@ func plotLens(path string, runs []*lensRun) error {
 				xs[l] /= float64(L)
 			}
 		}
-		name := filepath.Base(r.Model)
+		name := displayName(r.Model)
 		series = append(series, plot.Series{Name: name + " logit lens", X: xs, Y: r.Res.Loss})
 		if r.Res.LossCentered != nil {
 			series = append(series, plot.Series{Name: name + " centered", X: xs, Y: r.Res.LossCentered})

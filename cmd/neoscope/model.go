@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/neoscope/neoscope/models"
@@ -42,4 +43,26 @@ func resolveHub(flag, model string) (string, error) {
 		return "", usageError{fmt.Errorf("%s: %w", flag, err)}
 	}
 	return dir, nil
+}
+
+// displayName is how charts and pages name the model in dir: ORG/NAME for a
+// snapshot in the Hugging Face cache (.../models--ORG--NAME/snapshots/REV),
+// the bundled model's name for it, else the directory's last element.
+func displayName(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	if b, err := bundledModel(); err == nil {
+		if ab, err := filepath.Abs(b); err == nil && ab == abs {
+			return models.Name + " (bundled)"
+		}
+	}
+	snap := filepath.Dir(abs)
+	if filepath.Base(snap) == "snapshots" {
+		if repo := filepath.Base(filepath.Dir(snap)); strings.HasPrefix(repo, "models--") {
+			return strings.ReplaceAll(strings.TrimPrefix(repo, "models--"), "--", "/")
+		}
+	}
+	return filepath.Base(abs)
 }

@@ -161,9 +161,7 @@ func modelName(spec string) string {
 		return models.Name + " (bundled)"
 	}
 	if st, err := os.Stat(spec); err == nil && st.IsDir() {
-		if abs, err := filepath.Abs(spec); err == nil {
-			return filepath.Base(abs)
-		}
+		return displayName(spec)
 	}
 	return spec
 }
