@@ -27,8 +27,16 @@ func openModel(be backend.Backend, dir string) (*forward.Model, error) {
 }
 
 // usageArgs makes every command's argument check (cobra.NoArgs and the
-// like) a usage error, exit status 2, as flag errors already are.
+// like) a usage error, exit status 2, as flag errors already are. A group
+// below the root (tunedlens) runs its help when called alone and refuses an
+// unknown subcommand, instead of printing help and exiting 0.
 func usageArgs(c *cobra.Command) {
+	if c.HasParent() && c.HasSubCommands() && !c.Runnable() {
+		if c.Args == nil {
+			c.Args = cobra.NoArgs
+		}
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
 	if a := c.Args; a != nil {
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if err := a(cmd, args); err != nil {

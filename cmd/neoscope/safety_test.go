@@ -217,6 +217,7 @@ func TestExitStatus(t *testing.T) {
 		want string
 	}{
 		{[]string{"bogus"}, "unknown command"},
+		{[]string{"tunedlens", "bogus"}, "unknown command"},
 		{[]string{"run", "extra"}, "extra"},
 		{[]string{"hooks", "--model", model, "extra"}, "extra"},
 		{[]string{"merge"}, "merge needs OUT"},
