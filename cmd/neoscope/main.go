@@ -40,7 +40,7 @@ func main() {
 	// The root runs nothing itself: an error reported on it is an unknown
 	// command (bad usage).
 	if c, err := rootCmd.ExecuteC(); err != nil {
-		fmt.Fprintln(os.Stderr, "neoscope:", err)
+		fmt.Fprintln(os.Stderr, "neoscope:", plainJSONErrors(err))
 		var ue usageError
 		if errors.As(err, &ue) || c == rootCmd {
 			os.Exit(2)

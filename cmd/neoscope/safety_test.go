@@ -212,10 +212,19 @@ func TestExitStatus(t *testing.T) {
 	fixtures.Must(t, os.Mkdir(notJSON, 0o755))
 	copyFile(t, filepath.Join(model, "model.safetensors"), filepath.Join(notJSON, "model.safetensors"))
 	fixtures.Must(t, os.WriteFile(filepath.Join(notJSON, "config.json"), []byte("{not json"), 0o644))
+	strType := filepath.Join(t.TempDir(), "st")
+	fixtures.Must(t, os.Mkdir(strType, 0o755))
+	copyFile(t, filepath.Join(model, "model.safetensors"), filepath.Join(strType, "model.safetensors"))
+	cfg := strings.Replace(string(fileBytes(t, filepath.Join(model, "config.json"))), `"num_layers": 4`, `"num_layers": "four"`, 1)
+	if !strings.Contains(cfg, `"four"`) {
+		t.Fatal("the fixture's config.json has no \"num_layers\": 4")
+	}
+	fixtures.Must(t, os.WriteFile(filepath.Join(strType, "config.json"), []byte(cfg), 0o644))
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
+		{run(strType), `field "num_layers": got a string, want a whole number`},
 		{[]string{"bogus"}, "unknown command"},
 		{[]string{"tunedlens", "bogus"}, "unknown command"},
 		{[]string{"run", "extra"}, "extra"},
@@ -226,7 +235,7 @@ func TestExitStatus(t *testing.T) {
 		{run(notJSON), "config.json"},
 	} {
 		_, stderr, code := runCLI(t, c.args...)
-		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "panic") {
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "panic") || strings.Contains(stderr, "Go ") {
 			t.Errorf("%v: exit %d, want 2 naming %q: %s", c.args, code, c.want, stderr)
 		}
 	}
