@@ -30,6 +30,18 @@ func TestReportLayoutInChromium(t *testing.T) {
 	if _, stderr, code := runCLI(t, "report", "--out", single, "--backend", "cpu", "--rep-batch", "2", "--rep-period", "8", "--ioi-prompts", "8"); code != 0 {
 		t.Fatalf("report: exit %d: %s", code, stderr)
 	}
+	// Item 5: where the IOI gap is within the noise the page gives no verdict.
+	page, err := os.ReadFile(filepath.Join(single, "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := os.ReadFile(filepath.Join(single, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(res), `"no_verdict": true`) && (!strings.Contains(string(page), "no verdict") || strings.Contains(string(page), "mostly")) {
+		t.Error("results.json says no_verdict, the page gives a verdict")
+	}
 	compare := makeReport(t)
 	for _, c := range []struct {
 		dir    string
