@@ -18,6 +18,7 @@ if [[ ! -x $NEOSCOPE ]]; then
 	exit 1
 fi
 mkdir -p "$OUT/demo"
+# The demo owns $OUT/demo: its charts are replaced on every run (--force).
 # Every command picks the GPU when one is usable, else the CPU (BACKEND=cpu to force it).
 BACKEND=${BACKEND:-auto}
 ns() { "$NEOSCOPE" "$@" --backend "$BACKEND"; }
@@ -40,13 +41,13 @@ header "The bundled model" "info"
 ns info
 
 header "Embedding geometry" "embed --plot $OUT/demo/embed.png"
-ns embed --plot "$OUT/demo/embed.png"
+ns embed --plot "$OUT/demo/embed.png" --force
 
 header "Logit lens on Genesis 1:1-3" "lens --text $verses --positions -1 --topk 5 --plot $OUT/demo/lens.png"
-ns lens --text "$verses" --positions -1 --topk 5 --plot "$OUT/demo/lens.png"
+ns lens --text "$verses" --positions -1 --topk 5 --plot "$OUT/demo/lens.png" --force
 
 header "Induction heads on repeated random tokens" "induction --batch 16 --period 10 --top 4 --plot $OUT/demo/induction.png"
-ns induction --batch 16 --period 10 --top 4 --plot "$OUT/demo/induction.png" | tee "$OUT/demo/induction.txt"
+ns induction --batch 16 --period 10 --top 4 --plot "$OUT/demo/induction.png" --force | tee "$OUT/demo/induction.txt"
 # The four heads ranked highest under "top induction heads" (lines "  1. L.H  score").
 heads=$(awk '/^top induction heads/ {f = 1; next} f && NF == 0 {exit} f && n < 4 {print $2; n++}' "$OUT/demo/induction.txt" | paste -sd, -)
 if [[ ! $heads =~ ^[0-9]+\.[0-9]+(,[0-9]+\.[0-9]+){3}$ ]]; then
@@ -55,14 +56,14 @@ if [[ ! $heads =~ ^[0-9]+\.[0-9]+(,[0-9]+\.[0-9]+){3}$ ]]; then
 fi
 
 header "Ablating every head, attention layer and MLP on the verses" "ablate --text $verses --each all --plot $OUT/demo/ablate.png"
-ns ablate --text "$verses" --each all --plot "$OUT/demo/ablate.png"
+ns ablate --text "$verses" --each all --plot "$OUT/demo/ablate.png" --force
 
 header "Sweep: every subset of the top 4 induction heads ($heads)" "sweep --task induction --batch 16 --period 10 --space 'subsets($heads)' --out $OUT/demo/sweep.csv"
 ns sweep --task induction --batch 16 --period 10 --seed 1 --space "subsets($heads)" \
 	--out "$OUT/demo/sweep.csv" --force --plot "$OUT/demo/sweep.png"
 
 header "Indirect object identification" "ioi --n 32 --plot $OUT/demo/ioi.png"
-ns ioi --n 32 --show 2 --plot "$OUT/demo/ioi.png"
+ns ioi --n 32 --show 2 --plot "$OUT/demo/ioi.png" --force
 
 header "The report: every experiment on one page" "report --out $OUT/report"
 ns report --out "$OUT/report"

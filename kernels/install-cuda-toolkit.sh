@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install-cuda-toolkit.sh: install nvcc (CUDA 11.8) from Debian 12's non-free archive.
 # Idempotent: does nothing when nvcc is already on PATH. Needs root (or sudo).
-# See /work/shared/notes/toolchain.md: about 3 minutes, 1.6 GB download, 5.3 GB on disk.
+# See ../shared/notes/toolchain.md (beside the project root): about 3 minutes, 1.6 GB download, 5.3 GB on disk.
 # --no-install-recommends matters: without it apt pulls kernel modules and profilers.
 set -euo pipefail
 

@@ -152,6 +152,7 @@ a list of heads at once (e.g. --set 2.0,2.1) and reports that loss too.
 	}
 	f.register(c)
 	in.register(c)
+	in.registerBOS(c)
 	c.Flags().StringVar(&each, "each", "all", "components to ablate one at a time: comma-separated head, attn, mlp, or all")
 	c.Flags().StringVar(&mode, "mode", "zero", "zero, or mean (per-position mean over the batch rows of the unablated run)")
 	c.Flags().IntVar(&lossFrom, "loss-from", 0, "first position whose prediction counts in the loss (e.g. P for the second half of a repeated sequence)")
@@ -168,7 +169,7 @@ func checkPlotPath(p string) error {
 	}
 	switch strings.ToLower(filepath.Ext(p)) {
 	case ".png", ".svg":
-		return nil
+		return checkOutput("--plot", p, forceOutputs)
 	}
 	return usagef("--plot %q: want a .png or .svg file name", p)
 }

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"runtime"
+	"sync"
 
 	"github.com/spf13/cobra"
 
 	"github.com/neoscope/neoscope/cpu"
+	"github.com/neoscope/neoscope/internal/outfile"
 	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
@@ -29,6 +33,9 @@ func (f *modelFlags) register(c *cobra.Command) {
 	c.Flags().IntVar(&f.Threads, "threads", 0, "CPU threads to use (default: all cores)")
 	c.Flags().BoolVar(&f.JSON, "json", false, "print machine-readable JSON instead of a table")
 }
+
+// noGPUNotice prints the CPU fallback notice once per process.
+var noGPUNotice sync.Once
 
 // openBackend picks the backend named by --backend.
 func (f *modelFlags) openBackend() (backend.Backend, error) {
@@ -55,7 +62,7 @@ func (f *modelFlags) openBackend() (backend.Backend, error) {
 		}
 		slog.Debug("no usable GPU, running on the CPU", "reason", err)
 		if f.Backend == "auto" && os.Getenv("NEOSCOPE_QUIET") == "" {
-			logf("backend: no usable GPU (%v); running on the CPU", err)
+			noGPUNotice.Do(func() { logf("backend: no usable GPU (%v); running on the CPU", err) })
 		}
 		return newCPU(), nil
 	case "cuda":
@@ -78,11 +85,7 @@ func (f *modelFlags) open() (*forward.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := forward.Open(be, dir)
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
+	return openModel(be, dir)
 }
 
 // logf prints a progress or status line to stderr.
@@ -90,9 +93,23 @@ func logf(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, format+"\n", a...)
 }
 
-// printJSON writes v as indented JSON to w.
+// printJSON writes v as indented JSON to w. NaN and infinite numbers,
+// which JSON cannot hold, are written as null with a warning on stderr.
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", " ")
-	return enc.Encode(v)
+	err := enc.Encode(v)
+	var uv *json.UnsupportedValueError
+	if errors.As(err, &uv) {
+		safe, n := outfile.NullNaN(v)
+		logf("warning: %d result value(s) are NaN or infinite (a diverged model or an empty average?); written as null", n)
+		buf.Reset()
+		err = enc.Encode(safe)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(buf.Bytes())
+	return err
 }

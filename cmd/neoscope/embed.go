@@ -46,6 +46,9 @@ u removed before ln_f.`,
 					return usagef("--plot %s: want a .png or .svg file", plotFile)
 				}
 			}
+			if err := checkPlotPath(plotFile); err != nil {
+				return err
+			}
 			m, err := f.open()
 			if err != nil {
 				return err
@@ -88,7 +91,7 @@ u removed before ln_f.`,
 				for i, l := range proj {
 					xs[i], mean[i], sd[i], nrm[i] = float64(l.Layer), l.Mean, l.Std, l.MeanNorm
 				}
-				err := plot.Lines(plotFile, fmt.Sprintf("%s: residual stream along the mean embedding u", filepath.Base(dir)),
+				err := plot.Lines(plotFile, fmt.Sprintf("%s: residual stream along the mean embedding u", displayName(dir)),
 					"layer l (resid[l] = input of block l; L = final)", "value",
 					[]plot.Series{{Name: "mean resid.u", X: xs, Y: mean}, {Name: "std resid.u", X: xs, Y: sd}, {Name: "mean |resid|", X: xs, Y: nrm}})
 				if err != nil {
@@ -162,6 +165,7 @@ u removed before ln_f.`,
 	}
 	f.register(c)
 	in.register(c)
+	in.registerBOS(c)
 	c.Flags().StringVar(&plotFile, "plot", "", "write a chart of resid.u per layer (.png or .svg)")
 	c.Flags().BoolVar(&indices, "indices", false, "with --json: include embed_top1_index and embed_top1_index_ln [V]")
 	c.Flags().Uint64Var(&seed, "seed", 0, "seed of the random token sample (when no --tokens/--prompt/--text)")

@@ -45,7 +45,9 @@ recomputed from resid[l] itself, and reports per layer:
 --positions prints the top-k lens predictions at those positions of every row
 (negative counts from the end). --compare runs a second model on the same
 token ids and plots both (x axis: layer index if both have as many layers,
-else the layer fraction l/L).`,
+else the layer fraction l/L).
+
+` + lensTextRule,
 		Example: `  neoscope lens --model ../shared/fixtures/tiny-neo --tokens batch.json
   neoscope lens --prompt "The Eiffel Tower is in the city of" --positions -1 --topk 5
   neoscope lens --model ../shared/fixtures/tiny-neo --compare ../shared/fixtures/tiny-gpt2 \
@@ -56,6 +58,9 @@ else the layer fraction l/L).`,
 				if ext := filepath.Ext(plotFile); ext != ".png" && ext != ".svg" {
 					return usagef("--plot %s: want a .png or .svg file", plotFile)
 				}
+			}
+			if err := checkPlotPath(plotFile); err != nil {
+				return err
 			}
 			if topk <= 0 {
 				return usagef("--topk must be positive, got %d", topk)
@@ -70,7 +75,7 @@ else the layer fraction l/L).`,
 				return err
 			}
 			defer m.Close()
-			tokens, B, T, err := lensInput(&in, m, dir, seq)
+			tokens, B, T, err := lensTextInput(&in, m, dir, seq)
 			if err != nil {
 				return err
 			}
@@ -101,7 +106,7 @@ else the layer fraction l/L).`,
 			}
 			runs = append(runs, r)
 			if compare != "" {
-				dir2, err := resolveModel(compare)
+				dir2, err := resolveModelFlag("--compare", compare)
 				if err != nil {
 					return err
 				}
@@ -150,10 +155,11 @@ else the layer fraction l/L).`,
 	}
 	f.register(c)
 	in.register(c)
+	in.registerBOS(c)
 	c.Flags().IntSliceVar(&positions, "positions", nil, "positions (comma-separated, negative from the end) at which to print the top-k lens predictions")
 	c.Flags().IntVar(&topk, "topk", 5, "number of predictions per layer at --positions")
 	c.Flags().StringVar(&plotFile, "plot", "", "write a chart of the loss per layer (.png or .svg)")
-	c.Flags().IntVar(&seq, "seq", 0, "with --text: tokens per row (default: the whole text if it fits the context, else rows of the context length)")
+	c.Flags().IntVar(&seq, "seq", 0, "with --text: tokens per row (default: the whole text if it fits the context, else rows of the context length; a remainder is read as the text's last --seq tokens, never dropped)")
 	c.Flags().StringVar(&compare, "compare", "", "a second model (directory or hub id) to run on the same token ids")
 	rootCmd.AddCommand(c)
 }
@@ -275,7 +281,7 @@ func plotLens(path string, runs []*lensRun) error {
 				xs[l] /= float64(L)
 			}
 		}
-		name := filepath.Base(r.Model)
+		name := displayName(r.Model)
 		series = append(series, plot.Series{Name: name + " logit lens", X: xs, Y: r.Res.Loss})
 		if r.Res.LossCentered != nil {
 			series = append(series, plot.Series{Name: name + " centered", X: xs, Y: r.Res.LossCentered})

@@ -160,7 +160,7 @@ func TestTunedLensCLI(t *testing.T) {
 }
 
 // TestLensText: --text is cut into rows (the context length by default, or
-// --seq) through the model's tokenizer: a byte-level tokenizer with no
+// --seq; a remainder becomes a last row of the text's final tokens) through the model's tokenizer: a byte-level tokenizer with no
 // merges (ids 0..255, within the fixture's vocabulary of 512) beside
 // tiny-neo's weights.
 func TestLensText(t *testing.T) {
@@ -183,7 +183,7 @@ func TestLensText(t *testing.T) {
 	for _, c := range []struct {
 		seq  string
 		B, T float64
-	}{{"0", 2, 64}, {"20", 7, 20}} {
+	}{{"0", 3, 64}, {"20", 8, 20}} { // the remainder is a last row of the final --seq tokens, never dropped
 		out, stderr, code := runCLI(t, "lens", "--model", dir, "--backend", "cpu", "--text", text, "--seq", c.seq, "--json")
 		if code != 0 {
 			t.Fatalf("--seq %s: exit %d: %s", c.seq, code, stderr)

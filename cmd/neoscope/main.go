@@ -2,8 +2,9 @@
 // and GPT-2 checkpoints. Every subcommand lives in its own file and adds
 // itself to the root command in init.
 //
-// Exit codes: 0 success, 1 the experiment failed (I/O, device, model), 2 bad
-// usage or bad input (flags, token files, configurations).
+// Exit codes: 0 success, 1 a valid experiment failed (I/O, device), 2 bad
+// usage or bad input (unknown commands, flags, extra arguments, token files,
+// configurations, corrupt or inconsistent checkpoints and config.json).
 package main
 
 import (
@@ -34,10 +35,14 @@ func main() {
 	rootCmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath())}
 	})
-	if err := rootCmd.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "neoscope:", err)
+	usageArgs(rootCmd)
+	addForceFlags(rootCmd)
+	// The root runs nothing itself: an error reported on it is an unknown
+	// command (bad usage).
+	if c, err := rootCmd.ExecuteC(); err != nil {
+		fmt.Fprintln(os.Stderr, "neoscope:", plainJSONErrors(err))
 		var ue usageError
-		if errors.As(err, &ue) {
+		if errors.As(err, &ue) || c == rootCmd {
 			os.Exit(2)
 		}
 		os.Exit(1)

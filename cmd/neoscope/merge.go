@@ -8,6 +8,7 @@ import (
 
 func init() {
 	var format string
+	var force bool
 	c := &cobra.Command{
 		Use:   "merge OUT SHARD...",
 		Short: "Combine the shard outputs of one sweep into one result file",
@@ -17,8 +18,23 @@ index. It refuses files from different sweeps, incomplete shards, a shard given
 twice and a set with shards missing, naming them.`,
 		Example: `  neoscope merge all.csv part.0.csv part.1.csv part.2.csv part.3.csv
   neoscope merge all.parquet part.*.jsonl`,
-		Args: cobra.MinimumNArgs(2),
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return usagef("merge needs OUT and at least one shard file, got %d argument(s) (see `neoscope merge --help`)", len(args))
+			}
+			return nil
+		},
 		RunE: func(c *cobra.Command, args []string) error {
+			var inputs []string
+			for _, in := range args[1:] {
+				inputs = append(inputs, in, sweep.MetaPath(in))
+			}
+			if err := checkOutput("OUT", args[0], force, inputs...); err != nil {
+				return err
+			}
+			if err := checkOutput("OUT", sweep.MetaPath(args[0]), force, inputs...); err != nil {
+				return err
+			}
 			f, err := sweep.FormatOf(args[0], format)
 			if err != nil {
 				return usageError{err}
@@ -32,5 +48,6 @@ twice and a set with shards missing, naming them.`,
 		},
 	}
 	c.Flags().StringVar(&format, "format", "", "csv, jsonl or parquet (default: from OUT's extension)")
+	c.Flags().BoolVar(&force, "force", false, "replace an existing OUT (never one of the shard files)")
 	rootCmd.AddCommand(c)
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/neoscope/neoscope/models"
 	"github.com/neoscope/neoscope/probes/report"
-	"github.com/neoscope/neoscope/runtime/forward"
 )
 
 func init() {
@@ -86,7 +85,7 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 				}
 			}()
 			for i, spec := range specs {
-				dir, err := resolveModel(spec)
+				dir, err := resolveModelFlag([]string{"--model", "--compare"}[i], spec)
 				if err != nil {
 					return err
 				}
@@ -99,7 +98,7 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 			for i := range inputs {
 				input := &inputs[i]
 				logf("%s: loading %s", input.Name, input.Dir)
-				if input.Model, err = forward.Open(be, input.Dir); err != nil {
+				if input.Model, err = openModel(be, input.Dir); err != nil {
 					return err
 				}
 				if in.given() {
@@ -130,7 +129,7 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 				title = "neoscope report: " + strings.Join(names, " vs ")
 			}
 			logf("writing %s", out)
-			if err := report.Write(out, report.Page{Title: title, Command: commandLine(), Results: results, TopK: opt.TopK}); err != nil {
+			if err := report.Write(out, report.Page{Title: title, Command: commandLine(), Version: version(), Results: results, TopK: opt.TopK}); err != nil {
 				return err
 			}
 			index := filepath.Join(out, "index.html")
@@ -143,6 +142,7 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 	}
 	f.register(c)
 	in.register(c)
+	in.registerBOS(c)
 	c.Flags().StringVar(&compare, "compare", "", "a second model (directory or hub id) shown beside the first")
 	c.Flags().StringVar(&out, "out", "", "output folder (required); gets index.html, the charts as PNG and results.json")
 	c.Flags().StringVar(&title, "title", "", "page title (default: neoscope report: MODEL [vs MODEL2])")
@@ -161,9 +161,7 @@ func modelName(spec string) string {
 		return models.Name + " (bundled)"
 	}
 	if st, err := os.Stat(spec); err == nil && st.IsDir() {
-		if abs, err := filepath.Abs(spec); err == nil {
-			return filepath.Base(abs)
-		}
+		return displayName(spec)
 	}
 	return spec
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
@@ -15,6 +16,7 @@ func init() {
 	var f modelFlags
 	var in inputFlags
 	var out, cache string
+	var force bool
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run a forward pass and save logits and cached activations",
@@ -33,6 +35,9 @@ matched by --cache, under its TransformerLens name (float32).`,
 				return err
 			}
 			f.Model = dir
+			if err := checkOutput("--out", out, force, append(in.paths(), dir)...); err != nil {
+				return err
+			}
 			m, err := f.open()
 			if err != nil {
 				return err
@@ -70,13 +75,22 @@ matched by --cache, under its TransformerLens name (float32).`,
 				names = append(names, n)
 			}
 			sort.Strings(names)
+			if f.JSON {
+				shapes := map[string][]int{}
+				for n, t := range tensors {
+					shapes[n] = t.ShapeOf
+				}
+				return printJSON(os.Stdout, map[string]any{"out": out, "B": B, "T": T, "tensors": shapes})
+			}
 			logf("wrote %s: %d tensors (%s)", out, len(names), strings.Join(names[:min(len(names), 6)], ", ")+map[bool]string{true: ", ...", false: ""}[len(names) > 6])
 			return nil
 		},
 	}
 	f.register(c)
 	in.register(c)
-	c.Flags().StringVar(&out, "out", "", "output safetensors file")
+	in.registerBOS(c)
+	c.Flags().StringVar(&out, "out", "", "output safetensors file (never one of the inputs; an existing file only with --force)")
+	c.Flags().BoolVar(&force, "force", false, "replace an existing --out")
 	c.Flags().StringVar(&cache, "cache", "", "comma-separated globs of hook names to save, e.g. 'blocks.*.hook_resid_pre'")
 	rootCmd.AddCommand(c)
 }
@@ -89,11 +103,17 @@ func init() {
 		Example: `  neoscope hooks --model ../shared/fixtures/tiny-neo | grep attn`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if f.Backend == "auto" {
+				f.Backend = "cpu" // names only: no pass runs, no GPU notice
+			}
 			m, err := f.open()
 			if err != nil {
 				return err
 			}
 			defer m.Close()
+			if f.JSON {
+				return printJSON(os.Stdout, map[string]any{"hooks": m.HookNames()})
+			}
 			for _, n := range m.HookNames() {
 				fmt.Println(n)
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,7 @@ import (
 	"github.com/neoscope/neoscope/probes/induction"
 	"github.com/neoscope/neoscope/probes/plot"
 	"github.com/neoscope/neoscope/runtime/forward"
+	"github.com/neoscope/neoscope/runtime/identity"
 	"github.com/neoscope/neoscope/runtime/sweep"
 )
 
@@ -38,6 +40,7 @@ type sweepFlags struct {
 	noShare            bool
 	plotPath           string
 	top                int
+	maxConfigs         int64
 }
 
 func init() {
@@ -50,6 +53,9 @@ layers attn.6, MLPs mlp.0; spaces subsets(...), singles(...), pairs(...),
 k(N, ...), given(FIXED; SPACE), file(PATH), unions with '|' or ',') and writes
 one row per configuration: config, n_ablated, the metric (loss or logit_diff),
 delta (change from the unablated model) and index (position in the space).
+A configuration listed twice runs once (the first occurrence keeps its
+index); a space is counted before it is expanded, and one of more than
+--max-configs configurations is refused at once.
 
 Configurations are evaluated many at a time: the unablated residual stream is
 computed once, configurations share every layer before they differ (a prefix
@@ -98,6 +104,7 @@ the shard files. OUT.meta.json beside the output records what was swept.`,
 	fl.BoolVar(&f.noShare, "no-share", false, "run each configuration from the embedding, no prefix sharing (with --chunk 1: one configuration per pass, for comparison)")
 	fl.StringVar(&f.plotPath, "plot", "", "draw a heatmap (.png or .svg): the interaction table of a subsets space, or the [layer, head] deltas of single heads")
 	fl.IntVar(&f.top, "top", 10, "print the N configurations with the largest |delta|")
+	fl.Int64Var(&f.maxConfigs, "max-configs", 10_000_000, fmt.Sprintf("refuse, before any work, a space of more configurations than this (counted without expanding it; at most %d)", sweep.MaxConfigs))
 	rootCmd.AddCommand(c)
 }
 
@@ -282,6 +289,9 @@ func runSweep(f *sweepFlags) error {
 		shard, shards = i, n
 		logf("sweep: Slurm job array task: shard %d/%d", shard, shards)
 	}
+	if f.maxConfigs < 1 || f.maxConfigs > sweep.MaxConfigs {
+		return usagef("--max-configs %d: want 1..%d", f.maxConfigs, sweep.MaxConfigs)
+	}
 	if f.resume && f.force {
 		return usagef("--resume and --force contradict each other")
 	}
@@ -291,14 +301,34 @@ func runSweep(f *sweepFlags) error {
 		return err
 	}
 	f.model.Model = dir
+	// sweep.Run decides about an existing --out (--resume, --force); here:
+	// never an input, and --plot like every output.
+	ins := []string{dir, f.tokens, f.clean}
+	if err := checkOutput("--out", f.out, true, ins...); err != nil {
+		return err
+	}
+	if err := checkOutput("--plot", f.plotPath, f.force || f.resume, append(ins, f.out)...); err != nil {
+		return err
+	}
 	m, err := f.model.open()
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	cfgs, err := sweep.Parse(f.space, sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads})
+	dims := sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads}
+	count, err := sweep.Count(f.space, dims)
 	if err != nil {
 		return usageError{err}
+	}
+	if count.Cmp(big.NewInt(f.maxConfigs)) > 0 {
+		return usagef("--space %q has %s configurations on this model (%d layers x %d heads), more than --max-configs %d: narrow the space or raise --max-configs", f.space, count, m.Cfg.Layers, m.Cfg.Heads, f.maxConfigs)
+	}
+	cfgs, err := sweep.Parse(f.space, dims)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := f.checkPlottable(cfgs, dims, shards); err != nil {
+		return err
 	}
 	task, desc, err := f.buildTask(m)
 	if err != nil {
@@ -313,9 +343,16 @@ func runSweep(f *sweepFlags) error {
 		return err
 	}
 	defer e.Close()
+	if math.IsNaN(e.Baseline) || math.IsInf(e.Baseline, 0) {
+		return usagef("--model %s: the unablated %s is %v (NaN or infinite weights?): a sweep would measure nothing", dir, task.Metric.Column(), e.Baseline)
+	}
 	abs, _ := filepath.Abs(dir)
+	modelID, err := identity.Model(dir)
+	if err != nil {
+		return usageError{fmt.Errorf("--model: %w", err)}
+	}
 	meta := sweep.Meta{
-		Space: f.space, Model: abs, Task: desc, Inputs: inputsHash(task),
+		Space: f.space, Model: abs, ModelSHA256: modelID, NeoscopeVersion: version(), Task: desc, Inputs: inputsHash(task),
 		Metric: task.Metric.Column(), LossFrom: task.LossFrom, Mode: mode.String(),
 		Shard: shard, Shards: shards,
 	}
@@ -334,7 +371,52 @@ func runSweep(f *sweepFlags) error {
 		return err
 	}
 	logf("sweep: wrote %s (%d rows, %s) and %s", f.out, len(rows), format, sweep.MetaPath(f.out))
+	warnNaN(rows, task.Metric.Column())
 	return f.report(m, cfgs, rows, e.Baseline, task.Metric.Column(), shards)
+}
+
+// warnNaN says which configurations gave a NaN or infinite metric (a
+// diverged or corrupt checkpoint): their rows hold NaN (CSV) or null (JSONL).
+func warnNaN(rows []sweep.Row, col string) {
+	var bad []string
+	n := 0
+	for _, r := range rows {
+		if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
+			n++
+			if len(bad) < 5 {
+				name := r.Config
+				if name == "" {
+					name = "(none)"
+				}
+				bad = append(bad, fmt.Sprintf("%s (index %d)", name, r.Index))
+			}
+		}
+	}
+	if n > 0 {
+		more := ""
+		if n > len(bad) {
+			more = ", ..."
+		}
+		logf("warning: %d of %d configurations give a %s that is not a number: %s%s", n, len(rows), col, strings.Join(bad, ", "), more)
+	}
+}
+
+// checkPlottable refuses --plot, before any work, for a space report
+// cannot draw: it draws the interaction table of an unsharded subsets(...)
+// space or the [layer, head] deltas of single heads.
+func (f *sweepFlags) checkPlottable(cfgs []sweep.Config, dims sweep.Dims, shards int) error {
+	if f.plotPath == "" {
+		return nil
+	}
+	if _, ok := sweep.SubsetsOf(f.space, dims); ok && shards == 1 {
+		return nil
+	}
+	for _, c := range cfgs {
+		if len(c) > 1 || (len(c) == 1 && c[0].Kind != sweep.Head) {
+			return usagef("--plot: draws the interaction table of an unsharded subsets(...) space or the deltas of single heads; this space has %q", c.String())
+		}
+	}
+	return nil
 }
 
 // report prints the most affecting configurations, the interaction table of

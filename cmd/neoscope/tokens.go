@@ -1,8 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -16,37 +23,156 @@ type inputFlags struct {
 	Tokens string
 	Prompt []string
 	Text   string
+	// PrependBOS puts the config's bos_token_id before each --prompt/--text
+	// row (registerBOS). Off by default: the ids are exactly the text's, as
+	// `neoscope tokenize` prints them (TransformerLens prepends by default).
+	PrependBOS bool
+}
+
+// registerBOS adds --prepend-bos (for commands whose text inputs honour it).
+func (f *inputFlags) registerBOS(c *cobra.Command) {
+	c.Flags().BoolVar(&f.PrependBOS, "prepend-bos", false, "put the BOS token (config.json's bos_token_id) before each --prompt/--text row; default off: the ids are exactly the text's (TransformerLens prepends by default)")
+}
+
+// withBOS prepends bos to every row (--prepend-bos).
+func withBOS(rows [][]int32, bos int) ([][]int32, error) {
+	if bos < 0 {
+		return nil, usagef("--prepend-bos: the model's config.json has no bos_token_id")
+	}
+	for i, r := range rows {
+		rows[i] = append([]int32{int32(bos)}, r...)
+	}
+	return rows, nil
 }
 
 func (f *inputFlags) register(c *cobra.Command) {
-	c.Flags().StringVar(&f.Tokens, "tokens", "", "JSON file with an array of equal-length arrays of token ids")
+	c.Flags().StringVar(&f.Tokens, "tokens", "", `JSON file with an array of equal-length arrays of token ids, or {"ids": [...]} from neoscope tokenize --json`)
 	c.Flags().StringArrayVar(&f.Prompt, "prompt", nil, "text prompt (repeat for a batch; rows must tokenize to equal length)")
 	c.Flags().StringVar(&f.Text, "text", "", "text file, tokenized as one row")
 }
 
 func (f *inputFlags) given() bool { return f.Tokens != "" || len(f.Prompt) > 0 || f.Text != "" }
 
-// readTokenFile parses a JSON array of arrays of token ids.
+// readTokenFile reads --tokens: a JSON array of arrays of token ids
+// ([[50256, 464], [50256, 383]]), or the output of `neoscope tokenize
+// --json` ({"ids": [...]}, one row; several such objects one after another
+// are several rows). Every id must be a whole number written without a
+// fraction or exponent (2, not 2.0 or 2e0); null, strings, fractions and
+// negative numbers are refused, naming the row and position (from 0).
 func readTokenFile(path string) ([][]int32, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, usagef("--tokens: %v", err)
 	}
-	var rows [][]int64
-	if err := json.Unmarshal(data, &rows); err != nil {
-		return nil, usagef("%s: want a JSON array of arrays of token ids: %v", path, err)
+	rows, err := parseTokenRows(data)
+	if err != nil {
+		return nil, usagef("--tokens %s: %v", path, err)
 	}
-	out := make([][]int32, len(rows))
-	for b, r := range rows {
-		out[b] = make([]int32, len(r))
-		for t, id := range r {
-			if id < 0 || id > 1<<31-1 {
-				return nil, usagef("%s: row %d position %d: token id %d out of range", path, b, t, id)
+	return rows, nil
+}
+
+const tokenFileForm = `want a JSON array of arrays of token ids, e.g. [[50256, 464], [50256, 383]], or {"ids": [...]} as neoscope tokenize --json prints`
+
+// parseTokenRows parses the content of a token file (see readTokenFile).
+func parseTokenRows(data []byte) ([][]int32, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var rows [][]int32
+	nvals := 0
+	for {
+		var v any
+		if err := dec.Decode(&v); err == io.EOF {
+			break
+		} else if err != nil {
+			var se *json.SyntaxError
+			if errors.As(err, &se) {
+				return nil, fmt.Errorf("not valid JSON at byte %d (%v); %s", se.Offset, se, tokenFileForm)
 			}
-			out[b][t] = int32(id)
+			return nil, fmt.Errorf("not valid JSON (%v); %s", err, tokenFileForm)
+		}
+		nvals++
+		switch x := v.(type) {
+		case map[string]any:
+			ids, ok := x["ids"]
+			if !ok {
+				return nil, fmt.Errorf("a JSON object without \"ids\"; %s", tokenFileForm)
+			}
+			arr, ok := ids.([]any)
+			if !ok {
+				return nil, fmt.Errorf("\"ids\" is %s, not an array of token ids", describeJSON(ids))
+			}
+			row, err := tokenRow(len(rows), arr)
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, row)
+		case []any:
+			for _, r := range x {
+				arr, ok := r.([]any)
+				if !ok {
+					if _, isNum := r.(json.Number); isNum {
+						return nil, fmt.Errorf("row %d is a number, not an array of token ids (for one row write [[1, 2, 3]], not [1, 2, 3])", len(rows))
+					}
+					return nil, fmt.Errorf("row %d is %s, not an array of token ids", len(rows), describeJSON(r))
+				}
+				row, err := tokenRow(len(rows), arr)
+				if err != nil {
+					return nil, err
+				}
+				rows = append(rows, row)
+			}
+		default:
+			return nil, fmt.Errorf("the file holds %s; %s", describeJSON(v), tokenFileForm)
 		}
 	}
-	return out, nil
+	if nvals == 0 {
+		return nil, fmt.Errorf("empty file; %s", tokenFileForm)
+	}
+	return rows, nil
+}
+
+// tokenRow converts one row's JSON values to token ids.
+func tokenRow(b int, arr []any) ([]int32, error) {
+	row := make([]int32, len(arr))
+	for t, v := range arr {
+		n, ok := v.(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("row %d position %d: %s is not a token id (want a whole number 0..%d)", b, t, describeJSON(v), math.MaxInt32)
+		}
+		s := string(n)
+		if strings.ContainsAny(s, ".eE") {
+			return nil, fmt.Errorf("row %d position %d: %s is not a token id (want a whole number written without a fraction or exponent)", b, t, s)
+		}
+		id, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || id < 0 || id > math.MaxInt32 {
+			return nil, fmt.Errorf("row %d position %d: token id %s out of range (want 0..%d)", b, t, s, math.MaxInt32)
+		}
+		row[t] = int32(id)
+	}
+	return row, nil
+}
+
+// describeJSON names a decoded JSON value in the words of the JSON text.
+func describeJSON(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return strconv.FormatBool(x)
+	case string:
+		q := x
+		if len(q) > 20 {
+			q = q[:20] + "..."
+		}
+		return "the string " + strconv.Quote(q)
+	case json.Number:
+		return "the number " + string(x)
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return "a value"
 }
 
 // rows returns the batch the flags select, validated against the model.
@@ -63,12 +189,20 @@ func (f *inputFlags) rows(m *forward.Model, modelDir string) (flat []int32, B, T
 	var rows [][]int32
 	switch {
 	case f.Tokens != "":
+		if f.PrependBOS {
+			return nil, 0, 0, usagef("--prepend-bos applies to --prompt and --text; --tokens are used as given")
+		}
 		if rows, err = readTokenFile(f.Tokens); err != nil {
 			return nil, 0, 0, err
 		}
 	default:
 		if rows, err = f.encode(modelDir); err != nil {
 			return nil, 0, 0, err
+		}
+		if f.PrependBOS {
+			if rows, err = withBOS(rows, m.Cfg.BOS); err != nil {
+				return nil, 0, 0, err
+			}
 		}
 	}
 	flat, B, T, err = m.CheckTokens(rows)

@@ -75,6 +75,7 @@ on the host. eval prints the tuned lens beside the logit lens.`,
 		var f modelFlags
 		var in inputFlags
 		var out string
+		var force bool
 		var opt lens.FitOptions
 		var seq int
 		c := &cobra.Command{
@@ -98,6 +99,9 @@ on the host. eval prints the tuned lens beside the logit lens.`,
 					return err
 				}
 				f.Model = dir
+				if err := checkOutput("--out", out, force, append(in.paths(), dir)...); err != nil {
+					return err
+				}
 				m, err := f.open()
 				if err != nil {
 					return err
@@ -141,7 +145,8 @@ on the host. eval prints the tuned lens beside the logit lens.`,
 		}
 		f.register(c)
 		in.register(c)
-		c.Flags().StringVar(&out, "out", "", "output lens file (.safetensors)")
+		c.Flags().StringVar(&out, "out", "", "output lens file (.safetensors; an existing file only with --force)")
+		c.Flags().BoolVar(&force, "force", false, "replace an existing --out")
 		c.Flags().IntVar(&opt.Steps, "steps", lens.DefaultSteps, "SGD steps per layer after the ridge start (0: ridge start only)")
 		c.Flags().Float64Var(&opt.LR, "lr", lens.DefaultLR, "SGD learning rate")
 		c.Flags().Float64Var(&opt.Momentum, "momentum", 0.9, "Nesterov momentum")

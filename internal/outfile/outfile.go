@@ -18,11 +18,12 @@ import (
 func Write(path string, fill func(w io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return fmt.Errorf("%s: cannot create its directory: %v", path, unwrapPath(err))
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return err
+		// Name the file asked for, not the temporary one.
+		return fmt.Errorf("%s: cannot write in %s: %v", path, dir, unwrapPath(err))
 	}
 	defer func() {
 		if err != nil {
@@ -34,15 +35,18 @@ func Write(path string, fill func(w io.Writer) error) (err error) {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	if err = f.Chmod(0o644); err != nil { // CreateTemp makes 0600 files
-		return err
+		return fmt.Errorf("%s: %v", path, unwrapPath(err))
 	}
 	if err = f.Sync(); err != nil {
-		return err
+		return fmt.Errorf("%s: %v", path, unwrapPath(err))
 	}
 	if err = f.Close(); err != nil {
-		return err
+		return fmt.Errorf("%s: %v", path, unwrapPath(err))
 	}
-	return os.Rename(f.Name(), path)
+	if err = os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("%s: %v", path, unwrapPath(err))
+	}
+	return nil
 }
 
 // F32 is a float32 tensor for safetensors output.

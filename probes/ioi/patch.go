@@ -97,6 +97,10 @@ type Summary struct {
 	PatchHeadShare float64 `json:"patch_head_share"`
 	DLAHeadShare   float64 `json:"dla_head_share"`
 	Answer         string  `json:"answer"`
+	// Gap is the clean-corrupt gap (GapTooSmall); NoVerdict is true when it
+	// is too small for the shares to mean anything, and Answer then says so.
+	Gap       Gap  `json:"gap"`
+	NoVerdict bool `json:"no_verdict"`
 }
 
 // Options for Run.
@@ -398,7 +402,10 @@ func summarise(r *Result) Summary {
 		}
 		return "MLPs"
 	}
-	if s.PatchHeadShare >= 0 {
+	s.Gap = GapTooSmall(r.RowLDClean, r.RowLDCorr)
+	if s.NoVerdict = s.Gap.TooSmall; s.NoVerdict {
+		s.Answer = fmt.Sprintf("no verdict: %s; the patching shares measure noise (heads carry %.0f%% of the total |DLA|)", s.Gap.Reason, 100*s.DLAHeadShare)
+	} else if s.PatchHeadShare >= 0 {
 		verdict := "mostly " + who(s.PatchHeadShare)
 		if who(s.PatchHeadShare) != who(s.DLAHeadShare) {
 			verdict = fmt.Sprintf("mixed: patching points to %s, DLA to %s", who(s.PatchHeadShare), who(s.DLAHeadShare))

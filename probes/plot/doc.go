@@ -14,7 +14,7 @@
 //     (Moreland's smooth blue-red) and symmetric about 0, so white means 0 and
 //     equal magnitudes get equal saturation; otherwise sequential (Moreland's
 //     Kindlmann, dark to light) over [min, max]. Cell labels are black or
-//     white by the cell colour's luminance. NaN cells are grey, labelled "nan".
+//     white by the cell colour's luminance. NaN cells are grey, unlabelled.
 //   - Row 0 is drawn at the top (as a table or TransformerLens' imshow reads).
 //   - Cell labels use 3 significant digits and a font sized to the cell; the
 //     figure grows with the number of columns and rows (readable to ~16x16).

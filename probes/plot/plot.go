@@ -175,10 +175,12 @@ func luminance(c color.Color) float64 {
 	return (0.2126*float64(r) + 0.7152*float64(g) + 0.0722*float64(b)) / 0xffff
 }
 
-// cellLabel formats a value with 3 significant digits.
+// cellLabel formats a value with 3 significant digits; a NaN cell (not
+// measured: the diagonal of an interaction table, a head not swept) is grey
+// and unlabelled.
 func cellLabel(x float64) string {
 	if math.IsNaN(x) {
-		return "nan"
+		return ""
 	}
 	if x != 0 && (math.Abs(x) >= 1000 || math.Abs(x) < 0.01) {
 		return strconv.FormatFloat(x, 'e', 1, 64)

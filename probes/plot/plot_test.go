@@ -154,3 +154,13 @@ func TestErrors(t *testing.T) {
 		t.Errorf("a failed plot left x.png behind")
 	}
 }
+
+// TestCellLabelNaN: a NaN cell carries no "nan" text.
+func TestCellLabelNaN(t *testing.T) {
+	if got := cellLabel(math.NaN()); got != "" {
+		t.Errorf("cellLabel(NaN) = %q, want no text", got)
+	}
+	if got := cellLabel(0.125); got != "0.125" {
+		t.Errorf("cellLabel(0.125) = %q", got)
+	}
+}

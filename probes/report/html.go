@@ -37,6 +37,7 @@ const generatorMark = `<meta name="generator" content="neoscope report">`
 type Page struct {
 	Title   string    // page heading
 	Command string    // the command line that made it, shown at the top
+	Version string    // neoscope's version (module version and commit), shown with it
 	Time    time.Time // when it was made (zero: now)
 	Results []*Result // one or two models, shown side by side
 	TopK    int       // heads listed under each heatmap (default 5)
@@ -119,6 +120,7 @@ type column struct {
 
 type view struct {
 	Title, Command, Time string
+	Version              string
 	Cols                 []column
 	Two                  bool
 	LayerChart           image
@@ -162,7 +164,7 @@ func Write(dir string, p Page) (err error) {
 		return err
 	}
 
-	v := view{Title: p.Title, Command: p.Command, Time: p.Time.UTC().Format("2006-01-02 15:04 UTC"),
+	v := view{Title: p.Title, Command: p.Command, Version: p.Version, Time: p.Time.UTC().Format("2006-01-02 15:04 UTC"),
 		Two: len(p.Results) > 1,
 		CSS: template.CSS(styleCSS), JS: template.JS(checkJS), Mark: template.HTML(generatorMark)}
 	var series []plot.Series
@@ -253,7 +255,7 @@ func Write(dir string, p Page) (err error) {
 	if err := os.WriteFile(filepath.Join(tmp, "index.html"), buf.Bytes(), 0o644); err != nil {
 		return err
 	}
-	js, err := json.MarshalIndent(map[string]any{"command": p.Command, "time": v.Time, "models": p.Results}, "", " ")
+	js, err := json.MarshalIndent(map[string]any{"command": p.Command, "neoscope_version": p.Version, "time": v.Time, "models": p.Results}, "", " ")
 	if err != nil {
 		return err
 	}

@@ -140,6 +140,9 @@ func parseSafetensors(path string, data []byte) ([]Entry, error) {
 	}
 	st, err := safetensors.Deserialize(data)
 	if err != nil {
+		if short := shortTensor(path, data, hl); short != nil {
+			return nil, short
+		}
 		return nil, fmt.Errorf("%s: invalid safetensors: %w", path, err)
 	}
 	var entries []Entry

@@ -70,14 +70,20 @@ func Columns(m Metric) []string {
 // was swept, on what, and which part of the space the file holds. Resume and
 // merge compare sidecars to refuse mixing different sweeps.
 type Meta struct {
-	Version  int    `json:"version"`
-	Space    string `json:"space"`
-	Model    string `json:"model"`
-	Task     string `json:"task"`          // e.g. "tokens batch.json" or "induction B=8 P=10 seed=0"
-	Inputs   string `json:"inputs_sha256"` // of the token ids (and answers) actually used
-	Metric   string `json:"metric"`
-	LossFrom int    `json:"loss_from"`
-	Mode     string `json:"mode"`
+	Version int    `json:"version"`
+	Space   string `json:"space"`
+	Model   string `json:"model"`
+	// ModelSHA256 is the model's content identity (runtime/identity): resume
+	// and merge compare it instead of the path, so an edited weight is
+	// refused and a byte-identical copy elsewhere is accepted.
+	ModelSHA256 string `json:"model_sha256,omitempty"`
+	// NeoscopeVersion is the version of the binary that wrote the file.
+	NeoscopeVersion string `json:"neoscope_version,omitempty"`
+	Task            string `json:"task"`          // e.g. "tokens batch.json" or "induction B=8 P=10 seed=0"
+	Inputs          string `json:"inputs_sha256"` // of the token ids (and answers) actually used
+	Metric          string `json:"metric"`
+	LossFrom        int    `json:"loss_from"`
+	Mode            string `json:"mode"`
 	// Shard i of Shards holds the configurations whose index in the space is
 	// i modulo Shards; Count of them, of Total in the space.
 	Shard    int      `json:"shard"`
@@ -132,6 +138,14 @@ func writeMeta(out string, m *Meta) error {
 
 // sameSweep says how a differs from b in what was swept ("" if it does not).
 func sameSweep(a, b *Meta) string {
+	if a.ModelSHA256 != "" && b.ModelSHA256 != "" {
+		if a.ModelSHA256 != b.ModelSHA256 {
+			return fmt.Sprintf("the model's content differs: model_sha256 %.12s... (%s) vs %.12s... (%s): config.json or a weight file changed", a.ModelSHA256, a.Model, b.ModelSHA256, b.Model)
+		}
+		b2 := *b
+		b2.Model = a.Model // same content: the path may differ
+		b = &b2
+	}
 	for _, d := range []struct {
 		name string
 		x, y any

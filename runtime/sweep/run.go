@@ -151,6 +151,9 @@ func Run(e *Engine, cfgs []Config, opt RunOptions) ([]Row, error) {
 			if d := sameSweep(old, &meta); d != "" {
 				return nil, fmt.Errorf("%s: --resume: the file holds a different sweep (%s)", opt.Out, d)
 			}
+			if !SameBaseline(old.Baseline, meta.Baseline) {
+				return nil, fmt.Errorf("%s: --resume: the file's baseline %s is %v, this run's is %v: the model or inputs changed since the sweep started (start over with --force)", opt.Out, meta.Metric, old.Baseline, meta.Baseline)
+			}
 			if old.Shard != meta.Shard || old.Format != meta.Format {
 				return nil, fmt.Errorf("%s: --resume: the file holds shard %d/%d as %s, this run is shard %d/%d as %s", opt.Out, old.Shard, old.Shards, old.Format, meta.Shard, meta.Shards, meta.Format)
 			}
@@ -277,6 +280,14 @@ func Run(e *Engine, cfgs []Config, opt RunOptions) ([]Row, error) {
 	return rows, nil
 }
 
+// SameBaseline says whether two unablated metric values come from the same
+// model and inputs. Shards on nodes with other core counts (BLAS thread
+// counts) agree to float32 rounding, about 1e-8 relative; other inputs or
+// model files move the baseline by far more than 1e-6.
+func SameBaseline(a, b float64) bool {
+	return math.Abs(a-b) <= 1e-6*math.Max(1, math.Abs(b))
+}
+
 // Merge combines the outputs of shards 0..n-1 of one sweep into out. It
 // refuses inputs from different sweeps, incomplete shards, a shard given
 // twice, missing shards (naming them) and rows outside their shard.
@@ -331,10 +342,7 @@ func Merge(out string, f Format, inputs []string) (*Meta, error) {
 			}
 			return nil, fmt.Errorf("merge: %s: shard %d/%d has %d of its %d configurations (missing indices %s...)", in, m.Shard, m.Shards, len(got), len(want), strings.Join(miss, ", "))
 		}
-		// Shards on nodes with other core counts (BLAS thread counts) agree
-		// to float32 rounding, about 1e-8 relative; other inputs or model
-		// files move the baseline by far more than 1e-6.
-		if math.Abs(m.Baseline-first.Baseline) > 1e-6*math.Max(1, math.Abs(first.Baseline)) {
+		if !SameBaseline(m.Baseline, first.Baseline) {
 			return nil, fmt.Errorf("merge: %s: baseline %v differs from %s's %v (different inputs or model files?)", in, m.Baseline, inputs[0], first.Baseline)
 		}
 		all = append(all, rows...)

@@ -136,6 +136,27 @@ func Parse(src string, d Dims) ([]Config, error) {
 	return dedup(cfgs), nil
 }
 
+// Count returns how many configurations src lists, without expanding any
+// (so a space of 2^40 configurations is counted at once, in no memory). It
+// reports the same syntax and range errors as Parse. Duplicates are counted
+// (Parse removes them), so Count is at least len(Parse(src, d)); the two are
+// equal when no configuration is listed twice. Commands compare it with
+// their limit (--max-configs) before calling Parse.
+func Count(src string, d Dims) (*big.Int, error) {
+	if d.Layers <= 0 || d.Heads <= 0 || d.Heads > 64 {
+		return nil, fmt.Errorf("space: model dimensions %d layers x %d heads not supported (1..64 heads)", d.Layers, d.Heads)
+	}
+	p := &parser{src: src, d: d, count: true}
+	p.next()
+	if _, err := p.space(); err != nil {
+		return nil, err
+	}
+	if p.tok.kind != tEOF {
+		return nil, p.errf("expected '|', ',' or the end of the space, got %s", p.tok)
+	}
+	return &p.total, nil
+}
+
 func dedup(cfgs []Config) []Config {
 	seen := make(map[string]bool, len(cfgs))
 	out := cfgs[:0]
@@ -179,6 +200,9 @@ type parser struct {
 	tok token
 	d   Dims
 	n   int // configurations produced so far (for MaxConfigs)
+	// count: only count configurations (Count), expanding nothing.
+	count bool
+	total big.Int
 }
 
 func isWordByte(b byte) bool {
@@ -218,6 +242,10 @@ func (p *parser) expect(punct, what string) error {
 }
 
 func (p *parser) grow(n *big.Int) error {
+	if p.count {
+		p.total.Add(&p.total, n)
+		return nil
+	}
 	if !n.IsInt64() || n.Int64()+int64(p.n) > MaxConfigs {
 		return p.errf("space has more than %d configurations (%s here)", MaxConfigs, n.String())
 	}
@@ -273,13 +301,15 @@ func (p *parser) term() ([]Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(set) > 26 {
+		if len(set) > 26 && !p.count {
 			return nil, &SyntaxError{Col: open.pos + 1, Msg: fmt.Sprintf("subsets of %d components is 2^%d configurations; at most 26 components", len(set), len(set))}
 		}
 		if err := p.grow(new(big.Int).Lsh(big.NewInt(1), uint(len(set)))); err != nil {
 			return nil, err
 		}
-		out = Subsets(set)
+		if !p.count {
+			out = Subsets(set)
+		}
 	case "singles", "pairs":
 		set, err := p.setList()
 		if err != nil {
@@ -292,7 +322,12 @@ func (p *parser) term() ([]Config, error) {
 		if err := p.grow(new(big.Int).Binomial(int64(len(set)), int64(k))); err != nil {
 			return nil, err
 		}
-		out = Combinations(set, k)
+		if k > len(set) {
+			return nil, &SyntaxError{Col: open.pos + 1, Msg: fmt.Sprintf("%s(...) over %d component(s) has no configurations (a %s needs %d)", name, len(set), map[bool]string{true: "pair", false: "single"}[k == 2], k)}
+		}
+		if !p.count {
+			out = Combinations(set, k)
+		}
 	case "k":
 		if p.tok.kind != tWord {
 			return nil, p.errf("expected a number (the set size) in k(N, components), got %s", p.tok)
@@ -315,7 +350,9 @@ func (p *parser) term() ([]Config, error) {
 		if err := p.grow(new(big.Int).Binomial(int64(len(set)), int64(k))); err != nil {
 			return nil, err
 		}
-		out = Combinations(set, k)
+		if !p.count {
+			out = Combinations(set, k)
+		}
 	case "given":
 		fixed, err := p.setListSep("+", ",")
 		if err != nil {
@@ -379,6 +416,9 @@ func (p *parser) setListSep(seps ...string) ([]Component, error) {
 	seen := map[Component]bool{}
 	for {
 		if p.tok.kind != tWord {
+			if p.tok.s == "-" {
+				return nil, p.errf("'-': layers and heads are counted from 0, there are no negative indices")
+			}
 			return nil, p.errf("expected a component (6.1, 6.*, *.1, attn.6, mlp.0, heads, attn, mlp), got %s", p.tok)
 		}
 		cs, err := expandWord(p.tok.s, p.d)
@@ -428,6 +468,9 @@ func expandWord(w string, d Dims) ([]Component, error) {
 		w = "mlp.*"
 	}
 	parts := strings.Split(w, ".")
+	if len(parts) == 2 && (parts[0] == "" || parts[1] == "") {
+		return nil, fmt.Errorf("%q: a number is missing around the '.' (components are LAYER.HEAD, attn.LAYER, mlp.LAYER, with layers and heads counted from 0; there are no negative indices)", w)
+	}
 	if len(parts) != 2 {
 		return nil, fmt.Errorf("%q is not a component (want LAYER.HEAD like 6.1, attn.LAYER, mlp.LAYER, globs 6.* *.1, or heads/attn/mlp)", w)
 	}

@@ -16,6 +16,15 @@
       var im = imgs[i];
       if (!(im.complete && im.naturalWidth > 0)) bad.push(im.getAttribute("data-file") || String(i));
     }
+    // Rendered geometry of every image (CSS px, page coordinates):
+    // "file:left,top,width,height;..." for the layout test.
+    var geo = [];
+    for (var j = 0; j < imgs.length; j++) {
+      var r = imgs[j].getBoundingClientRect();
+      geo.push((imgs[j].getAttribute("data-file") || String(j)) + ":" + [Math.round(r.left + window.scrollX), Math.round(r.top + window.scrollY), Math.round(r.width), Math.round(r.height)].join(","));
+    }
+    document.body.setAttribute("data-image-boxes", geo.join(";"));
+    document.body.setAttribute("data-page-size", document.documentElement.scrollWidth + "," + document.documentElement.scrollHeight);
     document.body.setAttribute("data-images", String(imgs.length));
     document.body.setAttribute("data-images-ok", bad.length === 0 && imgs.length > 0 ? "true" : "false");
     document.body.setAttribute("data-images-bad", bad.join(" "));
