@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math"
 
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+
 	"github.com/neoscope/neoscope/runtime/arch"
 	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
@@ -204,23 +207,11 @@ func (e *HookEvaluator) senderOutputs(tokens []int32) ([][]float32, error) {
 // headOut is z[:, head h] @ W_O rows of h: [N, C] from z [N, C].
 func (e *HookEvaluator) headOut(z []float32, N, l, h int) []float32 {
 	C, HS := e.C, e.HS
-	wo := e.wo[l][h]
 	out := make([]float32, N*C)
-	acc := make([]float64, C)
-	for r := 0; r < N; r++ {
-		clear(acc)
-		for d := 0; d < HS; d++ {
-			a := float64(z[r*C+h*HS+d])
-			w := wo[d*C : (d+1)*C]
-			for j := range acc {
-				acc[j] += a * float64(w[j])
-			}
-		}
-		o := out[r*C : (r+1)*C]
-		for j := range o {
-			o[j] = float32(acc[j])
-		}
-	}
+	blas32.Gemm(blas.NoTrans, blas.NoTrans, 1,
+		blas32.General{Rows: N, Cols: HS, Stride: C, Data: z[h*HS:]},
+		blas32.General{Rows: HS, Cols: C, Stride: C, Data: e.wo[l][h]},
+		0, blas32.General{Rows: N, Cols: C, Stride: C, Data: out})
 	return out
 }
 
@@ -252,42 +243,38 @@ func (e *HookEvaluator) removedInto(p *passState, c, ri int) []int {
 
 // patchedInput is circuit c's rows of x minus the diffs of senders; nil if
 // senders is empty.
-func (e *HookEvaluator) patchedInput(p *passState, x []float32, c int, senders []int) []float64 {
+func (e *HookEvaluator) patchedInput(p *passState, x []float32, c int, senders []int) []float32 {
 	if len(senders) == 0 {
 		return nil
 	}
 	n := e.t.B * e.t.T * e.C
-	out := make([]float64, n)
-	base := x[c*n : (c+1)*n]
-	for i := range out {
-		out[i] = float64(base[i])
-	}
+	out := append([]float32(nil), x[c*n:(c+1)*n]...)
+	y := blas32.Vector{N: n, Inc: 1, Data: out}
 	for _, si := range senders {
-		d := p.diff[si][c*n : (c+1)*n]
-		for i := range out {
-			out[i] -= float64(d[i])
-		}
+		blas32.Axpy(-1, blas32.Vector{N: n, Inc: 1, Data: p.diff[si][c*n : (c+1)*n]}, y)
 	}
 	return out
 }
 
-// layerNorm normalises each row of x [rows, C] in place and applies w, b.
-func (e *HookEvaluator) layerNorm(x []float64, w, b []float32) {
+// layerNorm normalises each row of x [rows, C] in place (float64 sums) and
+// applies w, b.
+func (e *HookEvaluator) layerNorm(x []float32, w, b []float32) {
 	C := e.C
 	eps := e.m.Cfg.LNEps
 	for r := 0; r < len(x)/C; r++ {
 		row := x[r*C : (r+1)*C]
 		var mean, v float64
 		for _, a := range row {
-			mean += a
+			mean += float64(a)
 		}
 		mean /= float64(C)
 		for _, a := range row {
-			v += (a - mean) * (a - mean)
+			d := float64(a) - mean
+			v += d * d
 		}
 		inv := 1 / math.Sqrt(v/float64(C)+eps)
 		for j := range row {
-			row[j] = (row[j]-mean)*inv*float64(w[j]) + float64(b[j])
+			row[j] = float32((float64(row[j])-mean)*inv*float64(w[j]) + float64(b[j]))
 		}
 	}
 }
@@ -405,23 +392,15 @@ func (e *HookEvaluator) pass(cs [][]bool) ([][]float32, error) {
 					e.layerNorm(x, e.ln1W[l], e.ln1B[l])
 					W, bias := e.qkv[l][qi], e.qkvB[l][qi]
 					NC := len(bias)
-					acc := make([]float64, HS)
+					// data rows of circuit c, head hd's columns = x @ W[:, hd] + b[hd]
+					dst := blas32.General{Rows: BT, Cols: HS, Stride: C, Data: data[c*BT*C+hd*HS:]}
 					for r := 0; r < BT; r++ {
-						for d := range acc {
-							acc[d] = float64(bias[hd*HS+d])
-						}
-						xr := x[r*C : (r+1)*C]
-						for j, xv := range xr {
-							w := W[j*NC+hd*HS : j*NC+hd*HS+HS]
-							for d := range acc {
-								acc[d] += xv * float64(w[d])
-							}
-						}
-						dst := data[(c*BT+r)*C+hd*HS : (c*BT+r)*C+hd*HS+HS]
-						for d := range dst {
-							dst[d] = float32(acc[d])
-						}
+						copy(dst.Data[r*C:r*C+HS], bias[hd*HS:hd*HS+HS])
 					}
+					blas32.Gemm(blas.NoTrans, blas.NoTrans, 1,
+						blas32.General{Rows: BT, Cols: C, Stride: C, Data: x},
+						blas32.General{Rows: C, Cols: HS, Stride: NC, Data: W[hd*HS:]},
+						1, dst)
 				}
 			}
 			if data == nil {
@@ -445,10 +424,7 @@ func (e *HookEvaluator) pass(cs [][]bool) ([][]float32, error) {
 				}
 			}
 			e.layerNorm(in, w, b)
-			dst := data[c*BT*C : (c+1)*BT*C]
-			for i := range dst {
-				dst[i] = float32(in[i])
-			}
+			copy(data[c*BT*C:(c+1)*BT*C], in)
 		}
 		if data == nil {
 			return nil
