@@ -15,7 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/neoscope/neoscope/internal/outfile"
+	"github.com/neoscope/neoscope/probes/induction"
 	"github.com/neoscope/neoscope/probes/plot"
+	"github.com/neoscope/neoscope/runtime/arch"
 	"github.com/neoscope/neoscope/runtime/circuit"
 	"github.com/neoscope/neoscope/runtime/graph"
 )
@@ -25,7 +27,8 @@ func init() {
 	var task, clean, corrupt, ioIDs, sIDs, metric, out, sweepTaus string
 	var tau float64
 	var resume bool
-	var batch int
+	var perPass, batch, period int
+	var seed uint64
 	c := &cobra.Command{
 		Use:   "circuit",
 		Short: "Automatic circuit discovery (ACDC) over the residual-stream edge graph",
@@ -54,11 +57,20 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
   neoscope circuit ... --sweep-thresholds 0.001,0.003,0.01,0.03,0.1`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if task != "patch" {
-				return usagef("--task %q: circuit supports --task patch (clean/corrupt prompt pairs)", task)
+			switch task {
+			case "patch":
+				if clean == "" || corrupt == "" {
+					return usagef("--task patch needs --clean and --corrupt")
+				}
+			case "induction":
+				if clean != "" || corrupt != "" {
+					return usagef("--task induction draws its own prompts; give --clean/--corrupt with --task patch")
+				}
+			default:
+				return usagef("--task %q: want patch (--clean/--corrupt prompt pairs) or induction (repeated random tokens, second half redrawn)", task)
 			}
-			if clean == "" || corrupt == "" || out == "" || !c.Flags().Changed("threshold") {
-				return usagef("--clean, --corrupt, --threshold and --out are required")
+			if out == "" || !c.Flags().Changed("threshold") {
+				return usagef("--threshold and --out are required")
 			}
 			met, err := circuit.ParseMetric(metric)
 			if err != nil {
@@ -67,8 +79,8 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 			if met == circuit.LD && (ioIDs == "" || sIDs == "") {
 				return usagef("--metric ld needs --io and --s")
 			}
-			if batch < 1 {
-				return usagef("--batch %d: want at least 1 circuit per pass", batch)
+			if perPass < 1 {
+				return usagef("--per-pass %d: want at least 1 circuit per pass", perPass)
 			}
 			taus, err := parseTaus(sweepTaus)
 			if err != nil {
@@ -77,16 +89,21 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 			if st, err := os.Stat(out); err == nil && !st.IsDir() {
 				return usagef("--out %s is a file; want a directory", out)
 			}
-			cr, err := readTokenFile(clean)
-			if err != nil {
-				return err
-			}
-			kr, err := readTokenFile(corrupt)
-			if err != nil {
-				return err
-			}
-			if len(cr) != len(kr) {
-				return usagef("--clean %s has %d rows but --corrupt %s has %d", clean, len(cr), corrupt, len(kr))
+			var cr, kr [][]int32
+			if task == "patch" {
+				if cr, err = readTokenFile(clean); err != nil {
+					return err
+				}
+				if kr, err = readTokenFile(corrupt); err != nil {
+					return err
+				}
+				if len(cr) != len(kr) {
+					return usagef("--clean %s has %d rows but --corrupt %s has %d", clean, len(cr), corrupt, len(kr))
+				}
+			} else {
+				if cr, kr, err = inductionPair(f.Model, batch, period, seed); err != nil {
+					return err
+				}
 			}
 			var io, s []int32
 			if ioIDs != "" || sIDs != "" {
@@ -142,7 +159,7 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 			}
 			o.Replay, o.Record = replay, j.Record
 			start := time.Now()
-			ev, err := circuit.NewHookEvaluator(m, g, t, batch)
+			ev, err := circuit.NewHookEvaluator(m, g, t, perPass)
 			if err != nil {
 				return err
 			}
@@ -178,7 +195,7 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 		},
 	}
 	f.register(c)
-	c.Flags().StringVar(&task, "task", "patch", "the task: patch (clean/corrupt prompt pairs)")
+	c.Flags().StringVar(&task, "task", "patch", "patch: --clean/--corrupt prompt pairs; induction: repeated random tokens, corrupt = second half redrawn")
 	c.Flags().StringVar(&clean, "clean", "", "JSON token file: the clean prompts [[ids...], ...]")
 	c.Flags().StringVar(&corrupt, "corrupt", "", "JSON token file: the corrupt prompts, same shape")
 	c.Flags().StringVar(&ioIDs, "io", "", "comma-separated answer ids, one per row (needed for --metric ld)")
@@ -187,9 +204,38 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 	c.Flags().Float64Var(&tau, "threshold", 0, "TAU: an edge is removed when the circuit without it is worse by less than this")
 	c.Flags().StringVar(&out, "out", "", "output directory")
 	c.Flags().BoolVar(&resume, "resume", false, "continue a killed run from DIR/journal.jsonl")
-	c.Flags().IntVar(&batch, "batch", 16, "circuits evaluated per forward pass (speculation depth)")
+	c.Flags().IntVar(&perPass, "per-pass", 16, "circuits evaluated per forward pass (speculation depth)")
+	c.Flags().IntVar(&batch, "batch", 8, "--task induction: prompt rows")
+	c.Flags().IntVar(&period, "period", 10, "--task induction: P, the length of the repeated half")
+	c.Flags().Uint64Var(&seed, "seed", 1, "--task induction: random seed (the corrupt halves use seed+1)")
 	c.Flags().StringVar(&sweepTaus, "sweep-thresholds", "", "comma-separated thresholds for the faithfulness curve (DIR/faithfulness.json, .png)")
 	rootCmd.AddCommand(c)
+}
+
+// inductionPair draws --task induction's prompts: the rows `neoscope
+// induction` draws for the same --batch, --period and --seed, and the same
+// rows with the second half redrawn.
+func inductionPair(model string, batch, period int, seed uint64) (clean, corrupt [][]int32, err error) {
+	dir, err := resolveModel(model)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := arch.Load(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if 2*period > cfg.Context {
+		return nil, nil, usagef("--period %d: 2x%d tokens exceed the model's context of %d", period, period, cfg.Context)
+	}
+	keep, _ := candidateFilter(dir, cfg.Vocab)
+	cands := induction.Candidates(cfg.Vocab, keep)
+	if clean, err = induction.RepeatedTokens(cands, batch, period, seed); err != nil {
+		return nil, nil, usageError{err}
+	}
+	if corrupt, err = induction.RedrawSecondHalf(clean, cands, seed+1); err != nil {
+		return nil, nil, usageError{err}
+	}
+	return clean, corrupt, nil
 }
 
 func parseTaus(s string) ([]float64, error) {

@@ -56,7 +56,7 @@ func loadCircuitFixture(t *testing.T, name string) *circuitFixture {
 func (f *circuitFixture) args(out string, extra ...string) []string {
 	return append([]string{"circuit", "--model", f.dir, "--task", "patch", "--clean", f.clean, "--corrupt", f.corrupt,
 		"--io", f.io, "--s", f.s, "--metric", "kl", "--threshold", strconv.FormatFloat(f.acdc.Threshold, 'g', -1, 64),
-		"--out", out, "--threads", "1", "--batch", "4"}, extra...)
+		"--out", out, "--threads", "1", "--per-pass", "4"}, extra...)
 }
 
 type circuitJSON struct {
@@ -225,9 +225,10 @@ func TestCircuitCLIErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"circuit", "--model", f.dir, "--clean", f.clean, "--corrupt", f.corrupt, "--out", out}, "required"},
+		{f.args(out, "--task", "induction"), "--task induction"},
 		{f.args(out, "--metric", "loss"), "metric"},
 		{f.args(out, "--task", "ioi"), "--task"},
-		{f.args(out, "--batch", "0"), "--batch"},
+		{f.args(out, "--per-pass", "0"), "--per-pass"},
 		{f.args(out, "--sweep-thresholds", "0.1,x"), "sweep-thresholds"},
 		{f.args(out, "--io", "1,2"), "--io"},
 		{f.args(out, "--clean", f.dir+"/config.json"), "config.json"},

@@ -50,8 +50,9 @@ type DiagramNode struct {
 }
 
 // DiagramEdge is a kept edge between diagram nodes; Input is the head input
-// it enters ('q', 'k', 'v', or 0), Weight its effect over the largest kept
-// effect (0..1).
+// it enters ('q', 'k', 'v', or 0), Weight the square root of its effect over
+// the largest kept effect (0..1; the root keeps small effects visible beside
+// one dominant edge).
 type DiagramEdge struct {
 	From, To int
 	Input    byte
@@ -102,7 +103,7 @@ func Diagram(g *graph.Graph, r *Result) ([]DiagramNode, []DiagramEdge) {
 		ed := g.Edges[e]
 		de := DiagramEdge{From: node(ed.S), To: node(ed.R), Input: ed.R.Input, Effect: r.Effect[e], Name: ed.String()}
 		if big > 0 && !math.IsNaN(de.Effect) {
-			de.Weight = math.Max(0, de.Effect/big)
+			de.Weight = math.Sqrt(math.Max(0, de.Effect/big))
 		}
 		edges = append(edges, de)
 	}
