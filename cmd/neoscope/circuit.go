@@ -19,6 +19,7 @@ import (
 	"github.com/neoscope/neoscope/probes/plot"
 	"github.com/neoscope/neoscope/runtime/arch"
 	"github.com/neoscope/neoscope/runtime/circuit"
+	"github.com/neoscope/neoscope/runtime/forward"
 	"github.com/neoscope/neoscope/runtime/graph"
 )
 
@@ -159,7 +160,7 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 			}
 			o.Replay, o.Record = replay, j.Record
 			start := time.Now()
-			ev, err := circuit.NewHookEvaluator(m, g, t, perPass)
+			ev, evName, err := newCircuitEvaluator(m, g, t, perPass)
 			if err != nil {
 				return err
 			}
@@ -171,7 +172,7 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 				return err
 			}
 			sum := circuit.Summarize(g, res, o)
-			sum.Inputs, sum.Evaluator, sum.Seconds = hash, "hooks", time.Since(start).Seconds()
+			sum.Inputs, sum.Evaluator, sum.Seconds = hash, evName, time.Since(start).Seconds()
 			title := fmt.Sprintf("ACDC circuit, %s, %s threshold %g: %d of %d edges, %s %.4g (full %.4g, empty %.4g)",
 				filepath.Base(dir), met, tau, len(sum.Edges), len(g.Edges), met, sum.Metric, sum.MetricFull, sum.MetricEmpty)
 			if err := writeCircuit(out, g, res, sum, title); err != nil {
@@ -210,6 +211,20 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 	c.Flags().Uint64Var(&seed, "seed", 1, "--task induction: random seed (the corrupt halves use seed+1)")
 	c.Flags().StringVar(&sweepTaus, "sweep-thresholds", "", "comma-separated thresholds for the faithfulness curve (DIR/faithfulness.json, .png)")
 	rootCmd.AddCommand(c)
+}
+
+// circuitEngine, when set (by a file that wires in runtime/sweep's batched
+// patching engine, (*sweep.Engine).EvalCircuits, behind circuit.Evaluator),
+// builds the fast evaluator and names it; nil means the plain hook
+// evaluator, which is also the reference the tests compare with.
+var circuitEngine func(m *forward.Model, g *graph.Graph, t circuit.Task, perPass int) (circuit.Evaluator, string, error)
+
+func newCircuitEvaluator(m *forward.Model, g *graph.Graph, t circuit.Task, perPass int) (circuit.Evaluator, string, error) {
+	if circuitEngine != nil {
+		return circuitEngine(m, g, t, perPass)
+	}
+	ev, err := circuit.NewHookEvaluator(m, g, t, perPass)
+	return ev, "hooks", err
 }
 
 // inductionPair draws --task induction's prompts: the rows `neoscope
