@@ -71,7 +71,7 @@ head -3 "$OUT/demo/circuit.txt"
 grep -E '^  (0\.3>mlp\.0|mlp\.0>1\.[0-9]\.k) ' "$OUT/demo/circuit.txt" || true
 echo "(the circuit drawn: $OUT/demo/circuit/circuit.png)"
 
-header "The report: every experiment on one page" "report --out $OUT/report"
-ns report --out "$OUT/report"
+header "The report: every experiment on one page" "report --out $OUT/report --circuit $OUT/demo/circuit"
+ns report --out "$OUT/report" --circuit "$OUT/demo/circuit"
 
 printf '\n%sdone in %ds.%s Charts and tables: %s/demo/\nOpen the report: %s/report/index.html\n' "$bold" "$SECONDS" "$plain" "$OUT" "$OUT"

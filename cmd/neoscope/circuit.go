@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/neoscope/neoscope/internal/outfile"
 	"github.com/neoscope/neoscope/probes/induction"
 	"github.com/neoscope/neoscope/probes/plot"
+	"github.com/neoscope/neoscope/probes/report"
 	"github.com/neoscope/neoscope/runtime/arch"
 	"github.com/neoscope/neoscope/runtime/circuit"
 	"github.com/neoscope/neoscope/runtime/forward"
@@ -343,4 +345,48 @@ func faithfulness(dir string, g *graph.Graph, ev circuit.Evaluator, met circuit.
 	}
 	return plot.Lines(filepath.Join(dir, "faithfulness.png"), "ACDC faithfulness: the circuit's metric against the threshold",
 		"threshold TAU", string(met), []plot.Series{cur, full, empty})
+}
+
+// readCircuitFigures reads `neoscope circuit` output folders for the report
+// (circuit.json and circuit.png), with errors naming the file.
+func readCircuitFigures(dirs []string) ([]report.Circuit, error) {
+	var out []report.Circuit
+	for _, d := range dirs {
+		path := filepath.Join(d, "circuit.json")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, usagef("--circuit %s: %v (want a `neoscope circuit` output folder)", d, err)
+		}
+		var s circuit.Summary
+		if err := json.Unmarshal(b, &s); err != nil || s.Edges == nil || s.TotalEdges == 0 {
+			return nil, usagef("--circuit: %s is not a `neoscope circuit` result (%v)", path, err)
+		}
+		png := filepath.Join(d, "circuit.png")
+		if _, err := os.Stat(png); err != nil {
+			return nil, usagef("--circuit: %v", err)
+		}
+		c := report.Circuit{Title: fmt.Sprintf("%s, %s threshold %g", d, s.MetricName, s.Threshold), PNG: png,
+			Facts: []report.KV{
+				{Key: "edges kept", Value: fmt.Sprintf("%d of %d", len(s.Edges), s.TotalEdges)},
+				{Key: "circuit " + string(s.MetricName), Value: fmt.Sprintf("%.4g", s.Metric)},
+				{Key: "full model / empty circuit", Value: fmt.Sprintf("%.4g / %.4g", s.MetricFull, s.MetricEmpty)},
+				{Key: "evaluations / passes", Value: fmt.Sprintf("%d / %d (%s evaluator)", s.Evaluations, s.Passes, s.Evaluator)},
+			}}
+		order := make([]int, len(s.Edges))
+		for i := range order {
+			order[i] = i
+		}
+		eff := func(i int) float64 {
+			if i < len(s.Effects) && s.Effects[i] == s.Effects[i] {
+				return s.Effects[i]
+			}
+			return 0
+		}
+		sort.SliceStable(order, func(a, b int) bool { return eff(order[a]) > eff(order[b]) })
+		for _, i := range order[:min(len(order), 12)] {
+			c.Edges = append(c.Edges, report.KV{Key: s.Edges[i], Value: fmt.Sprintf("%.4g", eff(i))})
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }

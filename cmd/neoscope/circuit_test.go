@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -240,5 +241,36 @@ func TestCircuitCLIErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Errorf("a failed run left %s behind", out)
+	}
+}
+
+// `neoscope report --circuit DIR` shows a circuit: its facts, its drawing
+// and its strongest edges; a folder without a circuit is bad input.
+func TestCircuitInReport(t *testing.T) {
+	f := loadCircuitFixture(t, "tiny-neo")
+	dir := t.TempDir()
+	circ := filepath.Join(dir, "c")
+	if _, stderr, code := runCLI(t, f.args(circ)...); code != 0 {
+		t.Fatal(stderr)
+	}
+	out := filepath.Join(dir, "report")
+	if _, stderr, code := runCLI(t, "report", "--model", f.dir, "--out", out, "--backend", "cpu", "--rep-batch", "2",
+		"--rep-period", "8", "--ioi-prompts", "0", "--circuit", circ); code != 0 {
+		t.Fatalf("report: exit %d: %s", code, stderr)
+	}
+	page, err := os.ReadFile(filepath.Join(out, "index.html"))
+	fixtures.Must(t, err)
+	for _, want := range []string{"Circuit discovery (ACDC)", "circuit-1.png", "data:image/png;base64,",
+		fmt.Sprintf("%d of %d", len(f.acdc.Edges), 479), "embed&gt;"} {
+		if !bytes.Contains(page, []byte(want)) {
+			t.Errorf("index.html lacks %q", want)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(out, "circuit-1.png")); err != nil || st.Size() < 1000 {
+		t.Errorf("circuit-1.png: %v", err)
+	}
+	_, stderr, code := runCLI(t, "report", "--model", f.dir, "--out", filepath.Join(dir, "r2"), "--circuit", dir)
+	if code != 2 || !strings.Contains(stderr, "circuit.json") {
+		t.Errorf("--circuit without a circuit: exit %d, %s", code, stderr)
 	}
 }
