@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -151,10 +152,11 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 			j, replay, err := circuit.OpenJournal(filepath.Join(out, "journal.jsonl"),
 				circuit.JournalHeader{Inputs: hash, Metric: met, Threshold: tau, Edges: len(g.Edges)}, resume)
 			if err != nil {
-				if errors.Is(err, circuit.ErrMismatch) || !resume && !errors.Is(err, os.ErrPermission) {
-					return usageError{err}
+				var pe *fs.PathError
+				if errors.As(err, &pe) { // reading or creating the file failed
+					return err
 				}
-				return err
+				return usageError{err} // another run's journal, or not a journal
 			}
 			defer j.Close()
 			if len(replay) > 0 {
