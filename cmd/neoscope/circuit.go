@@ -93,6 +93,9 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 			if st, err := os.Stat(out); err == nil && !st.IsDir() {
 				return usagef("--out %s is a file; want a directory", out)
 			}
+			if _, err := os.Stat(filepath.Join(out, "journal.jsonl")); err == nil && !resume {
+				return usagef("%s holds a run (journal.jsonl): resume it with --resume, or choose another --out", out)
+			}
 			var cr, kr [][]int32
 			if task == "patch" {
 				if cr, err = readTokenFile(clean); err != nil {
@@ -149,6 +152,12 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 				return err
 			}
 			o := circuit.Options{Metric: met, Threshold: tau}
+			// The evaluator first: a run that cannot start leaves no journal.
+			start := time.Now()
+			ev, evName, err := newCircuitEvaluator(m, g, t, perPass)
+			if err != nil {
+				return err
+			}
 			j, replay, err := circuit.OpenJournal(filepath.Join(out, "journal.jsonl"),
 				circuit.JournalHeader{Inputs: hash, Metric: met, Threshold: tau, Edges: len(g.Edges)}, resume)
 			if err != nil {
@@ -163,11 +172,6 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 				logf("circuit: resuming from %d journaled decisions", len(replay))
 			}
 			o.Replay, o.Record = replay, j.Record
-			start := time.Now()
-			ev, evName, err := newCircuitEvaluator(m, g, t, perPass)
-			if err != nil {
-				return err
-			}
 			p := newProgress(len(g.Receivers), "circuit")
 			o.Progress = func(done, _ int) { p.Set(done) }
 			res, err := circuit.Run(g, ev, o)
