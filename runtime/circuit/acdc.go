@@ -100,7 +100,8 @@ type runner struct {
 	o       Options
 	res     *Result
 	replay  []Decision
-	batch   int
+	batch   int // the speculation depth's cap
+	depth   int // the current speculation depth (1..batch)
 	removed []bool
 }
 
@@ -181,6 +182,7 @@ func Run(g *graph.Graph, ev Evaluator, o Options) (*Result, error) {
 	if r.batch < 1 {
 		r.batch = 1
 	}
+	r.depth = r.batch
 	// The full circuit.
 	cur, ok, err := r.take(-1)
 	if err != nil {
@@ -277,7 +279,7 @@ func (r *runner) receiver(cands []int, cur float64) (float64, error) {
 			cands = cands[1:]
 			continue
 		}
-		k := min(r.batch, len(cands))
+		k := min(r.depth, len(cands))
 		cs := make([][]bool, k)
 		for i := range cs {
 			cs[i] = with(r.removed, cands[:i+1]...)
@@ -297,6 +299,14 @@ func (r *runner) receiver(cands []int, cur float64) (float64, error) {
 			if !r.removed[e] {
 				break // later speculations assumed e removed
 			}
+		}
+		// Adapt the speculation depth: double it after a batch accepted
+		// whole, halve it after a rejection (dense receivers waste less,
+		// sparse ones keep full batches). Decisions do not depend on it.
+		if r.removed[cands[used-1]] {
+			r.depth = min(r.batch, 2*r.depth)
+		} else {
+			r.depth = max(1, r.depth/2)
 		}
 		cands = cands[used:]
 	}
