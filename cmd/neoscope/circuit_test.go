@@ -229,7 +229,7 @@ func TestCircuitCLIErrors(t *testing.T) {
 		{f.args(out, "--task", "induction"), "--task induction"},
 		{f.args(out, "--metric", "loss"), "metric"},
 		{f.args(out, "--task", "ioi"), "--task"},
-		{f.args(out, "--per-pass", "0"), "--per-pass"},
+		{f.args(out, "--per-pass", "-1"), "--per-pass"},
 		{f.args(out, "--sweep-thresholds", "0.1,x"), "sweep-thresholds"},
 		{f.args(out, "--io", "1,2"), "--io"},
 		{f.args(out, "--clean", f.dir+"/config.json"), "config.json"},
