@@ -65,7 +65,14 @@ ns sweep --task induction --batch 16 --period 10 --seed 1 --space "subsets($head
 header "Indirect object identification" "ioi --n 32 --plot $OUT/demo/ioi.png"
 ns ioi --n 32 --show 2 --plot "$OUT/demo/ioi.png" --force
 
-header "The report: every experiment on one page" "report --out $OUT/report"
-ns report --out "$OUT/report"
+header "Circuit discovery (ACDC) on the induction task" "circuit --task induction --threshold 0.05 --out $OUT/demo/circuit"
+rm -rf "$OUT/demo/circuit" # a fresh run (a kept journal would need --resume)
+ns circuit --task induction --batch 8 --period 10 --threshold 0.05 --out "$OUT/demo/circuit" >"$OUT/demo/circuit.txt"
+head -3 "$OUT/demo/circuit.txt"
+grep -E '^  (0\.3>mlp\.0|mlp\.0>1\.[0-9]\.k) ' "$OUT/demo/circuit.txt" || true
+echo "(the circuit drawn: $OUT/demo/circuit/circuit.png)"
+
+header "The report: every experiment on one page" "report --out $OUT/report --circuit $OUT/demo/circuit"
+ns report --out "$OUT/report" --circuit "$OUT/demo/circuit"
 
 printf '\n%sdone in %ds.%s Charts and tables: %s/demo/\nOpen the report: %s/report/index.html\n' "$bold" "$SECONDS" "$plain" "$OUT" "$OUT"

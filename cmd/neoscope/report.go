@@ -18,6 +18,7 @@ func init() {
 	var in inputFlags
 	var compare, out, title string
 	var ioiN int
+	var circuitDirs []string
 	var opt report.Options
 	c := &cobra.Command{
 		Use:   "report",
@@ -45,6 +46,10 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 			}
 			if err := report.CheckOut(out); err != nil {
 				return usagef("--out: %v", err)
+			}
+			circuits, err := readCircuitFigures(circuitDirs)
+			if err != nil {
+				return err
 			}
 			if opt.RepBatch < 1 || opt.RepPeriod < 2 || opt.TopK < 1 {
 				return usagef("--rep-batch and --top must be at least 1, --rep-period at least 2")
@@ -129,7 +134,7 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 				title = "neoscope report: " + strings.Join(names, " vs ")
 			}
 			logf("writing %s", out)
-			if err := report.Write(out, report.Page{Title: title, Command: commandLine(), Version: version(), Results: results, TopK: opt.TopK}); err != nil {
+			if err := report.Write(out, report.Page{Title: title, Command: commandLine(), Version: version(), Results: results, TopK: opt.TopK, Circuits: circuits}); err != nil {
 				return err
 			}
 			index := filepath.Join(out, "index.html")
@@ -150,6 +155,7 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 	c.Flags().IntVar(&opt.RepPeriod, "rep-period", 32, "length P of each half of a repeated row (cut to n_ctx/2)")
 	c.Flags().Uint64Var(&opt.Seed, "seed", 1, "seed of the random tokens (induction, embedding sample) and of the IOI prompts")
 	c.Flags().IntVar(&opt.TopK, "top", 5, "heads listed under each heatmap")
+	c.Flags().StringArrayVar(&circuitDirs, "circuit", nil, "a `neoscope circuit` output folder to show (repeatable)")
 	c.Flags().IntVar(&ioiN, "ioi-prompts", 40, "IOI prompts (for models with a tokenizer); 0 leaves IOI out")
 	rootCmd.AddCommand(c)
 }

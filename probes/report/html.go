@@ -41,6 +41,24 @@ type Page struct {
 	Time    time.Time // when it was made (zero: now)
 	Results []*Result // one or two models, shown side by side
 	TopK    int       // heads listed under each heatmap (default 5)
+	// Circuits are `neoscope circuit` results shown in their own section.
+	Circuits []Circuit
+}
+
+// Circuit is one discovered circuit: its drawing (a PNG file, copied beside
+// the page) and its facts.
+type Circuit struct {
+	Title string
+	PNG   string
+	Facts []KV
+	Edges []KV // kept edges and their effects
+}
+
+// circuitView is a Circuit as the template shows it.
+type circuitView struct {
+	Title        string
+	Chart        image
+	Facts, Edges []KV
 }
 
 // CheckOut reports whether Write may write dir: it does not exist, is an
@@ -126,6 +144,7 @@ type view struct {
 	LayerChart           image
 	LensChart            image
 	EmbedChart           image
+	Circuits             []circuitView
 	CSS                  template.CSS
 	JS                   template.JS
 	Mark                 template.HTML
@@ -242,6 +261,22 @@ func Write(dir string, p Page) (err error) {
 	}
 	if v.LayerChart, err = embedImage(tmp, "layers.png", "Loss increase per ablated attention layer and MLP"); err != nil {
 		return err
+	}
+
+	for i, c := range p.Circuits {
+		file := fmt.Sprintf("circuit-%d.png", i+1)
+		b, err := os.ReadFile(c.PNG)
+		if err != nil {
+			return fmt.Errorf("report: circuit drawing: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, file), b, 0o644); err != nil {
+			return err
+		}
+		img, err := embedImage(tmp, file, c.Title)
+		if err != nil {
+			return err
+		}
+		v.Circuits = append(v.Circuits, circuitView{Title: c.Title, Chart: img, Facts: c.Facts, Edges: c.Edges})
 	}
 
 	t, err := template.New("page").Funcs(template.FuncMap{"add1": func(i int) int { return i + 1 }}).Parse(pageTmpl)
