@@ -33,6 +33,7 @@ package forward
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/neoscope/neoscope/runtime/arch"
 	"github.com/neoscope/neoscope/runtime/backend"
@@ -168,7 +169,31 @@ func New(be backend.Backend, cfg *arch.Config, w *checkpoint.Weights) (*Model, e
 		}
 		m.layers = append(m.layers, ly)
 	}
+	if cfg.Pos == arch.PosRotary && cfg.RotaryDims > 0 {
+		if m.rot, err = be.Upload(RotaryTable(cfg), cfg.Context, cfg.RotaryDims); err != nil {
+			return nil, fmt.Errorf("weights: rotary table: %w", err)
+		}
+	}
 	return m, nil
+}
+
+// RotaryTable is the angle table of backend.RotaryParams for every position
+// of the context: [n_ctx, RotaryDims], row t = cos(t f_i) (i < Dims/2) then
+// sin(t f_i), f_i = base^(-2i/Dims). Angles are computed in float64 and
+// rounded once (Hugging Face computes them in float32: differences of order
+// 1e-6, see ../shared/fixtures/tiny-neox/README.md).
+func RotaryTable(cfg *arch.Config) []float32 {
+	D := cfg.RotaryDims
+	half := D / 2
+	tab := make([]float32, cfg.Context*D)
+	for t := 0; t < cfg.Context; t++ {
+		for i := 0; i < half; i++ {
+			a := float64(t) * math.Pow(cfg.RotaryBase, -2*float64(i)/float64(D))
+			tab[t*D+i] = float32(math.Cos(a))
+			tab[t*D+half+i] = float32(math.Sin(a))
+		}
+	}
+	return tab
 }
 
 // perHeadQKV reorders layer l's fused per-head qkv weight and bias

@@ -3,6 +3,7 @@ package forward
 import (
 	"fmt"
 
+	"github.com/neoscope/neoscope/runtime/arch"
 	"github.com/neoscope/neoscope/runtime/backend"
 )
 
@@ -192,8 +193,10 @@ func (m *Model) Blocks(s *State, from, to int, h *Hooks) error {
 }
 
 // block runs block l following the recipe in m.Cfg (arch): attention with
-// the family's scale and window, then the MLP, on a sequential residual
-// (x + attn(ln1(x)), then + mlp(ln2(.))). Errors name the layer and the op.
+// the family's scale and window (and rotary q, k where the family has it),
+// then the MLP with the family's GELU, on a sequential residual
+// (x + attn(ln1(x)), then + mlp(ln2(.))) or a parallel one
+// (x + attn(ln1(x)) + mlp(ln2(x))). Errors name the layer and the op.
 func (m *Model) block(s *State, l int, h *Hooks) error {
 	be, cfg := m.BE, m.Cfg
 	B, T, C, NH, HS, F := s.B, s.T, cfg.DModel, cfg.Heads, cfg.DHead, cfg.DMLP
@@ -264,6 +267,20 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 			return err
 		}
 	}
+	if cfg.Pos == arch.PosRotary {
+		rp := backend.RotaryParams{B: B, T: T, NH: NH, HS: HS, Dims: cfg.RotaryDims}
+		for _, p := range []struct {
+			n string
+			m backend.Mat
+		}{{"attn.hook_rot_q", Q}, {"attn.hook_rot_k", K}} {
+			if err := be.Rotary(p.m, m.rot, rp); err != nil {
+				return fail("rotary embedding", err)
+			}
+			if err := h.at(act(p.n, p.m, B, T, NH, HS)); err != nil {
+				return err
+			}
+		}
+	}
 	ap := backend.AttnParams{B: B, T: T, NH: NH, HS: HS, Window: cfg.LayerWindow(l), Scale: float32(cfg.AttnScale)}
 	Z := s.mat(z, C)
 	wantScores, wantPattern := h.wants(name("attn.hook_attn_scores")), h.wants(name("attn.hook_pattern"))
@@ -312,13 +329,15 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 	if err := h.at(act("hook_attn_out", AO, B, T, C)); err != nil {
 		return err
 	}
-	if err := be.Add(resid, resid, AO); err != nil {
-		return fail("residual add (attention)", err)
+	if !cfg.Parallel {
+		if err := be.Add(resid, resid, AO); err != nil {
+			return fail("residual add (attention)", err)
+		}
+		if err := h.at(act("hook_resid_mid", resid, B, T, C)); err != nil {
+			return err
+		}
 	}
-	if err := h.at(act("hook_resid_mid", resid, B, T, C)); err != nil {
-		return err
-	}
-	// MLP.
+	// MLP: on the residual after attention, or (parallel) on the block input.
 	if err := be.LayerNorm(X, resid, ly.ln2W, ly.ln2B, float32(cfg.LNEps)); err != nil {
 		return fail("ln2", err)
 	}
@@ -332,7 +351,12 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 	if err := h.at(act("mlp.hook_pre", H, B, T, F)); err != nil {
 		return err
 	}
-	if err := be.GELUNew(H); err != nil {
+	if cfg.Act == arch.GELUErf {
+		err = be.GELUErf(H)
+	} else {
+		err = be.GELUNew(H)
+	}
+	if err != nil {
 		return fail("mlp activation", err)
 	}
 	if err := h.at(act("mlp.hook_post", H, B, T, F)); err != nil {
@@ -344,6 +368,11 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 	}
 	if err := h.at(act("hook_mlp_out", MO, B, T, C)); err != nil {
 		return err
+	}
+	if cfg.Parallel {
+		if err := be.Add(resid, resid, AO); err != nil {
+			return fail("residual add (attention)", err)
+		}
 	}
 	if err := be.Add(resid, resid, MO); err != nil {
 		return fail("residual add (mlp)", err)
