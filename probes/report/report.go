@@ -333,9 +333,19 @@ func (r *Result) Card() []KV {
 		{"context (n_ctx)", fmt.Sprint(c.Context)},
 		{"attention", attn},
 		{"attention scale", fmt.Sprintf("%.6g", c.AttnScale)},
+		{"positions", positions(c)},
+		{"parallel residual", fmt.Sprint(c.Parallel)},
 		{"activation", string(c.Act)},
 		{"LayerNorm eps", fmt.Sprintf("%g", c.LNEps)},
 		{"tied unembedding", fmt.Sprint(c.TiedUnembed)},
 		{"tokenizer", tok},
 	}
+}
+
+// positions describes the position scheme of the model card.
+func positions(c *arch.Config) string {
+	if c.Pos == arch.PosRotary {
+		return fmt.Sprintf("rotary, first %d of %d dims per head, base %g", c.RotaryDims, c.DHead, c.RotaryBase)
+	}
+	return string(c.Pos)
 }
