@@ -148,16 +148,11 @@ func (c *Config) Params() int64 {
 	return n
 }
 
-// ParallelLayers says, per layer, whether the MLP reads the block input
-// (parallel residual) rather than the residual after attention: what
-// runtime/graph.New needs to know which senders feed an MLP.
-func (c *Config) ParallelLayers() []bool {
-	p := make([]bool, c.Layers)
-	for l := range p {
-		p[l] = c.Parallel
-	}
-	return p
-}
+// ParallelAt says whether layer l's MLP reads the block input (parallel
+// residual: x + attn(ln1(x)) + mlp(ln2(x))) rather than the residual after
+// attention, so that heads of its own layer do not feed it. It has the
+// signature runtime/graph.New takes: graph.New(c.Layers, c.Heads, c.ParallelAt).
+func (c *Config) ParallelAt(l int) bool { return c.Parallel }
 
 // TopHooks are the hook points before the blocks, in execution order.
 func (c *Config) TopHooks() []string {
