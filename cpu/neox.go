@@ -7,19 +7,18 @@ import (
 	"github.com/neoscope/neoscope/runtime/backend"
 )
 
-// GELUErf applies the exact GELU 0.5x(1+erf(x/sqrt(2))) in place. erf is
-// evaluated in float64 (math.Erf) and rounded once: within one float32 ulp
-// of the exact value. (Measured share of a Pythia-160M-shaped forward pass:
-// see README's GPT-NeoX benchmark.)
+// GELUErf applies the exact GELU 0.5x(1+erf(x/sqrt(2))) in place: glibc's
+// erff in the native build (native.c), math.Erf in float64 otherwise.
 func (be *Backend) GELUErf(x backend.Mat) error {
 	xd := view(x)
 	be.parallel(x.Rows, func(lo, hi int) {
-		geluErfRowsGo(xd[lo*x.Stride:], hi-lo, x.Cols, x.Stride)
+		geluErfRows(xd[lo*x.Stride:], hi-lo, x.Cols, x.Stride)
 	})
 	return nil
 }
 
-// geluErfRowsGo applies the exact GELU in place to rows of x.
+// geluErfRowsGo applies the exact GELU in place to rows of x: the pure-Go
+// kernel, erf in float64 (math.Erf) rounded once.
 func geluErfRowsGo(x []float32, rows, cols, stride int) {
 	for r := 0; r < rows; r++ {
 		row := x[r*stride : r*stride+cols]
