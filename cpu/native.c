@@ -52,6 +52,22 @@ NS_CLONES void ns_gelu_new_rows(float *x, long rows, long cols, long stride) {
 	}
 }
 
+// exact GELU 0.5x(1+erf(x/sqrt2)) in place (GPT-NeoX), in double and
+// rounded once, as the Go kernel does. math.Erf in Go measured 85-157 ns a
+// call on the shared 2-core VM, which made GELU a sixth of a Pythia-160M
+// forward pass (BenchmarkGELUPythia160M); glibc's double erf is several
+// times faster. Its float erff (1 ulp) moved tiny-neox's dla_embed by 5e-9,
+// past 10x that figure's float32 floor (3e-10), so double it is.
+void ns_gelu_erf_rows(float *x, long rows, long cols, long stride) {
+	for (long r = 0; r < rows; r++) {
+		float *row = x + r * stride;
+		for (long j = 0; j < cols; j++) {
+			double v = row[j];
+			row[j] = (float)(0.5 * v * (1.0 + erf(v * 0.70710678118654752440)));
+		}
+	}
+}
+
 // exp32 of exp32.go: e^x for x <= 0, 0 below -87.33654, NaN for NaN.
 // n = round(x log2e) comes from adding 1.5 * 2^23 (the float's low bits
 // are then n) rather than a float-to-int conversion, which keeps GCC from

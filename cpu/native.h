@@ -1,5 +1,6 @@
 // Elementwise kernels of the CPU backend's native (cgo) build; see native_cgo.go.
 void ns_gelu_new_rows(float *x, long rows, long cols, long stride);
+void ns_gelu_erf_rows(float *x, long rows, long cols, long stride);
 void ns_attn_heads(const float *q, const float *k, const float *v, float *z,
                    long qs, long ks, long vs, long zs, long T, long HS, long NH,
                    long window, float scale, float *pattern, float *scores,

@@ -28,6 +28,14 @@ func geluRows(x []float32, rows, cols, stride int) {
 	C.ns_gelu_new_rows((*C.float)(unsafe.Pointer(&x[0])), C.long(rows), C.long(cols), C.long(stride))
 }
 
+func geluErfRows(x []float32, rows, cols, stride int) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	_ = x[(rows-1)*stride+cols-1]
+	C.ns_gelu_erf_rows((*C.float)(unsafe.Pointer(&x[0])), C.long(rows), C.long(cols), C.long(stride))
+}
+
 func attnHeads(a *attnArgs, lo, hi int, prob []float32) {
 	if lo >= hi || a.T == 0 || a.HS == 0 {
 		return

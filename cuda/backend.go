@@ -33,6 +33,8 @@ const (
 	kLogitLSE
 	kMatMulBig
 	kMatMulTF32
+	kGELUErf // kernels/gelu_erf.cu
+	kRotary  // kernels/rotary.cu
 	numKernels
 )
 
@@ -42,6 +44,7 @@ var kernelNames = [numKernels]string{
 	"attention_f32", "attn_apply_f32", "ablate_heads_f32", "ablate_rows_f32",
 	"logit_partials_f32", "logit_lse_f32", "matmul_f32_big",
 	"matmul_tf32",
+	"gelu_erf_f32", "rotary_f32",
 }
 
 // device is what the backend needs from a GPU: the driver (gpu below) or,

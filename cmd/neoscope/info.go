@@ -37,7 +37,7 @@ func init() {
 			}
 			w := os.Stdout
 			fmt.Fprintf(w, "model       %s\n", dir)
-			fmt.Fprintf(w, "family      %s\n", cfg.Family)
+			fmt.Fprintf(w, "family      %s (%s)\n", cfg.Spec.Display, cfg.Family)
 			fmt.Fprintf(w, "layers      %d\n", cfg.Layers)
 			fmt.Fprintf(w, "heads       %d x %d (d_head)\n", cfg.Heads, cfg.DHead)
 			fmt.Fprintf(w, "d_model     %d\n", cfg.DModel)
@@ -51,6 +51,16 @@ func init() {
 				fmt.Fprintf(w, "attention   %s\n", strings.Join(at, ","))
 			}
 			fmt.Fprintf(w, "attn scale  %.6g\n", cfg.AttnScale)
+			pos := string(cfg.Pos)
+			if cfg.Pos == arch.PosRotary {
+				pos += fmt.Sprintf(" (first %d of %d dims per head, base %g)", cfg.RotaryDims, cfg.DHead, cfg.RotaryBase)
+			}
+			fmt.Fprintf(w, "positions   %s\n", pos)
+			res := "sequential"
+			if cfg.Parallel {
+				res = "parallel (attn and mlp both read the block input)"
+			}
+			fmt.Fprintf(w, "residual    %s\n", res)
 			fmt.Fprintf(w, "activation  %s\n", cfg.Act)
 			fmt.Fprintf(w, "ln eps      %g\n", cfg.LNEps)
 			fmt.Fprintf(w, "unembed     tied=%v\n", cfg.TiedUnembed)

@@ -50,13 +50,13 @@ const (
 // Compute measures W_E of m as described in the package doc.
 func Compute(m *forward.Model, opt Options) (*Stats, error) {
 	V, C := m.Cfg.Vocab, m.Cfg.DModel
-	we := m.HostWeight("wte.weight")
-	if len(we) != V*C {
-		return nil, fmt.Errorf("embed: wte.weight has %d values, want V*C = %d*%d", len(we), V, C)
+	we, wu := m.WE(), m.WU() // W_U = W_E when tied
+	if len(we) != V*C || len(wu) != V*C {
+		return nil, fmt.Errorf("embed: W_E / W_U have %d / %d values, want V*C = %d*%d", len(we), len(wu), V, C)
 	}
-	lnW, lnB := m.HostWeight("ln_f.weight"), m.HostWeight("ln_f.bias")
+	lnW, lnB := m.LNFinalHost()
 	if len(lnW) != C || len(lnB) != C {
-		return nil, fmt.Errorf("embed: ln_f.weight/ln_f.bias have %d/%d values, want %d", len(lnW), len(lnB), C)
+		return nil, fmt.Errorf("embed: ln_final weight/bias have %d/%d values, want %d", len(lnW), len(lnB), C)
 	}
 	st := &Stats{V: V, C: C}
 
@@ -147,6 +147,12 @@ func Compute(m *forward.Model, opt Options) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
+	wuT := weT
+	if &wu[0] != &we[0] {
+		if wuT, err = upload(wu, V, C); err != nil {
+			return nil, err
+		}
+	}
 	lnWT, err := upload(lnW, C)
 	if err != nil {
 		return nil, err
@@ -163,7 +169,7 @@ func Compute(m *forward.Model, opt Options) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	UC, W, SC, LN := backend.Whole(ucT), backend.Whole(weT), backend.Whole(scT), backend.Whole(lnT)
+	UC, W, U, SC, LN := backend.Whole(ucT), backend.Whole(weT), backend.Whole(wuT), backend.Whole(scT), backend.Whole(lnT)
 	host := make([]float32, R*V)
 
 	// |cos| of centered rows, all ordered pairs i != j.
@@ -206,7 +212,7 @@ func Compute(m *forward.Model, opt Options) (*Stats, error) {
 				}
 			}
 			sc := SC.RowSlice(0, r)
-			if err := be.MatMul(sc, a, W, true, nil, false); err != nil {
+			if err := be.MatMul(sc, a, U, true, nil, false); err != nil {
 				return nil, err
 			}
 			if err := be.DownloadMat(host[:r*V], sc); err != nil {
@@ -220,7 +226,7 @@ func Compute(m *forward.Model, opt Options) (*Stats, error) {
 				if variant == 1 {
 					layerNorm64(x64, lnW, lnB, m.Cfg.LNEps)
 				}
-				best, again := argmax(host[i*V:(i+1)*V], x64, we, C)
+				best, again := argmax(host[i*V:(i+1)*V], x64, wu, C)
 				if again {
 					st.Rescored++
 				}
@@ -333,9 +339,9 @@ type Layer struct {
 // MeanDirection returns u = mean(W_E)/|mean(W_E)| [C] (an error when the mean is 0).
 func MeanDirection(m *forward.Model) ([]float64, error) {
 	V, C := m.Cfg.Vocab, m.Cfg.DModel
-	we := m.HostWeight("wte.weight")
+	we := m.WE()
 	if len(we) != V*C {
-		return nil, fmt.Errorf("embed: wte.weight has %d values, want V*C = %d*%d", len(we), V, C)
+		return nil, fmt.Errorf("embed: W_E has %d values, want V*C = %d*%d", len(we), V, C)
 	}
 	u := make([]float64, C)
 	for t := 0; t < V; t++ {

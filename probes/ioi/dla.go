@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/neoscope/neoscope/runtime/arch"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
@@ -59,9 +58,8 @@ func layerTerms(d *DLA) float64 {
 	return s
 }
 
-// weight returns a host weight or an error naming it.
-func weight(m *forward.Model, name string) ([]float32, error) {
-	w := m.HostWeight(name)
+// weight passes a host weight through, or an error naming it when absent.
+func weight(w []float32, name string) ([]float32, error) {
 	if w == nil {
 		return nil, fmt.Errorf("ioi: direct logit attribution needs weight %q, which the checkpoint lacks", name)
 	}
@@ -74,37 +72,27 @@ func weight(m *forward.Model, name string) ([]float32, error) {
 func addDLA(m *forward.Model, bt *Batch, s *forward.State, cache map[string]*forward.HostTensor, d *DLA) error {
 	cfg := m.Cfg
 	L, NH, HS, C, T, pos := cfg.Layers, cfg.Heads, cfg.DHead, cfg.DModel, bt.T, bt.Pos
-	uname := "wte.weight"
-	if !cfg.TiedUnembed {
-		uname = "lm_head.weight"
-	}
-	U, err := weight(m, uname)
+	U, err := weight(m.WU(), "W_U (the unembedding)")
 	if err != nil {
 		return err
 	}
-	wte, err := weight(m, "wte.weight")
+	wte, err := weight(m.WE(), "W_E (the token embedding)")
 	if err != nil {
 		return err
 	}
-	wpe, err := weight(m, "wpe.weight")
+	wpe := m.WPos() // nil: no position embedding
+	lnwH, lnbH := m.LNFinalHost()
+	lnw, err := weight(lnwH, "ln_final weight")
 	if err != nil {
 		return err
 	}
-	lnw, err := weight(m, "ln_f.weight")
-	if err != nil {
-		return err
-	}
-	lnb, err := weight(m, "ln_f.bias")
+	lnb, err := weight(lnbH, "ln_final bias")
 	if err != nil {
 		return err
 	}
 	bO := make([][]float32, L)
 	for l := range bO {
-		name := fmt.Sprintf("h.%d.attn.attention.out_proj.bias", l)
-		if cfg.Family == arch.GPT2 {
-			name = fmt.Sprintf("h.%d.attn.c_proj.bias", l)
-		}
-		if bO[l], err = weight(m, name); err != nil {
+		if bO[l], err = weight(m.BOut(l), fmt.Sprintf("layer %d's attention output bias b_O", l)); err != nil {
 			return err
 		}
 	}
@@ -160,7 +148,10 @@ func addDLA(m *forward.Model, bt *Batch, s *forward.State, cache map[string]*for
 		}
 		tok := int(bt.Clean[row])
 		for i := 0; i < C; i++ {
-			c[i] = float64(wte[tok*C+i]) + float64(wpe[pos*C+i])
+			c[i] = float64(wte[tok*C+i])
+			if wpe != nil {
+				c[i] += float64(wpe[pos*C+i])
+			}
 		}
 		d.Embed += proj(c)
 		for l := 0; l < L; l++ {

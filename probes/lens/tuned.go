@@ -309,9 +309,10 @@ func Fit(m *forward.Model, tokens []int32, B, T int, opt FitOptions) (*Tuned, []
 		return nil, nil, err
 	}
 	d.WU = f64(wu)
-	d.G, d.Beta = f64(m.HostWeight("ln_f.weight")), f64(m.HostWeight("ln_f.bias"))
+	lnw, lnb := m.LNFinalHost()
+	d.G, d.Beta = f64(lnw), f64(lnb)
 	if len(d.G) != C || len(d.Beta) != C {
-		return nil, nil, fmt.Errorf("tuned lens: ln_f.weight/ln_f.bias have %d/%d values, want %d", len(d.G), len(d.Beta), C)
+		return nil, nil, fmt.Errorf("tuned lens: ln_final weight/bias have %d/%d values, want %d", len(d.G), len(d.Beta), C)
 	}
 	final, err := c.Host(L)
 	if err != nil {
@@ -427,13 +428,14 @@ func Fingerprint(m *forward.Model) string {
 			h.Write(b[:])
 		}
 	}
-	put(m.HostWeight("ln_f.weight"))
-	put(m.HostWeight("ln_f.bias"))
-	if we := m.HostWeight("wte.weight"); len(we) == V*C {
+	lnw, lnb := m.LNFinalHost()
+	put(lnw)
+	put(lnb)
+	if we := m.WE(); len(we) == V*C {
 		put(we[:C])
 		put(we[(V-1)*C:])
 	}
-	if wp := m.HostWeight("wpe.weight"); len(wp) >= C {
+	if wp := m.WPos(); len(wp) >= C {
 		put(wp[:C])
 	}
 	return fmt.Sprintf("%016x", h.Sum64())

@@ -310,11 +310,8 @@ func rowsSource(in Input) string {
 func (r *Result) Card() []KV {
 	c := r.Cfg
 	fam := string(c.Family)
-	switch c.Family {
-	case arch.GPTNeo:
-		fam = "GPT-Neo"
-	case arch.GPT2:
-		fam = "GPT-2"
+	if c.Spec != nil {
+		fam = c.Spec.Display
 	}
 	attn := strings.Join(c.LayerTypes, ", ")
 	if c.Window > 0 {
@@ -336,9 +333,19 @@ func (r *Result) Card() []KV {
 		{"context (n_ctx)", fmt.Sprint(c.Context)},
 		{"attention", attn},
 		{"attention scale", fmt.Sprintf("%.6g", c.AttnScale)},
-		{"activation", c.Act},
+		{"positions", positions(c)},
+		{"parallel residual", fmt.Sprint(c.Parallel)},
+		{"activation", string(c.Act)},
 		{"LayerNorm eps", fmt.Sprintf("%g", c.LNEps)},
 		{"tied unembedding", fmt.Sprint(c.TiedUnembed)},
 		{"tokenizer", tok},
 	}
+}
+
+// positions describes the position scheme of the model card.
+func positions(c *arch.Config) string {
+	if c.Pos == arch.PosRotary {
+		return fmt.Sprintf("rotary, first %d of %d dims per head, base %g", c.RotaryDims, c.DHead, c.RotaryBase)
+	}
+	return string(c.Pos)
 }

@@ -1,40 +1,44 @@
-// Package arch turns a Hugging Face config.json (model_type gpt_neo or gpt2)
-// into one architecture description the forward pass reads.
 package arch
 
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 )
 
-// Family names the checkpoint family, which decides tensor names and layouts.
+// Family names the checkpoint family (config.json's model_type).
 type Family string
 
 const (
-	GPTNeo Family = "gpt_neo"
-	GPT2   Family = "gpt2"
+	GPTNeo  Family = "gpt_neo"
+	GPT2    Family = "gpt2"
+	GPTNeoX Family = "gpt_neox"
 )
 
-// Config is the architecture of a GPT-Neo or GPT-2 model.
+// Config is the architecture of one model: its family's Spec plus the
+// block recipe and sizes read from config.json.
 type Config struct {
-	Family      Family   `json:"model_type"`
-	Layers      int      `json:"n_layers"`   // L
-	Heads       int      `json:"n_heads"`    // NH
-	DModel      int      `json:"d_model"`    // C
-	DHead       int      `json:"d_head"`     // HS = C / NH
-	DMLP        int      `json:"d_mlp"`      // F
-	Vocab       int      `json:"d_vocab"`    // V
-	Context     int      `json:"n_ctx"`      // maximum T
-	LayerTypes  []string `json:"attn_types"` // per layer: "global" or "local"
-	Window      int      `json:"window_size,omitempty"`
-	AttnScale   float64  `json:"attn_scale"` // multiplies q.k: 1 for GPT-Neo, 1/sqrt(HS) for GPT-2
-	Act         string   `json:"act_fn"`
-	LNEps       float64  `json:"layer_norm_eps"`
-	TiedUnembed bool     `json:"tied_unembed"`
-	BOS         int      `json:"bos_token_id"`
-	EOS         int      `json:"eos_token_id"`
+	Family      Family     `json:"model_type"`
+	Spec        *Spec      `json:"-"`
+	Layers      int        `json:"n_layers"`   // L
+	Heads       int        `json:"n_heads"`    // NH
+	DModel      int        `json:"d_model"`    // C
+	DHead       int        `json:"d_head"`     // HS = C / NH
+	DMLP        int        `json:"d_mlp"`      // F
+	Vocab       int        `json:"d_vocab"`    // V
+	Context     int        `json:"n_ctx"`      // maximum T
+	LayerTypes  []string   `json:"attn_types"` // per layer: "global" or "local"
+	Window      int        `json:"window_size,omitempty"`
+	AttnScale   float64    `json:"attn_scale"` // multiplies q.k: 1 for GPT-Neo, 1/sqrt(HS) for GPT-2 and GPT-NeoX
+	Act         Activation `json:"act_fn"`
+	LNEps       float64    `json:"layer_norm_eps"`
+	TiedUnembed bool       `json:"tied_unembed"`
+	Pos         Position   `json:"positional_embedding_type"`
+	Parallel    bool       `json:"parallel_attn_mlp"`     // every block: x + attn(ln1(x)) + mlp(ln2(x))
+	RotaryDims  int        `json:"rotary_dim,omitempty"`  // rotated dims per head (first RotaryDims of HS)
+	RotaryBase  float64    `json:"rotary_base,omitempty"` // inv_freq_i = base^(-2i/RotaryDims)
+	BOS         int        `json:"bos_token_id"`
+	EOS         int        `json:"eos_token_id"`
 }
 
 // LayerWindow is the local attention window of layer l, 0 for global layers.
@@ -45,17 +49,7 @@ func (c *Config) LayerWindow(l int) int {
 	return 0
 }
 
-// Params counts the model's parameters (tied unembedding counted once).
-func (c *Config) Params() int64 {
-	C, F, L := int64(c.DModel), int64(c.DMLP), int64(c.Layers)
-	block := 4*C*C + C /*attn + b_O*/ + 2*C*F + F + C /*mlp*/ + 4*C /*2 LN*/
-	if c.Family == GPT2 {
-		block += 3 * C // c_attn bias
-	}
-	return int64(c.Vocab)*C + int64(c.Context)*C + L*block + 2*C
-}
-
-// rawConfig holds the union of the GPT-Neo and GPT-2 config.json fields we read.
+// rawConfig holds the union of the config.json fields the families read.
 type rawConfig struct {
 	ModelType string `json:"model_type"`
 	// GPT-Neo
@@ -77,6 +71,18 @@ type rawConfig struct {
 	ScaleAttn  *bool `json:"scale_attn_weights"`
 	ScaleByIdx *bool `json:"scale_attn_by_inverse_layer_idx"`
 	ReorderUpc *bool `json:"reorder_and_upcast_attn"`
+	// GPT-NeoX
+	NumHiddenLayers   *int            `json:"num_hidden_layers"`
+	NumAttentionHeads *int            `json:"num_attention_heads"`
+	RotaryPct         *float64        `json:"rotary_pct"`
+	PartialRotary     *float64        `json:"partial_rotary_factor"`
+	RotaryEmbBase     *float64        `json:"rotary_emb_base"`
+	RopeTheta         *float64        `json:"rope_theta"`
+	RopeScaling       json.RawMessage `json:"rope_scaling"`
+	UseParallel       *bool           `json:"use_parallel_residual"`
+	HiddenAct         *string         `json:"hidden_act"`
+	AttentionBias     *bool           `json:"attention_bias"`
+	LayerNormEps      *float64        `json:"layer_norm_eps"`
 	// shared
 	VocabSize  *int     `json:"vocab_size"`
 	Activation *string  `json:"activation_function"`
@@ -115,87 +121,18 @@ func Parse(data []byte) (*Config, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("config: not valid JSON: %w", err)
 	}
-	c := &Config{Act: "gelu_new", LNEps: 1e-5, TiedUnembed: true, BOS: -1, EOS: -1}
-	var err error
-	switch r.ModelType {
-	case "gpt_neo":
-		c.Family = GPTNeo
-		if c.Layers, err = need(r.NumLayers, "num_layers"); err != nil {
-			return nil, err
-		}
-		if c.Heads, err = need(r.NumHeads, "num_heads"); err != nil {
-			return nil, err
-		}
-		if c.DModel, err = need(r.HiddenSize, "hidden_size"); err != nil {
-			return nil, err
-		}
-		if c.Context, err = need(r.MaxPos, "max_position_embeddings"); err != nil {
-			return nil, err
-		}
-		c.DMLP = 4 * c.DModel
-		if r.IntermediateSize != nil {
-			if c.DMLP, err = need(r.IntermediateSize, "intermediate_size"); err != nil {
-				return nil, err
-			}
-		}
-		if c.LayerTypes, err = expandAttentionTypes(r.AttentionTypes, c.Layers); err != nil {
-			return nil, err
-		}
-		if r.AttentionLayers != nil {
-			if len(r.AttentionLayers) != c.Layers {
-				return nil, fmt.Errorf("config: attention_layers has %d entries, num_layers is %d", len(r.AttentionLayers), c.Layers)
-			}
-			for i, t := range r.AttentionLayers {
-				if t != c.LayerTypes[i] {
-					return nil, fmt.Errorf("config: attention_layers[%d] is %q but attention_types expands to %q", i, t, c.LayerTypes[i])
-				}
-			}
-		}
-		for _, t := range c.LayerTypes {
-			if t == "local" {
-				if c.Window, err = need(r.WindowSize, "window_size"); err != nil {
-					return nil, err
-				}
-				break
-			}
-		}
-		c.AttnScale = 1 // GPT-Neo does not scale q.k
-	case "gpt2":
-		c.Family = GPT2
-		if c.Layers, err = need(r.NLayer, "n_layer"); err != nil {
-			return nil, err
-		}
-		if c.Heads, err = need(r.NHead, "n_head"); err != nil {
-			return nil, err
-		}
-		if c.DModel, err = need(r.NEmbd, "n_embd"); err != nil {
-			return nil, err
-		}
-		ctx := r.NPositions
-		if ctx == nil {
-			ctx = r.NCtx
-		}
-		if c.Context, err = need(ctx, "n_positions"); err != nil {
-			return nil, err
-		}
-		c.DMLP = 4 * c.DModel
-		if r.NInner != nil {
-			if c.DMLP, err = need(r.NInner, "n_inner"); err != nil {
-				return nil, err
-			}
-		}
-		c.LayerTypes = make([]string, c.Layers)
-		for i := range c.LayerTypes {
-			c.LayerTypes[i] = "global"
-		}
-		if r.ScaleByIdx != nil && *r.ScaleByIdx {
-			return nil, fmt.Errorf("config: scale_attn_by_inverse_layer_idx=true is not supported")
-		}
-	case "":
-		return nil, fmt.Errorf("config: missing field \"model_type\" (want \"gpt_neo\" or \"gpt2\")")
-	default:
-		return nil, fmt.Errorf("config: model_type %q is not supported (want \"gpt_neo\" or \"gpt2\")", r.ModelType)
+	if r.ModelType == "" {
+		return nil, fmt.Errorf("config: missing field \"model_type\" (want %s)", supported())
 	}
+	spec := Lookup(Family(r.ModelType))
+	if spec == nil {
+		return nil, fmt.Errorf("config: model_type %q is not supported (want %s)", r.ModelType, supported())
+	}
+	c := &Config{Family: spec.Family, Spec: spec, Act: GELUNew, LNEps: 1e-5, TiedUnembed: true, Pos: PosLearned, BOS: -1, EOS: -1}
+	if err := spec.parse(&r, c); err != nil {
+		return nil, err
+	}
+	var err error
 	if c.Vocab, err = need(r.VocabSize, "vocab_size"); err != nil {
 		return nil, err
 	}
@@ -203,18 +140,15 @@ func Parse(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("config: hidden size %d is not divisible by %d heads", c.DModel, c.Heads)
 	}
 	c.DHead = c.DModel / c.Heads
-	if c.Family == GPT2 {
-		c.AttnScale = 1 / math.Sqrt(float64(c.DHead))
-		if r.ScaleAttn != nil && !*r.ScaleAttn {
-			c.AttnScale = 1
+	if c.LayerTypes == nil {
+		c.LayerTypes = make([]string, c.Layers)
+		for i := range c.LayerTypes {
+			c.LayerTypes[i] = "global"
 		}
 	}
 	if r.Activation != nil {
-		switch *r.Activation {
-		case "gelu_new", "gelu_pytorch_tanh", "gelu_fast":
-			c.Act = "gelu_new"
-		default:
-			return nil, fmt.Errorf("config: activation_function %q is not supported (want \"gelu_new\")", *r.Activation)
+		if c.Act, err = activation("activation_function", *r.Activation); err != nil {
+			return nil, err
 		}
 	}
 	if r.LNEps != nil {
@@ -232,7 +166,23 @@ func Parse(data []byte) (*Config, error) {
 	if r.EOS != nil {
 		c.EOS = *r.EOS
 	}
+	if c.Pos == PosRotary {
+		if c.RotaryDims < 0 || c.RotaryDims > c.DHead || c.RotaryDims%2 != 0 {
+			return nil, fmt.Errorf("config: rotary dimensions int(d_head %d * rotary_pct) = %d must be even and within the head", c.DHead, c.RotaryDims)
+		}
+	}
 	return c, nil
+}
+
+// activation maps a config activation name onto the two GELUs Hugging Face uses.
+func activation(field, v string) (Activation, error) {
+	switch v {
+	case "gelu_new", "gelu_pytorch_tanh", "gelu_fast":
+		return GELUNew, nil
+	case "gelu":
+		return GELUErf, nil
+	}
+	return "", fmt.Errorf("config: %s %q is not supported (want \"gelu_new\" or \"gelu\")", field, v)
 }
 
 // expandAttentionTypes expands GPT-Neo's [[["global","local"], 6]] into one

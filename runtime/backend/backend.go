@@ -49,6 +49,17 @@ type AttnParams struct {
 	Scale        float32
 }
 
+// RotaryParams describes a rotary position embedding (GPT-NeoX, rotate-half
+// layout) applied in place to q or k [B*T, NH*HS]: in every head, the first
+// Dims dims (Dims even, <= HS) with x1 = dims [0, Dims/2) and x2 = dims
+// [Dims/2, Dims) become (x1 cos - x2 sin, x2 cos + x1 sin) at the angles of
+// position t = row % T; the other dims pass unchanged. The angles come as a
+// table [>=T, Dims]: row t holds cos(t*f_i) for i < Dims/2, then sin(t*f_i),
+// f_i = base^(-2i/Dims), computed by the caller (in float64, then rounded).
+type RotaryParams struct {
+	B, T, NH, HS, Dims int
+}
+
 // Backend is the small set of operations the forward pass is written against.
 // Every operation works on whole batches: no per-token calls. Implementations
 // may run asynchronously; Download is the synchronisation point.
@@ -77,6 +88,12 @@ type Backend interface {
 	LayerNorm(out, x Mat, w, b Tensor, eps float32) error
 	// GELUNew applies 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3))) in place.
 	GELUNew(x Mat) error
+	// GELUErf applies the exact GELU x*Phi(x) = 0.5x(1+erf(x/sqrt(2))) in
+	// place (Hugging Face's "gelu", GPT-NeoX's MLP).
+	GELUErf(x Mat) error
+	// Rotary applies the rotary embedding p to x in place, with the angle
+	// table described at RotaryParams.
+	Rotary(x Mat, table Tensor, p RotaryParams) error
 	// Add: out = a + b, element-wise over equal shapes (out may alias a or b).
 	Add(out, a, b Mat) error
 	// Copy: dst = src over equal-shaped views.

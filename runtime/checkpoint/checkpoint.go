@@ -1,11 +1,13 @@
-// Package checkpoint reads GPT-Neo and GPT-2 weights in Hugging Face layout
-// (model.safetensors, a sharded model.safetensors.index.json, or a legacy
-// pytorch_model.bin) and checks every tensor against the architecture.
+// Package checkpoint reads weights in Hugging Face layout (model.safetensors,
+// a sharded model.safetensors.index.json, or a legacy pytorch_model.bin) and
+// checks every tensor against the architecture description (runtime/arch):
+// which tensors a family has, their shapes, the prefixes its names may carry
+// ("transformer.", "gpt_neox.") and the buffers to ignore.
 //
 // safetensors files are memory-mapped: F32 tensors whose data is 4-byte
 // aligned are used in place (no copy); F16 and BF16 are upcast exactly to
-// float32. Tensor names are canonicalised by dropping the "transformer."
-// prefix, so hub GPT-Neo files and hub GPT-2 files load alike.
+// float32. Tensor names are canonicalised by dropping the family's prefix,
+// so hub files with and without it load alike.
 package checkpoint
 
 import (
@@ -33,8 +35,9 @@ type Tensor struct {
 	Data  []float32
 }
 
-// Weights holds a model's parameters by canonical name (no "transformer."
-// prefix), e.g. "h.3.attn.attention.q_proj.weight".
+// Weights holds a model's parameters by canonical name (the family's prefix
+// dropped), e.g. "h.3.attn.attention.q_proj.weight" or
+// "layers.3.attention.query_key_value.weight".
 type Weights struct {
 	Tensors map[string]*Tensor
 	closers []func() error
@@ -55,59 +58,13 @@ func (w *Weights) Close() error {
 // Get returns the tensor with canonical name n (nil if absent).
 func (w *Weights) Get(n string) *Tensor { return w.Tensors[n] }
 
-// Canonical drops the "transformer." prefix.
+// Canonical drops the "transformer." prefix (GPT-Neo and GPT-2 names); the
+// prefixes of every family are in its arch.Spec.
 func Canonical(name string) string { return strings.TrimPrefix(name, "transformer.") }
 
-// isBuffer reports non-parameter attention mask buffers, which are ignored.
-func isBuffer(canon string) bool {
-	return strings.HasSuffix(canon, ".attn.bias") || strings.HasSuffix(canon, ".attn.masked_bias") ||
-		strings.HasSuffix(canon, ".attn.attention.bias") || strings.HasSuffix(canon, ".attn.attention.masked_bias")
-}
-
 // Expected lists every parameter tensor a model of this architecture must
-// have, with its stored shape. lm_head.weight is optional when tied.
-func Expected(c *arch.Config) map[string][]int {
-	C, F, V := c.DModel, c.DMLP, c.Vocab
-	m := map[string][]int{
-		"wte.weight":  {V, C},
-		"wpe.weight":  {c.Context, C},
-		"ln_f.weight": {C},
-		"ln_f.bias":   {C},
-	}
-	for l := 0; l < c.Layers; l++ {
-		p := fmt.Sprintf("h.%d.", l)
-		for _, ln := range []string{"ln_1", "ln_2"} {
-			m[p+ln+".weight"] = []int{C}
-			m[p+ln+".bias"] = []int{C}
-		}
-		switch c.Family {
-		case arch.GPTNeo: // nn.Linear: [out, in]
-			a := p + "attn.attention."
-			m[a+"q_proj.weight"] = []int{C, C}
-			m[a+"k_proj.weight"] = []int{C, C}
-			m[a+"v_proj.weight"] = []int{C, C}
-			m[a+"out_proj.weight"] = []int{C, C}
-			m[a+"out_proj.bias"] = []int{C}
-			m[p+"mlp.c_fc.weight"] = []int{F, C}
-			m[p+"mlp.c_fc.bias"] = []int{F}
-			m[p+"mlp.c_proj.weight"] = []int{C, F}
-			m[p+"mlp.c_proj.bias"] = []int{C}
-		case arch.GPT2: // Conv1D: [in, out]
-			m[p+"attn.c_attn.weight"] = []int{C, 3 * C}
-			m[p+"attn.c_attn.bias"] = []int{3 * C}
-			m[p+"attn.c_proj.weight"] = []int{C, C}
-			m[p+"attn.c_proj.bias"] = []int{C}
-			m[p+"mlp.c_fc.weight"] = []int{C, F}
-			m[p+"mlp.c_fc.bias"] = []int{F}
-			m[p+"mlp.c_proj.weight"] = []int{F, C}
-			m[p+"mlp.c_proj.bias"] = []int{C}
-		}
-	}
-	if !c.TiedUnembed {
-		m["lm_head.weight"] = []int{V, C}
-	}
-	return m
-}
+// have, with its stored shape (arch.Config.Tensors: the family's description).
+func Expected(c *arch.Config) map[string][]int { return c.Tensors() }
 
 // Assemble converts entries into Weights and checks them against c: every
 // expected tensor present exactly once with its shape, nothing unexpected
@@ -117,14 +74,14 @@ func Assemble(c *arch.Config, entries []Entry) (*Weights, error) {
 	w := &Weights{Tensors: map[string]*Tensor{}}
 	from := map[string]string{}
 	for _, e := range entries {
-		canon := Canonical(e.Name)
-		if isBuffer(canon) {
+		canon := c.Spec.Canonical(e.Name)
+		if c.Spec.IsBuffer(canon) {
 			continue
 		}
 		shape, ok := want[canon]
 		if !ok {
-			if canon == "lm_head.weight" && c.TiedUnembed {
-				continue // tied: the unembedding is wte
+			if canon == c.Spec.Names.TiedUnembed && c.TiedUnembed {
+				continue // tied: the unembedding is W_E
 			}
 			return nil, fmt.Errorf("%s: unexpected tensor %q (not a %s parameter for this config)", e.File, e.Name, c.Family)
 		}

@@ -156,22 +156,17 @@ func (h *Hooks) Validate(m *Model) error {
 	return nil
 }
 
-// HookNames lists every hook point of the model in execution order.
+// HookNames lists every hook point of the model in execution order (the
+// names come from the architecture description: arch.Config.TopHooks and
+// BlockHooks).
 func (m *Model) HookNames() []string {
-	names := []string{"hook_embed", "hook_pos_embed"}
+	names := m.Cfg.TopHooks()
 	for l := 0; l < m.Cfg.Layers; l++ {
-		for _, s := range blockHooks {
+		for _, s := range m.Cfg.BlockHooks(l) {
 			names = append(names, fmt.Sprintf("blocks.%d.%s", l, s))
 		}
 	}
 	return append(names, "ln_final.hook_normalized", "logits")
-}
-
-var blockHooks = []string{
-	"hook_resid_pre", "ln1.hook_normalized",
-	"attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z",
-	"hook_attn_out", "hook_resid_mid", "ln2.hook_normalized",
-	"mlp.hook_pre", "mlp.hook_post", "hook_mlp_out", "hook_resid_post",
 }
 
 // at runs the replacements then the observation at one hook point.
@@ -202,14 +197,14 @@ func EditHost(f func(a *Act, data []float32) error) ReplaceFn {
 	return func(a *Act) error {
 		data := make([]float32, a.M.Rows*a.M.Cols)
 		if err := a.BE.DownloadMat(data, a.M); err != nil {
-			return err
+			return fmt.Errorf("download: %w", err)
 		}
 		if err := f(a, data); err != nil {
 			return err
 		}
 		t, err := a.BE.Upload(data, a.M.Rows, a.M.Cols)
 		if err != nil {
-			return err
+			return fmt.Errorf("upload: %w", err)
 		}
 		defer a.BE.Free(t)
 		return a.BE.Copy(a.M, backend.Whole(t))

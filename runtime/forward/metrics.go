@@ -28,7 +28,7 @@ func (m *Model) NextTokenLosses(s *State, from int) ([]float64, error) {
 	lse := make([]float32, len(rows))
 	g := make([]float32, len(rows))
 	if err := m.BE.LogitStats(s.mat(s.Final, m.Cfg.DModel), m.unembed, rows, idx, lse, g); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("forward: next-token losses (unembedding): %w", err)
 	}
 	out := make([]float64, len(rows))
 	for i := range out {
@@ -80,7 +80,7 @@ func (m *Model) LogitDiffs(s *State, pos int, a, c []int32) ([]float64, error) {
 	lse := make([]float32, s.B)
 	g := make([]float32, 2*s.B)
 	if err := m.BE.LogitStats(s.mat(s.Final, m.Cfg.DModel), m.unembed, rows, idx, lse, g); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("forward: logit differences (unembedding): %w", err)
 	}
 	out := make([]float64, s.B)
 	for b := range out {

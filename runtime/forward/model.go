@@ -1,5 +1,8 @@
-// Package forward is the GPT-Neo / GPT-2 forward pass, written once against
-// backend.Backend, with TransformerLens-named hook points.
+// Package forward is the forward pass of every supported family, written
+// once against backend.Backend, with TransformerLens-named hook points. It
+// reads the family's description (runtime/arch) for which weight plays which
+// role and for the block recipe; it never asks which family it runs. Errors
+// name the layer and the op ("forward: layer 3: attention: ...").
 //
 // Hooks work in two phases (as ggml's eval callback does): a Hooks value
 // declares up front which activations to observe (copied to the host) and
@@ -30,6 +33,7 @@ package forward
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/neoscope/neoscope/runtime/arch"
 	"github.com/neoscope/neoscope/runtime/backend"
@@ -43,7 +47,7 @@ type Wrapper interface {
 }
 
 // lin is a linear map y = x @ op(W) + b in the layout the checkpoint stores:
-// nn.Linear [out,in] (trans) for GPT-Neo, Conv1D [in,out] for GPT-2.
+// nn.Linear [out,in] (trans) or Conv1D [in,out] (arch.Storage).
 type lin struct {
 	W     backend.Mat
 	Trans bool
@@ -60,8 +64,8 @@ func (l lin) Out() int {
 
 type layer struct {
 	ln1W, ln1B, ln2W, ln2B backend.Tensor
-	q, k, v                lin // GPT-Neo: separate; GPT-2: views into one c_attn
-	qkv                    *lin
+	q, k, v                lin  // arch.QKVSeparate
+	qkv                    *lin // fused: outputs q-block | k-block | v-block (GPT-NeoX's per-head rows reordered on load)
 	o, fc, proj            lin
 }
 
@@ -69,29 +73,28 @@ type layer struct {
 type Model struct {
 	Cfg        *arch.Config
 	BE         backend.Backend
-	wte, wpe   backend.Tensor
-	unembed    backend.Mat // [V, C]
+	wte, wpe   backend.Tensor // wpe nil without learned positions
+	unembed    backend.Mat    // [V, C]
 	lnfW, lnfB backend.Tensor
 	layers     []layer
 	owned      []backend.Tensor
 	weights    *checkpoint.Weights
+	rot        backend.Tensor // rotary [n_ctx, RotaryDims] cos|sin table (rotary models)
 }
 
-// New puts the weights on the backend (in place when it can Wrap them).
-// The model takes ownership of w; Close releases both.
+// New puts the weights on the backend (in place when it can Wrap them),
+// following the family's description (cfg.Spec): which tensor plays which
+// role and how it is stored. The model takes ownership of w; Close releases
+// both.
 func New(be backend.Backend, cfg *arch.Config, w *checkpoint.Weights) (*Model, error) {
 	m := &Model{Cfg: cfg, BE: be, weights: w}
-	get := func(name string) (backend.Tensor, error) {
-		t := w.Get(name)
-		if t == nil {
-			return nil, fmt.Errorf("weights: missing tensor %q", name)
-		}
+	put := func(name string, data []float32, shape []int) (backend.Tensor, error) {
 		var out backend.Tensor
 		var err error
 		if wr, ok := be.(Wrapper); ok {
-			out, err = wr.Wrap(t.Data, t.Shape...)
+			out, err = wr.Wrap(data, shape...)
 		} else {
-			out, err = be.Upload(t.Data, t.Shape...)
+			out, err = be.Upload(data, shape...)
 			m.owned = append(m.owned, out)
 		}
 		if err != nil {
@@ -104,56 +107,132 @@ func New(be backend.Backend, cfg *arch.Config, w *checkpoint.Weights) (*Model, e
 		if err != nil {
 			return nil
 		}
-		var t backend.Tensor
-		t, err = get(name)
-		return t
+		t := w.Get(name)
+		if t == nil {
+			err = fmt.Errorf("weights: missing tensor %q", name)
+			return nil
+		}
+		var out backend.Tensor
+		out, err = put(name, t.Data, t.Shape)
+		return out
 	}
-	m.wte = must("wte.weight")
-	m.wpe = must("wpe.weight")
-	m.lnfW = must("ln_f.weight")
-	m.lnfB = must("ln_f.bias")
+	spec, n := cfg.Spec, cfg.Spec.Names
+	m.wte = must(n.Embed)
+	if cfg.Pos == arch.PosLearned {
+		m.wpe = must(n.PosEmbed)
+	}
+	m.lnfW = must(n.FinalLNW)
+	m.lnfB = must(n.FinalLNB)
 	if err != nil {
 		return nil, err
 	}
 	m.unembed = backend.Whole(m.wte)
 	if !cfg.TiedUnembed {
-		u := must("lm_head.weight")
+		u := must(n.Unembed)
 		if err != nil {
 			return nil, err
 		}
 		m.unembed = backend.Whole(u)
 	}
-	C := cfg.DModel
-	for l := 0; l < cfg.Layers; l++ {
-		p := fmt.Sprintf("h.%d.", l)
-		var ly layer
-		ly.ln1W, ly.ln1B = must(p+"ln_1.weight"), must(p+"ln_1.bias")
-		ly.ln2W, ly.ln2B = must(p+"ln_2.weight"), must(p+"ln_2.bias")
-		switch cfg.Family {
-		case arch.GPTNeo:
-			a := p + "attn.attention."
-			ly.q = lin{W: backend.Whole(must(a + "q_proj.weight")), Trans: true}
-			ly.k = lin{W: backend.Whole(must(a + "k_proj.weight")), Trans: true}
-			ly.v = lin{W: backend.Whole(must(a + "v_proj.weight")), Trans: true}
-			ly.o = lin{W: backend.Whole(must(a + "out_proj.weight")), Trans: true, B: must(a + "out_proj.bias")}
-			ly.fc = lin{W: backend.Whole(must(p + "mlp.c_fc.weight")), Trans: true, B: must(p + "mlp.c_fc.bias")}
-			ly.proj = lin{W: backend.Whole(must(p + "mlp.c_proj.weight")), Trans: true, B: must(p + "mlp.c_proj.bias")}
-		case arch.GPT2:
-			w := backend.Whole(must(p + "attn.c_attn.weight")) // [C, 3C]
-			ly.qkv = &lin{W: w, B: must(p + "attn.c_attn.bias")}
-			ly.q = lin{W: w.ColSlice(0, C)}
-			ly.k = lin{W: w.ColSlice(C, C)}
-			ly.v = lin{W: w.ColSlice(2*C, C)}
-			ly.o = lin{W: backend.Whole(must(p + "attn.c_proj.weight")), B: must(p + "attn.c_proj.bias")}
-			ly.fc = lin{W: backend.Whole(must(p + "mlp.c_fc.weight")), B: must(p + "mlp.c_fc.bias")}
-			ly.proj = lin{W: backend.Whole(must(p + "mlp.c_proj.weight")), B: must(p + "mlp.c_proj.bias")}
+	trans := spec.Storage == arch.LinearOutIn
+	mat := func(l int, role, bias string) lin {
+		x := lin{W: backend.Whole(must(spec.LayerName(l, role))), Trans: trans}
+		if bias != "" {
+			x.B = must(spec.LayerName(l, bias))
 		}
+		return x
+	}
+	for l := 0; l < cfg.Layers; l++ {
+		p := func(role string) string { return spec.LayerName(l, role) }
+		var ly layer
+		ly.ln1W, ly.ln1B = must(p(n.LN1W)), must(p(n.LN1B))
+		ly.ln2W, ly.ln2B = must(p(n.LN2W)), must(p(n.LN2B))
+		switch spec.QKV {
+		case arch.QKVSeparate:
+			ly.q, ly.k, ly.v = mat(l, n.Q, ""), mat(l, n.K, ""), mat(l, n.V, "")
+		case arch.QKVFusedBlocks:
+			f := mat(l, n.QKV, n.QKVBias)
+			ly.qkv = &f
+		case arch.QKVFusedPerHead:
+			// Rows (or columns, for Conv1D storage) grouped per head as
+			// [q_h | k_h | v_h] are put into q-block | k-block | v-block order
+			// once, so that q, k and v are column views of one product.
+			if err == nil {
+				ly.qkv, err = m.perHeadQKV(l, put)
+			}
+		}
+		ly.o = mat(l, n.O, n.OBias)
+		ly.fc = mat(l, n.FC, n.FCBias)
+		ly.proj = mat(l, n.Proj, n.ProjBias)
 		if err != nil {
 			return nil, err
 		}
 		m.layers = append(m.layers, ly)
 	}
+	if cfg.Pos == arch.PosRotary && cfg.RotaryDims > 0 {
+		if m.rot, err = be.Upload(RotaryTable(cfg), cfg.Context, cfg.RotaryDims); err != nil {
+			return nil, fmt.Errorf("weights: rotary table: %w", err)
+		}
+	}
 	return m, nil
+}
+
+// RotaryTable is the angle table of backend.RotaryParams for every position
+// of the context: [n_ctx, RotaryDims], row t = cos(t f_i) (i < Dims/2) then
+// sin(t f_i), f_i = base^(-2i/Dims). Angles are computed in float64 and
+// rounded once (Hugging Face computes them in float32: differences of order
+// 1e-6, see ../shared/fixtures/tiny-neox/README.md).
+func RotaryTable(cfg *arch.Config) []float32 {
+	D := cfg.RotaryDims
+	half := D / 2
+	tab := make([]float32, cfg.Context*D)
+	for t := 0; t < cfg.Context; t++ {
+		for i := 0; i < half; i++ {
+			a := float64(t) * math.Pow(cfg.RotaryBase, -2*float64(i)/float64(D))
+			tab[t*D+i] = float32(math.Cos(a))
+			tab[t*D+half+i] = float32(math.Sin(a))
+		}
+	}
+	return tab
+}
+
+// perHeadQKV reorders layer l's fused per-head qkv weight and bias
+// (GPT-NeoX: output o = h*3*HS + part*HS + d) into block order
+// (part*C + h*HS + d) on the host and puts the copies on the backend.
+func (m *Model) perHeadQKV(l int, put func(string, []float32, []int) (backend.Tensor, error)) (*lin, error) {
+	cfg, spec := m.Cfg, m.Cfg.Spec
+	C, HS := cfg.DModel, cfg.DHead
+	wn, bn := spec.LayerName(l, spec.Names.QKV), spec.LayerName(l, spec.Names.QKVBias)
+	w, b := m.weights.Get(wn), m.weights.Get(bn)
+	if w == nil || b == nil {
+		return nil, fmt.Errorf("weights: missing tensor %q or %q", wn, bn)
+	}
+	src := func(o int) int { // block-order output o -> stored output
+		part, h, d := o/C, (o%C)/HS, o%HS
+		return h*3*HS + part*HS + d
+	}
+	W := make([]float32, len(w.Data))
+	B := make([]float32, len(b.Data))
+	for o := 0; o < 3*C; o++ {
+		so := src(o)
+		B[o] = b.Data[so]
+		if spec.Storage == arch.LinearOutIn { // [3C, C]: rows are outputs
+			copy(W[o*C:(o+1)*C], w.Data[so*C:(so+1)*C])
+		} else { // [C, 3C]: columns are outputs
+			for i := 0; i < C; i++ {
+				W[i*3*C+o] = w.Data[i*3*C+so]
+			}
+		}
+	}
+	wt, err := put(wn, W, w.Shape)
+	if err != nil {
+		return nil, err
+	}
+	bt, err := put(bn, B, b.Shape)
+	if err != nil {
+		return nil, err
+	}
+	return &lin{W: backend.Whole(wt), Trans: spec.Storage == arch.LinearOutIn, B: bt}, nil
 }
 
 // Close frees backend copies of the weights and unmaps the checkpoint.
@@ -162,6 +241,10 @@ func (m *Model) Close() error {
 		m.BE.Free(t)
 	}
 	m.owned = nil
+	if m.rot != nil {
+		m.BE.Free(m.rot)
+		m.rot = nil
+	}
 	if m.weights != nil {
 		return m.weights.Close()
 	}
@@ -172,26 +255,55 @@ func (m *Model) Close() error {
 func (m *Model) Weights() *checkpoint.Weights { return m.weights }
 
 // WOut returns head h's rows of layer l's output projection as a host
-// [HS, C] matrix in the x @ W_O layout (out_proj.weight transposed for
-// GPT-Neo, attn.c_proj.weight as stored for GPT-2).
+// [HS, C] matrix in the x @ W_O layout (an nn.Linear weight transposed, a
+// Conv1D weight as stored).
 func (m *Model) WOut(l, h int) []float32 {
 	C, HS := m.Cfg.DModel, m.Cfg.DHead
 	out := make([]float32, HS*C)
-	var name string
-	if m.Cfg.Family == arch.GPTNeo {
-		name = fmt.Sprintf("h.%d.attn.attention.out_proj.weight", l)
-		w := m.weights.Get(name).Data // [C_out, C_in]
+	spec := m.Cfg.Spec
+	w := m.weights.Get(spec.LayerName(l, spec.Names.O)).Data
+	if spec.Storage == arch.LinearOutIn { // [C_out, C_in]
 		for d := 0; d < HS; d++ {
 			for c := 0; c < C; c++ {
 				out[d*C+c] = w[c*C+h*HS+d]
 			}
 		}
-	} else {
-		name = fmt.Sprintf("h.%d.attn.c_proj.weight", l)
-		w := m.weights.Get(name).Data // [C_in, C_out]
+	} else { // [C_in, C_out]
 		copy(out, w[h*HS*C:(h+1)*HS*C])
 	}
 	return out
+}
+
+// BOut returns layer l's attention output bias b_O [C] (host).
+func (m *Model) BOut(l int) []float32 {
+	return m.HostWeight(m.Cfg.Spec.LayerName(l, m.Cfg.Spec.Names.OBias))
+}
+
+// WE returns the token embedding W_E [V, C] (host, rows = tokens).
+func (m *Model) WE() []float32 { return m.HostWeight(m.Cfg.Spec.Names.Embed) }
+
+// WPos returns the learned position embedding [n_ctx, C] (host), nil when
+// the model has none (rotary or no positions).
+func (m *Model) WPos() []float32 {
+	if m.Cfg.Pos != arch.PosLearned {
+		return nil
+	}
+	return m.HostWeight(m.Cfg.Spec.Names.PosEmbed)
+}
+
+// WU returns the unembedding W_U as [V, C] host rows (logits = x @ W_U^T):
+// W_E when tied, else the family's unembedding tensor.
+func (m *Model) WU() []float32 {
+	if m.Cfg.TiedUnembed {
+		return m.WE()
+	}
+	return m.HostWeight(m.Cfg.Spec.Names.Unembed)
+}
+
+// LNFinalHost returns ln_final's weight and bias (host).
+func (m *Model) LNFinalHost() (w, b []float32) {
+	n := m.Cfg.Spec.Names
+	return m.HostWeight(n.FinalLNW), m.HostWeight(n.FinalLNB)
 }
 
 // HostWeight returns a weight tensor's host data by canonical name.

@@ -3,6 +3,7 @@ package forward
 import (
 	"fmt"
 
+	"github.com/neoscope/neoscope/runtime/arch"
 	"github.com/neoscope/neoscope/runtime/backend"
 )
 
@@ -74,13 +75,22 @@ func (m *Model) Start(tokens []int32, B, T int, h *Hooks) (*State, error) {
 	s := &State{B: B, T: T, Tokens: tokens, capB: B, allTokens: tokens, m: m}
 	var err error
 	if s.Resid, err = be.New(B*T, C); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("forward: allocate the residual stream: %w", err)
 	}
-	wte, wpe := backend.Whole(m.wte), backend.Whole(m.wpe)
-	if !h.wants("hook_embed") && !h.wants("hook_pos_embed") {
+	wte, wpe := backend.Whole(m.wte), backend.Mat{} // an empty wpe view: no position embedding
+	if m.wpe != nil {
+		wpe = backend.Whole(m.wpe)
+	}
+	if !h.wants("hook_embed") && !h.wants("hook_pos_embed") || m.wpe == nil {
 		if err := be.Embed(s.Resid, wte, wpe, tokens, B, T); err != nil {
 			s.Close()
-			return nil, err
+			return nil, fmt.Errorf("forward: embed: %w", err)
+		}
+		if m.wpe == nil {
+			if err := h.at(&Act{Name: "hook_embed", M: backend.Whole(s.Resid), Shape: []int{B, T, C}, B: B, T: T, BE: be}); err != nil {
+				s.Close()
+				return nil, err
+			}
 		}
 		return s, nil
 	}
@@ -92,16 +102,16 @@ func (m *Model) Start(tokens []int32, B, T int, h *Hooks) (*State, error) {
 	e, err := be.New(B*T, C)
 	if err != nil {
 		s.Close()
-		return nil, err
+		return nil, fmt.Errorf("forward: embed: %w", err)
 	}
 	defer be.Free(e)
 	if err := be.Embed(e, wte, backend.Mat{}, tokens, B, T); err != nil {
 		s.Close()
-		return nil, err
+		return nil, fmt.Errorf("forward: embed: %w", err)
 	}
 	if err := be.Embed(s.Resid, wpe, backend.Mat{}, pos, B, T); err != nil {
 		s.Close()
-		return nil, err
+		return nil, fmt.Errorf("forward: position embedding: %w", err)
 	}
 	for _, a := range []*Act{
 		{Name: "hook_embed", M: backend.Whole(e), Shape: []int{B, T, C}, B: B, T: T, BE: be},
@@ -114,7 +124,7 @@ func (m *Model) Start(tokens []int32, B, T int, h *Hooks) (*State, error) {
 	}
 	if err := be.Add(backend.Whole(s.Resid), backend.Whole(s.Resid), backend.Whole(e)); err != nil {
 		s.Close()
-		return nil, err
+		return nil, fmt.Errorf("forward: embed: add positions: %w", err)
 	}
 	return s, nil
 }
@@ -182,6 +192,11 @@ func (m *Model) Blocks(s *State, from, to int, h *Hooks) error {
 	return nil
 }
 
+// block runs block l following the recipe in m.Cfg (arch): attention with
+// the family's scale and window (and rotary q, k where the family has it),
+// then the MLP with the family's GELU, on a sequential residual
+// (x + attn(ln1(x)), then + mlp(ln2(.))) or a parallel one
+// (x + attn(ln1(x)) + mlp(ln2(x))). Errors name the layer and the op.
 func (m *Model) block(s *State, l int, h *Hooks) error {
 	be, cfg := m.BE, m.Cfg
 	B, T, C, NH, HS, F := s.B, s.T, cfg.DModel, cfg.Heads, cfg.DHead, cfg.DMLP
@@ -191,22 +206,17 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 	act := func(n string, mat backend.Mat, shape ...int) *Act {
 		return &Act{Name: name(n), M: mat, Shape: shape, B: B, T: T, BE: be}
 	}
+	fail := func(op string, err error) error { return fmt.Errorf("forward: layer %d: %s: %w", l, op, err) }
 	var err error
 	var x, z, ao, mo, hh backend.Tensor
-	if x, err = s.buf(&s.x, R, C); err != nil {
-		return err
-	}
-	if z, err = s.buf(&s.z, R, C); err != nil {
-		return err
-	}
-	if ao, err = s.buf(&s.attnOut, R, C); err != nil {
-		return err
-	}
-	if mo, err = s.buf(&s.mlpOut, R, C); err != nil {
-		return err
-	}
-	if hh, err = s.buf(&s.h, R, F); err != nil {
-		return err
+	for _, b := range []struct {
+		p    *backend.Tensor
+		t    *backend.Tensor
+		cols int
+	}{{&s.x, &x, C}, {&s.z, &z, C}, {&s.attnOut, &ao, C}, {&s.mlpOut, &mo, C}, {&s.h, &hh, F}} {
+		if *b.t, err = s.buf(b.p, R, b.cols); err != nil {
+			return fail("allocate buffers", err)
+		}
 	}
 	resid := s.mat(s.Resid, C)
 	if err := h.at(act("hook_resid_pre", resid, B, T, C)); err != nil {
@@ -215,42 +225,37 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 	// Attention.
 	X := s.mat(x, C)
 	if err := be.LayerNorm(X, resid, ly.ln1W, ly.ln1B, float32(cfg.LNEps)); err != nil {
-		return err
+		return fail("ln1", err)
 	}
 	if err := h.at(act("ln1.hook_normalized", X, B, T, C)); err != nil {
 		return err
 	}
 	var Q, K, V backend.Mat
-	if ly.qkv != nil { // GPT-2: one [R, 3C] product, q|k|v views
+	if ly.qkv != nil { // fused: one [R, 3C] product, q|k|v views
 		qkv, err := s.buf(&s.qkv, R, 3*C)
 		if err != nil {
-			return err
+			return fail("allocate qkv", err)
 		}
 		all := s.mat(qkv, 3*C)
 		if err := m.linear(all, X, *ly.qkv); err != nil {
-			return err
+			return fail("qkv projection", err)
 		}
 		Q, K, V = all.ColSlice(0, C), all.ColSlice(C, C), all.ColSlice(2*C, C)
 	} else {
-		q, err := s.buf(&s.q, R, C)
-		if err != nil {
-			return err
-		}
-		k, err := s.buf(&s.k, R, C)
-		if err != nil {
-			return err
-		}
-		v, err := s.buf(&s.v, R, C)
-		if err != nil {
-			return err
+		var q, k, v backend.Tensor
+		for _, b := range []struct{ p, t *backend.Tensor }{{&s.q, &q}, {&s.k, &k}, {&s.v, &v}} {
+			if *b.t, err = s.buf(b.p, R, C); err != nil {
+				return fail("allocate q/k/v", err)
+			}
 		}
 		Q, K, V = s.mat(q, C), s.mat(k, C), s.mat(v, C)
 		for _, p := range []struct {
+			op  string
 			out backend.Mat
 			w   lin
-		}{{Q, ly.q}, {K, ly.k}, {V, ly.v}} {
+		}{{"q projection", Q, ly.q}, {"k projection", K, ly.k}, {"v projection", V, ly.v}} {
 			if err := m.linear(p.out, X, p.w); err != nil {
-				return err
+				return fail(p.op, err)
 			}
 		}
 	}
@@ -262,22 +267,36 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 			return err
 		}
 	}
+	if cfg.Pos == arch.PosRotary {
+		rp := backend.RotaryParams{B: B, T: T, NH: NH, HS: HS, Dims: cfg.RotaryDims}
+		for _, p := range []struct {
+			n string
+			m backend.Mat
+		}{{"attn.hook_rot_q", Q}, {"attn.hook_rot_k", K}} {
+			if err := be.Rotary(p.m, m.rot, rp); err != nil {
+				return fail("rotary embedding", err)
+			}
+			if err := h.at(act(p.n, p.m, B, T, NH, HS)); err != nil {
+				return err
+			}
+		}
+	}
 	ap := backend.AttnParams{B: B, T: T, NH: NH, HS: HS, Window: cfg.LayerWindow(l), Scale: float32(cfg.AttnScale)}
 	Z := s.mat(z, C)
 	wantScores, wantPattern := h.wants(name("attn.hook_attn_scores")), h.wants(name("attn.hook_pattern"))
 	if wantScores || wantPattern {
 		pat, err := s.exact(&s.pattern, B, NH, T, T)
 		if err != nil {
-			return err
+			return fail("allocate pattern", err)
 		}
 		var sc backend.Tensor
 		if wantScores {
 			if sc, err = s.exact(&s.scores, B, NH, T, T); err != nil {
-				return err
+				return fail("allocate scores", err)
 			}
 		}
 		if err := be.Attention(Z, Q, K, V, ap, pat, sc); err != nil {
-			return err
+			return fail("attention", err)
 		}
 		if wantScores {
 			a := act("attn.hook_attn_scores", backend.Mat{T: sc, Rows: B * NH * T, Cols: T, Stride: T}, B, NH, T, T)
@@ -294,57 +313,69 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 		}
 		if len(h.plan(name("attn.hook_pattern")).fns) > 0 {
 			if err := be.AttnApply(Z, pat, V, ap); err != nil {
-				return err
+				return fail("attention with the replaced pattern", err)
 			}
 		}
 	} else if err := be.Attention(Z, Q, K, V, ap, nil, nil); err != nil {
-		return err
+		return fail("attention", err)
 	}
 	if err := h.at(act("attn.hook_z", Z, B, T, NH, HS)); err != nil {
 		return err
 	}
 	AO := s.mat(ao, C)
 	if err := m.linear(AO, Z, ly.o); err != nil {
-		return err
+		return fail("attention output projection", err)
 	}
 	if err := h.at(act("hook_attn_out", AO, B, T, C)); err != nil {
 		return err
 	}
-	if err := be.Add(resid, resid, AO); err != nil {
-		return err
+	if !cfg.Parallel {
+		if err := be.Add(resid, resid, AO); err != nil {
+			return fail("residual add (attention)", err)
+		}
+		if err := h.at(act("hook_resid_mid", resid, B, T, C)); err != nil {
+			return err
+		}
 	}
-	if err := h.at(act("hook_resid_mid", resid, B, T, C)); err != nil {
-		return err
-	}
-	// MLP.
+	// MLP: on the residual after attention, or (parallel) on the block input.
 	if err := be.LayerNorm(X, resid, ly.ln2W, ly.ln2B, float32(cfg.LNEps)); err != nil {
-		return err
+		return fail("ln2", err)
 	}
 	if err := h.at(act("ln2.hook_normalized", X, B, T, C)); err != nil {
 		return err
 	}
 	H := s.mat(hh, F)
 	if err := m.linear(H, X, ly.fc); err != nil {
-		return err
+		return fail("mlp input projection", err)
 	}
 	if err := h.at(act("mlp.hook_pre", H, B, T, F)); err != nil {
 		return err
 	}
-	if err := be.GELUNew(H); err != nil {
-		return err
+	if cfg.Act == arch.GELUErf {
+		err = be.GELUErf(H)
+	} else {
+		err = be.GELUNew(H)
+	}
+	if err != nil {
+		return fail("mlp activation", err)
 	}
 	if err := h.at(act("mlp.hook_post", H, B, T, F)); err != nil {
 		return err
 	}
 	MO := s.mat(mo, C)
 	if err := m.linear(MO, H, ly.proj); err != nil {
-		return err
+		return fail("mlp output projection", err)
 	}
 	if err := h.at(act("hook_mlp_out", MO, B, T, C)); err != nil {
 		return err
 	}
+	if cfg.Parallel {
+		if err := be.Add(resid, resid, AO); err != nil {
+			return fail("residual add (attention)", err)
+		}
+	}
 	if err := be.Add(resid, resid, MO); err != nil {
-		return err
+		return fail("residual add (mlp)", err)
 	}
 	return h.at(act("hook_resid_post", resid, B, T, C))
 }
@@ -355,10 +386,10 @@ func (m *Model) FinalNorm(s *State, h *Hooks) error {
 	C := m.Cfg.DModel
 	F, err := s.buf(&s.Final, s.capB*s.T, C)
 	if err != nil {
-		return err
+		return fmt.Errorf("forward: ln_final: %w", err)
 	}
 	if err := m.BE.LayerNorm(s.mat(F, C), s.mat(s.Resid, C), m.lnfW, m.lnfB, float32(m.Cfg.LNEps)); err != nil {
-		return err
+		return fmt.Errorf("forward: ln_final: %w", err)
 	}
 	return h.at(&Act{Name: "ln_final.hook_normalized", M: s.mat(F, C), Shape: []int{s.B, s.T, m.Cfg.DModel}, B: s.B, T: s.T, BE: m.BE})
 }
@@ -372,12 +403,12 @@ func (m *Model) LogitsTensor(s *State, h *Hooks) (backend.Tensor, error) {
 	R, V := s.B*s.T, m.Cfg.Vocab
 	lt, err := m.BE.New(R, V)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("forward: logits: %w", err)
 	}
 	L := backend.Whole(lt)
 	if err := m.BE.MatMul(L, s.mat(s.Final, m.Cfg.DModel), m.unembed, true, nil, false); err != nil {
 		m.BE.Free(lt)
-		return nil, err
+		return nil, fmt.Errorf("forward: logits (unembedding): %w", err)
 	}
 	if err := h.at(&Act{Name: "logits", M: L, Shape: []int{s.B, s.T, V}, B: s.B, T: s.T, BE: m.BE}); err != nil {
 		m.BE.Free(lt)
@@ -394,7 +425,10 @@ func (m *Model) Logits(s *State, h *Hooks) ([]float32, error) {
 	}
 	defer m.BE.Free(lt)
 	out := make([]float32, lt.Len())
-	return out, m.BE.Download(out, lt)
+	if err := m.BE.Download(out, lt); err != nil {
+		return nil, fmt.Errorf("forward: logits: download: %w", err)
+	}
+	return out, nil
 }
 
 // Run is the whole pass: embed, every block, ln_final, and (when withLogits)

@@ -57,12 +57,19 @@
 //     blank lines skipped, CRLF accepted. encoder.py drops the file's last
 //     line unconditionally; here a file without a final newline keeps its
 //     last rule (as Hugging Face does).
-//   - tokenizer.json: only the GPT-2 configuration is accepted (model BPE,
-//     no dropout, no subword prefix/suffix, no byte_fallback, no
-//     ignore_merges, normalizer null, pre_tokenizer ByteLevel with
-//     add_prefix_space false and use_regex true). Anything else is an error
-//     naming the field, never a silent different tokenization. Merges may be
-//     "a b" strings or ["a","b"] pairs.
+//   - tokenizer.json: only the GPT-2 and GPT-NeoX configurations are
+//     accepted (model BPE, no dropout, no subword prefix/suffix, no
+//     byte_fallback, no ignore_merges, normalizer null or NFC, pre_tokenizer
+//     ByteLevel with add_prefix_space false and use_regex true). Anything
+//     else is an error naming the field, never a silent different
+//     tokenization. Merges may be "a b" strings or ["a","b"] pairs.
+//   - GPT-NeoX-20B's tokenizer.json (Pythia's) normalises to NFC and has
+//     non-special added tokens, runs of 2 to 24 spaces, which Hugging Face
+//     matches in the text before the split; Encode does both (leftmost-longest,
+//     as Hugging Face's added vocabulary does), so "a  b" is a, "  ", b. Its
+//     special tokens (<|endoftext|>, <|padding|>) are not matched, as above.
+//     Checked against hand-derived cases on GPT-2's vocabulary
+//     (neox_test.go); no copy of the real file is vendored.
 //   - A Tokenizer is safe for concurrent use; the cache is behind a mutex and
 //     cleared when it reaches 65,536 pieces.
 //

@@ -97,8 +97,12 @@ func parseMerges(raw []byte, name string) (pairs [][2]string, lineNos []int, err
 // hfTokenizer is the part of a Hugging Face tokenizer.json that Load reads.
 type hfTokenizer struct {
 	AddedTokens []struct {
-		ID      *int   `json:"id"`
-		Content string `json:"content"`
+		ID         *int   `json:"id"`
+		Content    string `json:"content"`
+		Special    bool   `json:"special"`
+		SingleWord bool   `json:"single_word"`
+		LStrip     bool   `json:"lstrip"`
+		RStrip     bool   `json:"rstrip"`
 	} `json:"added_tokens"`
 	Normalizer   json.RawMessage `json:"normalizer"`
 	PreTokenizer json.RawMessage `json:"pre_tokenizer"`
@@ -151,8 +155,10 @@ func loadTokenizerJSON(path string) (*Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer: %s: model.byte_fallback true is not supported", path)
 	case m.IgnoreMerges:
 		return nil, fmt.Errorf("tokenizer: %s: model.ignore_merges true is not GPT-2 behaviour and is not supported", path)
-	case !isNull(f.Normalizer):
-		return nil, fmt.Errorf("tokenizer: %s: normalizer must be null for GPT-2 byte-level BPE, got %s", path, f.Normalizer)
+	}
+	nfc, err := checkNormalizer(f.Normalizer)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %s: %w", path, err)
 	}
 	if err := checkPreTokenizer(f.PreTokenizer); err != nil {
 		return nil, fmt.Errorf("tokenizer: %s: %w", path, err)
@@ -161,9 +167,16 @@ func loadTokenizerJSON(path string) (*Tokenizer, error) {
 	if vocab == nil {
 		vocab = map[string]int{}
 	}
+	var added []addedToken
 	for k, at := range f.AddedTokens {
 		if at.ID == nil {
 			return nil, fmt.Errorf("tokenizer: %s: added_tokens[%d] (%q) has no id", path, k, at.Content)
+		}
+		if !at.Special {
+			if at.Content == "" || at.SingleWord || at.LStrip || at.RStrip {
+				return nil, fmt.Errorf("tokenizer: %s: added_tokens[%d] %q: empty, or single_word/lstrip/rstrip set; not supported for a non-special added token", path, k, at.Content)
+			}
+			added = append(added, addedToken{at.Content, *at.ID})
 		}
 		if old, ok := vocab[at.Content]; ok && old != *at.ID {
 			return nil, fmt.Errorf("tokenizer: %s: added_tokens[%d] %q has id %d but model.vocab gives %d", path, k, at.Content, *at.ID, old)
@@ -180,7 +193,27 @@ func loadTokenizerJSON(path string) (*Tokenizer, error) {
 	}
 	// Merge positions are reported as "tokenizer.json:K", K the 0-based index
 	// in model.merges.
-	return build(vocab, pairs, lines, path+" (model.vocab + added_tokens)", path+" model.merges")
+	t, err := build(vocab, pairs, lines, path+" (model.vocab + added_tokens)", path+" model.merges")
+	if err != nil {
+		return nil, err
+	}
+	t.nfc, t.added = nfc, added
+	return t, nil
+}
+
+// checkNormalizer accepts no normalizer (GPT-2) or Unicode NFC (GPT-NeoX /
+// Pythia's tokenizer.json); anything else is refused naming the field.
+func checkNormalizer(raw json.RawMessage) (nfc bool, err error) {
+	if isNull(raw) {
+		return false, nil
+	}
+	var n struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(raw, &n); err != nil || n.Type != "NFC" {
+		return false, fmt.Errorf("normalizer must be null (GPT-2) or {\"type\": \"NFC\"} (GPT-NeoX), got %s", raw)
+	}
+	return true, nil
 }
 
 // parseJSONMerges accepts both spellings of model.merges: ["a b", ...] (older

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // maxID bounds the ids a vocabulary may use, so a typo such as 5000000000 in
@@ -14,6 +16,13 @@ const maxID = 1 << 24
 // cacheLimit bounds the per-Tokenizer cache of pre-token -> ids. When it is
 // full it is cleared and refilled; each entry is a short string and a few ids.
 const cacheLimit = 1 << 16
+
+// addedToken is a non-special tokenizer.json added token: text matched
+// literally before pre-tokenization.
+type addedToken struct {
+	content string
+	id      int
+}
 
 // merge is one merges.txt rule as seen from a pair of adjacent symbol ids.
 type merge struct {
@@ -30,6 +39,12 @@ type Tokenizer struct {
 	byteID [256]int32     // byte -> id of its one-byte symbol
 	merges map[uint64]merge
 	rules  [][2]int32 // rank -> the pair it merges (for bpeLong's checks)
+
+	// From tokenizer.json: NFC normalisation before everything (GPT-NeoX),
+	// and the non-special added tokens, matched in the text before the
+	// split (GPT-NeoX's whitespace runs).
+	nfc   bool
+	added []addedToken
 
 	mu      sync.Mutex
 	cache   map[string][]int
@@ -131,11 +146,41 @@ func (t *Tokenizer) ID(tok string) (int, bool) {
 // caller who wants the end-of-text token appends the id from
 // ID("<|endoftext|>"). Invalid UTF-8 is kept byte for byte (each bad byte is
 // an "other" character for the split), so Decode(Encode(s)) == s for every s.
+//
+// A tokenizer.json may add two steps, as Hugging Face's tokenizers library
+// does them: NFC normalisation of the whole text first (GPT-NeoX; then
+// Decode(Encode(s)) is NFC(s)), and non-special added tokens (GPT-NeoX's runs
+// of 2 to 24 spaces) matched in the normalised text leftmost-longest before
+// the split, the text between them encoded as above. Special added tokens
+// are not matched, as said.
 func (t *Tokenizer) Encode(text string) []int {
+	if t.nfc {
+		text = norm.NFC.String(text)
+	}
 	ids := make([]int, 0, len(text)/3+1)
-	pretokenize(text, func(piece string) {
-		ids = t.appendBPE(ids, piece)
-	})
+	emit := func(piece string) { ids = t.appendBPE(ids, piece) }
+	if len(t.added) == 0 {
+		pretokenize(text, emit)
+		return ids
+	}
+	start := 0
+	for i := 0; i < len(text); {
+		best := -1
+		for k, a := range t.added {
+			if strings.HasPrefix(text[i:], a.content) && (best < 0 || len(a.content) > len(t.added[best].content)) {
+				best = k
+			}
+		}
+		if best < 0 {
+			i++
+			continue
+		}
+		pretokenize(text[start:i], emit)
+		ids = append(ids, t.added[best].id)
+		i += len(t.added[best].content)
+		start = i
+	}
+	pretokenize(text[start:], emit)
 	return ids
 }
 

@@ -484,7 +484,7 @@ func TestLoadErrors(t *testing.T) {
 			write(dir, TokenizerFile, `{"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": true}, "model": {"type": "BPE", "vocab": {}, "merges": []}}`)
 		}, []string{"tokenizer.json", "add_prefix_space"}},
 		{"tokenizer.json normalizer", func(t *testing.T, dir string) {
-			write(dir, TokenizerFile, `{"normalizer": {"type": "NFC"}, "pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {}, "merges": []}}`)
+			write(dir, TokenizerFile, `{"normalizer": {"type": "NFKC"}, "pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {}, "merges": []}}`)
 		}, []string{"tokenizer.json", "normalizer"}},
 		{"tokenizer.json metaspace", func(t *testing.T, dir string) {
 			write(dir, TokenizerFile, `{"pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {}, "merges": []}}`)
