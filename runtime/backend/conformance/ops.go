@@ -42,6 +42,11 @@ var opTol = map[string][2]float64{
 	// log-sum-exp over <= 150 logits of order 10 (dot products of 20 terms)
 	// and gathered logits: ~2e-6.
 	"logit_stats": {2e-5, 2e-5},
+	// Exact GELU: erf in double, one float32 rounding of outputs up to ~9.
+	"gelu_erf": {2e-6, 2e-6},
+	// Rotary: two products and a sum per element on values of order 1, the
+	// cos/sin table already rounded to float32: a few ulp.
+	"rotary": {2e-6, 2e-6},
 }
 
 // DeviceMathAbs is the absolute floor of every op's bound on a real GPU,
@@ -649,5 +654,6 @@ func oracles() []oracle {
 			},
 		})
 	}
+	ops = append(ops, neoxOracles()...)
 	return ops
 }
