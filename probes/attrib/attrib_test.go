@@ -105,55 +105,69 @@ func task(c *circ) attrib.Task {
 	return attrib.Task{Clean: flat(c.cases.Clean), Corrupt: flat(c.cases.Corrupt), B: B, T: T, Pos: T - 1, IO: c.cases.IO, S: c.cases.S}
 }
 
+// bothModes runs f with activations kept by Record and recomputed by Backward.
+func bothModes(t *testing.T, f func(t *testing.T)) {
+	defer func(k float64) { forward.KeepLimit = k }(forward.KeepLimit)
+	for _, mode := range []struct {
+		name  string
+		limit float64
+	}{{"kept", 1e9}, {"recomputed", 0}} {
+		forward.KeepLimit = mode.limit
+		t.Run(mode.name, f)
+	}
+}
+
 // TestGradients: grad_z, grad_mlp_out, grad_resid_pre and
 // grad_receiver_input of M = mean LD on the clean run.
 func TestGradients(t *testing.T) {
 	for _, name := range fixtures.Names {
 		t.Run(name, func(t *testing.T) {
-			c := loadCirc(t, name)
-			m, err := forward.Open(cpu.New(), c.dir)
-			fixtures.Must(t, err)
-			defer m.Close()
-			tk := task(c)
-			tp, err := m.Record(tk.Clean, tk.B, tk.T, nil)
-			fixtures.Must(t, err)
-			defer tp.Close()
-			gr := graph.New(m.Cfg.Layers, m.Cfg.Heads, nil)
-			N := tk.B * tk.T * m.Cfg.DModel
-			recv := make([]float64, len(gr.Receivers)*N)
-			seen := 0
-			h := (&forward.Hooks{}).Observe("blocks.*.attn.hook_z", "blocks.*.hook_mlp_out", "blocks.*.hook_resid_pre")
-			g, err := tp.Backward(forward.LogitDiff(tk.Pos, tk.IO, tk.S), forward.BackwardOptions{Hooks: h,
-				Receiver: func(r graph.Node, gm backend.Mat) error {
-					ri, ok := gr.ReceiverIndex(r.String())
+			bothModes(t, func(t *testing.T) {
+				c := loadCirc(t, name)
+				m, err := forward.Open(cpu.New(), c.dir)
+				fixtures.Must(t, err)
+				defer m.Close()
+				tk := task(c)
+				tp, err := m.Record(tk.Clean, tk.B, tk.T, nil)
+				fixtures.Must(t, err)
+				defer tp.Close()
+				gr := graph.New(m.Cfg.Layers, m.Cfg.Heads, nil)
+				N := tk.B * tk.T * m.Cfg.DModel
+				recv := make([]float64, len(gr.Receivers)*N)
+				seen := 0
+				h := (&forward.Hooks{}).Observe("blocks.*.attn.hook_z", "blocks.*.hook_mlp_out", "blocks.*.hook_resid_pre")
+				g, err := tp.Backward(forward.LogitDiff(tk.Pos, tk.IO, tk.S), forward.BackwardOptions{Hooks: h,
+					Receiver: func(r graph.Node, gm backend.Mat) error {
+						ri, ok := gr.ReceiverIndex(r.String())
+						if !ok {
+							return fmt.Errorf("unknown receiver %s", r)
+						}
+						buf := make([]float32, N)
+						if err := m.BE.DownloadMat(buf, gm); err != nil {
+							return err
+						}
+						copy(recv[ri*N:], fixtures.F32(buf))
+						seen++
+						return nil
+					}})
+				fixtures.Must(t, err)
+				if seen != len(gr.Receivers) {
+					t.Fatalf("%d receiver gradients, want %d", seen, len(gr.Receivers))
+				}
+				fixtures.Close(t, "ld_clean", []float64{g.Value}, []float64{c.json.LDClean}, c.tol(t, "ld_clean"))
+				for key, hook := range map[string]string{"grad_z": "attn.hook_z", "grad_mlp_out": "hook_mlp_out", "grad_resid_pre": "hook_resid_pre"} {
+					var got []float64
+					for l := 0; l < m.Cfg.Layers; l++ {
+						got = append(got, fixtures.F32(h.Cache[fmt.Sprintf("blocks.%d.%s", l, hook)].Data)...)
+					}
+					want, ok := c.tens[key]
 					if !ok {
-						return fmt.Errorf("unknown receiver %s", r)
+						t.Fatalf("circuits.safetensors has no %s", key)
 					}
-					buf := make([]float32, N)
-					if err := m.BE.DownloadMat(buf, gm); err != nil {
-						return err
-					}
-					copy(recv[ri*N:], fixtures.F32(buf))
-					seen++
-					return nil
-				}})
-			fixtures.Must(t, err)
-			if seen != len(gr.Receivers) {
-				t.Fatalf("%d receiver gradients, want %d", seen, len(gr.Receivers))
-			}
-			fixtures.Close(t, "ld_clean", []float64{g.Value}, []float64{c.json.LDClean}, c.tol(t, "ld_clean"))
-			for key, hook := range map[string]string{"grad_z": "attn.hook_z", "grad_mlp_out": "hook_mlp_out", "grad_resid_pre": "hook_resid_pre"} {
-				var got []float64
-				for l := 0; l < m.Cfg.Layers; l++ {
-					got = append(got, fixtures.F32(h.Cache[fmt.Sprintf("blocks.%d.%s", l, hook)].Data)...)
+					fixtures.Close(t, key, got, want, c.tol(t, key))
 				}
-				want, ok := c.tens[key]
-				if !ok {
-					t.Fatalf("circuits.safetensors has no %s", key)
-				}
-				fixtures.Close(t, key, got, want, c.tol(t, key))
-			}
-			fixtures.Close(t, "grad_receiver_input", recv, c.tens["grad_receiver_input"], c.tol(t, "grad_receiver_input"))
+				fixtures.Close(t, "grad_receiver_input", recv, c.tens["grad_receiver_input"], c.tol(t, "grad_receiver_input"))
+			})
 		})
 	}
 }
@@ -206,37 +220,39 @@ func TestAtPEAP(t *testing.T) {
 func TestParamGrads(t *testing.T) {
 	for _, name := range fixtures.Names {
 		t.Run(name, func(t *testing.T) {
-			c := loadCirc(t, name)
-			ref, shapes := readST(t, filepath.Join(c.dir, "grads.safetensors"))
-			m, err := forward.Open(cpu.New(), c.dir)
-			fixtures.Must(t, err)
-			defer m.Close()
-			B, T := len(c.cases.Tokens), len(c.cases.Tokens[0])
-			tp, err := m.Record(flat(c.cases.Tokens), B, T, nil)
-			fixtures.Must(t, err)
-			defer tp.Close()
-			g, err := tp.Backward(forward.NextTokenLoss(0), forward.BackwardOptions{Params: true})
-			fixtures.Must(t, err)
-			for key, want := range ref {
-				k := checkpoint.Canonical(key)
-				got, ok := g.Params[k]
-				if !ok {
-					t.Errorf("no gradient for %s", key)
-					continue
+			bothModes(t, func(t *testing.T) {
+				c := loadCirc(t, name)
+				ref, shapes := readST(t, filepath.Join(c.dir, "grads.safetensors"))
+				m, err := forward.Open(cpu.New(), c.dir)
+				fixtures.Must(t, err)
+				defer m.Close()
+				B, T := len(c.cases.Tokens), len(c.cases.Tokens[0])
+				tp, err := m.Record(flat(c.cases.Tokens), B, T, nil)
+				fixtures.Must(t, err)
+				defer tp.Close()
+				g, err := tp.Backward(forward.NextTokenLoss(0), forward.BackwardOptions{Params: true})
+				fixtures.Must(t, err)
+				for key, want := range ref {
+					k := checkpoint.Canonical(key)
+					got, ok := g.Params[k]
+					if !ok {
+						t.Errorf("no gradient for %s", key)
+						continue
+					}
+					if fmt.Sprint(got.Shape) != fmt.Sprint(shapes[key]) {
+						t.Errorf("%s: shape %v, want %v", key, got.Shape, shapes[key])
+						continue
+					}
+					f, ok := c.json.GFloor[key]
+					if !ok {
+						t.Fatalf("circuits.json has no float32 floor for %s", key)
+					}
+					fixtures.Close(t, key, fixtures.F32(got.Data), want, 10*f)
 				}
-				if fmt.Sprint(got.Shape) != fmt.Sprint(shapes[key]) {
-					t.Errorf("%s: shape %v, want %v", key, got.Shape, shapes[key])
-					continue
+				if len(g.Params) != len(ref) {
+					t.Errorf("%d parameter gradients, reference has %d", len(g.Params), len(ref))
 				}
-				f, ok := c.json.GFloor[key]
-				if !ok {
-					t.Fatalf("circuits.json has no float32 floor for %s", key)
-				}
-				fixtures.Close(t, key, fixtures.F32(got.Data), want, 10*f)
-			}
-			if len(g.Params) != len(ref) {
-				t.Errorf("%d parameter gradients, reference has %d", len(g.Params), len(ref))
-			}
+			})
 		})
 	}
 }

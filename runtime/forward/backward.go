@@ -12,13 +12,17 @@ import (
 
 // Reverse-mode differentiation of the forward pass (issue 13).
 //
-// Memory: Record keeps only the residual stream at the input of every block
-// (L+1 tensors of [B*T, C]) and the ln_final output; Backward recomputes one
-// block's activations at a time from its saved input (activation
-// checkpointing per block) and walks the blocks in reverse. Besides the
-// weights, the peak is the forward pass's own block buffers twice (the
-// recomputed activations and their gradients) plus the L+1 saved residuals;
-// parameter gradients, when asked for, add one copy of the weights.
+// Memory: Record keeps the residual stream at the input of every block
+// (L+1 tensors of [B*T, C]) and the ln_final output. When every block's
+// activations (15 B*T*C floats a block for d_mlp = 4C) fit in half the
+// weights' size, it keeps those too (at 8 x 20 tokens on GPT-Neo-125M: 88 MB
+// against 500 MB); otherwise Backward recomputes one block's activations at
+// a time from its saved input (activation checkpointing per block; at 8 x
+// 128 tokens, 566 MB would not fit). Either way the peak stays under twice
+// the forward pass's (weights plus one block's buffers): besides the
+// weights, kept activations (<= half the weights) or one block's, plus one
+// block's gradients and the L+1 saved residuals. Parameter gradients, when
+// asked for, add one copy of the weights.
 //
 // The block recipe below (blockSave / blockBackward) mirrors block() in
 // run.go for the sequential GPT-Neo / GPT-2 block. A GPT-NeoX block adds to
@@ -36,13 +40,35 @@ type Tape struct {
 	Tokens []int32
 	resid  []backend.Tensor // [L+1] of [B*T, C]: hook_resid_pre of each block, then the final residual
 	final  backend.Tensor   // ln_final output [B*T, C]
+	kept   []*blockActs     // [L] when activations are kept, else nil (recomputed)
 }
+
+// blockActs are one block's activations as Backward needs them.
+type blockActs struct {
+	x1, qkv, z, mid, x2, hpre, hpost backend.Tensor // [R,C] [R,3C] [R,C] [R,C] [R,C] [R,F] [R,F]
+}
+
+func (a *blockActs) tensors() []backend.Tensor {
+	return []backend.Tensor{a.x1, a.qkv, a.z, a.mid, a.x2, a.hpre, a.hpost}
+}
+
+// KeepLimit caps the bytes of block activations Record keeps, as a fraction
+// of the weights' bytes; above it Backward recomputes them block by block.
+var KeepLimit = 0.5
 
 // Close frees the tape's tensors.
 func (tp *Tape) Close() {
 	for _, t := range tp.resid {
 		tp.m.BE.Free(t)
 	}
+	for _, a := range tp.kept {
+		for _, t := range a.tensors() {
+			if t != nil {
+				tp.m.BE.Free(t)
+			}
+		}
+	}
+	tp.kept = nil
 	if tp.final != nil {
 		tp.m.BE.Free(tp.final)
 	}
@@ -69,6 +95,13 @@ func (m *Model) Record(tokens []int32, B, T int, h *Hooks) (*Tape, error) {
 	defer s.Close()
 	tp := &Tape{m: m, B: B, T: T, Tokens: tokens}
 	C := m.Cfg.DModel
+	hb := h
+	if m.keepActs(B * T) {
+		if hb, err = tp.keepHooks(h); err != nil {
+			tp.Close()
+			return nil, err
+		}
+	}
 	save := func() (backend.Tensor, error) {
 		t, err := m.BE.New(B*T, C)
 		if err != nil {
@@ -84,15 +117,18 @@ func (m *Model) Record(tokens []int32, B, T int, h *Hooks) (*Tape, error) {
 		}
 		tp.resid = append(tp.resid, t)
 		if l < m.Cfg.Layers {
-			if err := m.Blocks(s, l, l+1, h); err != nil {
+			if err := m.Blocks(s, l, l+1, hb); err != nil {
 				tp.Close()
 				return nil, err
 			}
 		}
 	}
-	if err := m.FinalNorm(s, h); err != nil {
+	if err := m.FinalNorm(s, hb); err != nil {
 		tp.Close()
 		return nil, err
+	}
+	if hb != h && h != nil {
+		h.Cache = hb.Cache
 	}
 	if tp.final, err = m.BE.New(B*T, C); err != nil {
 		tp.Close()
@@ -103,6 +139,56 @@ func (m *Model) Record(tokens []int32, B, T int, h *Hooks) (*Tape, error) {
 		return nil, err
 	}
 	return tp, nil
+}
+
+// keepActs says whether R rows of every block's activations fit KeepLimit.
+func (m *Model) keepActs(R int) bool {
+	cfg := m.Cfg
+	acts := float64(cfg.Layers) * float64(R) * float64(7*cfg.DModel+2*cfg.DMLP) * 4
+	var weights float64
+	for _, t := range m.weights.Tensors {
+		weights += 4 * float64(len(t.Data))
+	}
+	return acts <= KeepLimit*weights
+}
+
+// keepHooks allocates the kept activations and returns hooks that copy
+// them out of the forward pass at their hook points, besides observing what
+// h observes.
+func (tp *Tape) keepHooks(h *Hooks) (*Hooks, error) {
+	m, be := tp.m, tp.m.BE
+	R, C, F := tp.B*tp.T, m.Cfg.DModel, m.Cfg.DMLP
+	hb := &Hooks{}
+	if h != nil {
+		hb.observe = append(hb.observe, h.observe...)
+	}
+	for l := 0; l < m.Cfg.Layers; l++ {
+		a := &blockActs{}
+		tp.kept = append(tp.kept, a)
+		var err error
+		for _, p := range []struct {
+			t    *backend.Tensor
+			cols int
+		}{{&a.x1, C}, {&a.qkv, 3 * C}, {&a.z, C}, {&a.mid, C}, {&a.x2, C}, {&a.hpre, F}, {&a.hpost, F}} {
+			if *p.t, err = be.New(R, p.cols); err != nil {
+				return nil, err
+			}
+		}
+		qkv := backend.Whole(a.qkv)
+		for _, c := range []struct {
+			hook string
+			dst  backend.Mat
+		}{
+			{"ln1.hook_normalized", backend.Whole(a.x1)},
+			{"attn.hook_q", qkv.ColSlice(0, C)}, {"attn.hook_k", qkv.ColSlice(C, C)}, {"attn.hook_v", qkv.ColSlice(2*C, C)},
+			{"attn.hook_z", backend.Whole(a.z)}, {"hook_resid_mid", backend.Whole(a.mid)},
+			{"ln2.hook_normalized", backend.Whole(a.x2)}, {"mlp.hook_pre", backend.Whole(a.hpre)}, {"mlp.hook_post", backend.Whole(a.hpost)},
+		} {
+			dst := c.dst
+			hb.Replace(fmt.Sprintf("blocks.%d.%s", l, c.hook), func(x *Act) error { return be.Copy(dst, x.M) })
+		}
+	}
+	return hb, nil
 }
 
 // State returns a forward state over the tape's final residual and
@@ -481,29 +567,34 @@ func headLin(l lin, h, HS int) lin {
 	return lin{W: l.W.ColSlice(h*HS, HS)}
 }
 
-// blockBackward recomputes block l from its saved input and turns
-// bb.dr = dM/d resid_post into dM/d resid_pre, emitting hook gradients,
-// receiver gradients and parameter gradients on the way.
+// blockBackward takes block l's kept activations, or recomputes them from
+// its saved input, and turns bb.dr = dM/d resid_post into dM/d resid_pre,
+// emitting hook gradients, receiver gradients and parameter gradients on
+// the way.
 func (tp *Tape) blockBackward(gb backend.Grad, l int, bb *blockBufs, pg *paramGrads, opt BackwardOptions) error {
-	m, be, cfg := tp.m, tp.m.BE, tp.m.Cfg
-	B, T, C, NH, HS, F := tp.B, tp.T, cfg.DModel, cfg.Heads, cfg.DHead, cfg.DMLP
-	ly := &m.layers[l]
-	eps := float32(cfg.LNEps)
 	W := backend.Whole
 	in := W(tp.resid[l])
-	X1, QKV, Z, Mid, X2, Hpre, Hpost := W(bb.x1), W(bb.qkv), W(bb.z), W(bb.mid), W(bb.x2), W(bb.hpre), W(bb.hpost)
-	Q, K, V := QKV.ColSlice(0, C), QKV.ColSlice(C, C), QKV.ColSlice(2*C, C)
-	dR, dX, dQKV, dZ, dH, tmp, tmpX := W(bb.dr), W(bb.dx), W(bb.dqkv), W(bb.dz), W(bb.dh), W(bb.tmp), W(bb.tmpX)
-	dQ, dK, dV := dQKV.ColSlice(0, C), dQKV.ColSlice(C, C), dQKV.ColSlice(2*C, C)
-	ap := backend.AttnParams{B: B, T: T, NH: NH, HS: HS, Window: cfg.LayerWindow(l), Scale: float32(cfg.AttnScale)}
-	name := func(s string) string { return fmt.Sprintf("blocks.%d.%s", l, s) }
-	pn := func(s string) string { return fmt.Sprintf("h.%d.%s", l, s) }
-	h := opt.Hooks
-	at := func(n string, mat backend.Mat, shape ...int) error {
-		return h.at(&Act{Name: name(n), M: mat, Shape: shape, B: B, T: T, BE: be})
+	acts := &blockActs{bb.x1, bb.qkv, bb.z, bb.mid, bb.x2, bb.hpre, bb.hpost}
+	if tp.kept != nil {
+		acts = tp.kept[l]
 	}
+	X1, QKV, Z, Mid, X2, Hpre, Hpost := W(acts.x1), W(acts.qkv), W(acts.z), W(acts.mid), W(acts.x2), W(acts.hpre), W(acts.hpost)
+	if tp.kept == nil {
+		if err := tp.recompute(l, in, X1, QKV, Z, Mid, X2, Hpre, Hpost); err != nil {
+			return err
+		}
+	}
+	return tp.blockGrad(gb, l, in, X1, QKV, Z, Mid, X2, Hpre, Hpost, bb, pg, opt)
+}
 
-	// Recompute (block() in run.go, without hooks).
+// recompute is block() of run.go without hooks, keeping the activations.
+func (tp *Tape) recompute(l int, in, X1, QKV, Z, Mid, X2, Hpre, Hpost backend.Mat) error {
+	m, be, cfg := tp.m, tp.m.BE, tp.m.Cfg
+	B, T, C, NH, HS := tp.B, tp.T, cfg.DModel, cfg.Heads, cfg.DHead
+	ly := &m.layers[l]
+	eps := float32(cfg.LNEps)
+	Q, K, V := QKV.ColSlice(0, C), QKV.ColSlice(C, C), QKV.ColSlice(2*C, C)
+	ap := backend.AttnParams{B: B, T: T, NH: NH, HS: HS, Window: cfg.LayerWindow(l), Scale: float32(cfg.AttnScale)}
 	if err := be.LayerNorm(X1, in, ly.ln1W, ly.ln1B, eps); err != nil {
 		return err
 	}
@@ -539,8 +630,26 @@ func (tp *Tape) blockBackward(gb backend.Grad, l int, bb *blockBufs, pg *paramGr
 	if err := be.Copy(Hpost, Hpre); err != nil {
 		return err
 	}
-	if err := be.GELUNew(Hpost); err != nil {
-		return err
+	return be.GELUNew(Hpost)
+}
+
+// blockGrad turns bb.dr = dM/d resid_post of block l into dM/d resid_pre
+// given the block's activations.
+func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre, Hpost backend.Mat, bb *blockBufs, pg *paramGrads, opt BackwardOptions) error {
+	m, be, cfg := tp.m, tp.m.BE, tp.m.Cfg
+	B, T, C, NH, HS, F := tp.B, tp.T, cfg.DModel, cfg.Heads, cfg.DHead, cfg.DMLP
+	ly := &m.layers[l]
+	eps := float32(cfg.LNEps)
+	W := backend.Whole
+	Q, K, V := QKV.ColSlice(0, C), QKV.ColSlice(C, C), QKV.ColSlice(2*C, C)
+	dR, dX, dQKV, dZ, dH, tmp, tmpX := W(bb.dr), W(bb.dx), W(bb.dqkv), W(bb.dz), W(bb.dh), W(bb.tmp), W(bb.tmpX)
+	dQ, dK, dV := dQKV.ColSlice(0, C), dQKV.ColSlice(C, C), dQKV.ColSlice(2*C, C)
+	ap := backend.AttnParams{B: B, T: T, NH: NH, HS: HS, Window: cfg.LayerWindow(l), Scale: float32(cfg.AttnScale)}
+	name := func(s string) string { return fmt.Sprintf("blocks.%d.%s", l, s) }
+	pn := func(s string) string { return fmt.Sprintf("h.%d.%s", l, s) }
+	h := opt.Hooks
+	at := func(n string, mat backend.Mat, shape ...int) error {
+		return h.at(&Act{Name: name(n), M: mat, Shape: shape, B: B, T: T, BE: be})
 	}
 
 	// MLP backward. dR = dM/d resid_post = dM/d mlp_out.

@@ -1,0 +1,136 @@
+// Command grad-bench times attribution patching on a checkpoint, in units
+// of the forward pass (logits for the same B x T batch) timed beside it:
+// AtP over every head, position and MLP, and EAP over every edge, from a
+// clean forward, a corrupt forward and one backward pass; and the parameter
+// gradient of the mean next-token loss (neoscope grad).
+//
+//	go run -tags openblas ./benchmarks/grad -model benchmarks/model -threads 2
+//
+// The PyTorch anchor computing the same gradients by autograd at the same
+// threads is torch_grad.py here; benchmarks/grad/run.sh runs both. The
+// machine is shared: compare the ratios printed in one run, not absolute
+// times across runs. Figures seen are in README.md (attribute / grad).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"runtime/pprof"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/neoscope/neoscope/cpu"
+	"github.com/neoscope/neoscope/probes/attrib"
+	"github.com/neoscope/neoscope/runtime/forward"
+	"github.com/neoscope/neoscope/runtime/graph"
+)
+
+func main() {
+	model := flag.String("model", "benchmarks/model", "model directory")
+	threads := flag.Int("threads", 2, "CPU threads")
+	B := flag.Int("batch", 8, "prompts")
+	T := flag.Int("seq", 20, "tokens per prompt")
+	runs := flag.Int("runs", 3, "timed repetitions of each (median reported)")
+	prof := flag.String("cpuprofile", "", "write a CPU profile of one EAP run to FILE and exit")
+	flag.Parse()
+	be := cpu.New()
+	be.SetThreads(*threads)
+	m, err := forward.Open(be, *model)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer m.Close()
+	rng := rand.New(rand.NewSource(1))
+	V := m.Cfg.Vocab
+	clean := make([]int32, *B**T)
+	for i := range clean {
+		clean[i] = int32(rng.Intn(V))
+	}
+	corrupt := append([]int32(nil), clean...)
+	io, s := make([]int32, *B), make([]int32, *B)
+	for b := 0; b < *B; b++ {
+		for _, t := range []int{2, *T / 2} { // two replaced names per prompt, as in IOI
+			corrupt[b**T+t] = int32(rng.Intn(V))
+		}
+		io[b], s[b] = clean[b**T+2], clean[b**T+*T/2]
+	}
+	task := attrib.Task{Clean: clean, Corrupt: corrupt, B: *B, T: *T, Pos: *T - 1, IO: io, S: s}
+	g := graph.New(m.Cfg.Layers, m.Cfg.Heads, nil)
+
+	fwd := func() error {
+		st, _, err := m.Run(clean, *B, *T, nil, true)
+		if err == nil {
+			st.Close()
+		}
+		return err
+	}
+	atp := func() error { _, err := attrib.AtP(m, task); return err }
+	eap := func() error { _, err := attrib.EAP(m, task); return err }
+	pgrad := func() error {
+		tp, err := m.Record(clean, *B, *T, nil)
+		if err != nil {
+			return err
+		}
+		defer tp.Close()
+		_, err = tp.Backward(forward.NextTokenLoss(0), forward.BackwardOptions{Params: true})
+		return err
+	}
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err == nil {
+			err = eap()
+			pprof.StopCPUProfile()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	names := []string{"forward (logits)", "AtP, all heads/positions/MLPs", fmt.Sprintf("EAP, all %d edges", len(g.Edges)), "parameter gradients (loss)"}
+	fns := []func() error{fwd, atp, eap, pgrad}
+	times := make([][]float64, len(fns))
+	cpus := make([][]float64, len(fns))
+	for i, f := range fns { // warm-up
+		if err := f(); err != nil {
+			fmt.Fprintln(os.Stderr, names[i], err)
+			os.Exit(1)
+		}
+	}
+	for r := 0; r < *runs; r++ { // interleaved, so load changes hit all alike
+		for i, f := range fns {
+			t0, c0 := time.Now(), cpuSeconds()
+			if err := f(); err != nil {
+				fmt.Fprintln(os.Stderr, names[i], err)
+				os.Exit(1)
+			}
+			times[i] = append(times[i], time.Since(t0).Seconds())
+			cpus[i] = append(cpus[i], cpuSeconds()-c0)
+		}
+	}
+	med := func(x []float64) float64 {
+		y := append([]float64(nil), x...)
+		sort.Float64s(y)
+		return y[len(y)/2]
+	}
+	f0, c0 := med(times[0]), med(cpus[0])
+	fmt.Printf("neoscope %s, %d threads, B=%d T=%d, median of %d (wall; CPU seconds of the process beside)\n", be.Name(), *threads, *B, *T, *runs)
+	for i, n := range names {
+		fmt.Printf("  %-34s %7.3f s wall %5.2f forwards   %7.3f s CPU %5.2f forwards\n", n, med(times[i]), med(times[i])/f0, med(cpus[i]), med(cpus[i])/c0)
+	}
+}
+
+// cpuSeconds is the process's user+system CPU time: it moves less than wall
+// time with other jobs' load (OpenMP spin-waiting counts, though).
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
