@@ -99,22 +99,25 @@ func (be *Backend) LayerNormBackward(dx, dout, x backend.Mat, w backend.Tensor, 
 			rs := 1 / math.Sqrt(vs/float64(C)+float64(eps))
 			mean[r], rstd[r] = mu, rs
 			gr := gd[r*dout.Stride : r*dout.Stride+C]
+			mu32, rs32 := float32(mu), float32(rs)
 			var mg, mgx float64
 			for j, v := range xr {
-				g := float64(gr[j]) * float64(wd[j])
-				mg += g
-				mgx += g * (float64(v) - mu) * rs
+				g := gr[j] * wd[j]
+				mg += float64(g)
+				mgx += float64(g * (v - mu32))
 			}
-			mg /= float64(C)
-			mgx /= float64(C)
+			mg32 := float32(mg / float64(C))
+			mgx32 := float32(mgx * rs * rs * rs / float64(C)) // rstd^2 * mean(g*xhat)
 			out := dd[r*dx.Stride : r*dx.Stride+C]
-			for j, v := range xr {
-				xh := (float64(v) - mu) * rs
-				d := rs * (float64(gr[j])*float64(wd[j]) - mg - xh*mgx)
-				if accumulate {
-					out[j] += float32(d)
-				} else {
-					out[j] = float32(d)
+			// dx = rstd*(g - mean(g)) - (x-mean)*rstd^2*mean(g*xhat), in float32
+			// (the same as rstd*(g - mean(g) - xhat*mean(g*xhat))).
+			if accumulate {
+				for j, v := range xr {
+					out[j] += rs32*(gr[j]*wd[j]-mg32) - (v-mu32)*mgx32
+				}
+			} else {
+				for j, v := range xr {
+					out[j] = rs32*(gr[j]*wd[j]-mg32) - (v-mu32)*mgx32
 				}
 			}
 		}

@@ -34,7 +34,8 @@ func main() {
 	B := flag.Int("batch", 8, "prompts")
 	T := flag.Int("seq", 20, "tokens per prompt")
 	runs := flag.Int("runs", 3, "timed repetitions of each (median reported)")
-	prof := flag.String("cpuprofile", "", "write a CPU profile of one EAP run to FILE and exit")
+	prof := flag.String("cpuprofile", "", "write a CPU profile of -profile runs to FILE and exit")
+	profWhat := flag.String("profile", "eap", "what -cpuprofile profiles: forward, atp, eap or grad")
 	flag.Parse()
 	be := cpu.New()
 	be.SetThreads(*threads)
@@ -84,8 +85,14 @@ func main() {
 		if err == nil {
 			err = pprof.StartCPUProfile(f)
 		}
+		run := map[string]func() error{"forward": fwd, "atp": atp, "eap": eap, "grad": pgrad}[*profWhat]
+		if run == nil {
+			err = fmt.Errorf("-profile %q: want forward, atp, eap or grad", *profWhat)
+		}
 		if err == nil {
-			err = eap()
+			for i := 0; i < 3 && err == nil; i++ {
+				err = run()
+			}
 			pprof.StopCPUProfile()
 		}
 		if err != nil {
