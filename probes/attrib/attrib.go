@@ -107,7 +107,7 @@ func run(m *forward.Model, t Task, edges bool) (*Result, error) {
 			return nil, err
 		}
 		defer ea.free()
-		opt.Receiver = ea.receive
+		opt.Receiver, opt.ReceiverDst = ea.receive, ea.slot
 	}
 	g, err := tp.Backward(t.objective(), opt)
 	if err != nil {
@@ -157,14 +157,15 @@ func run(m *forward.Model, t Task, edges bool) (*Result, error) {
 // layer's receivers are gathered into G [R_l, N] and scored in one product
 // G @ D^T, so D is read once per layer.
 type eapAcc struct {
-	m      *forward.Model
-	g      *graph.Graph
-	N      int
-	D      backend.Tensor // [S, N]
-	G      backend.Tensor // [maxR, N]
-	rows   []graph.Node   // receivers gathered in G
-	scores []float64
-	sc     backend.Tensor // [maxR, S]
+	m           *forward.Model
+	g           *graph.Graph
+	N           int
+	rowsPerNode int            // B*T
+	D           backend.Tensor // [S, N]
+	G           backend.Tensor // [maxR, N]
+	rows        []graph.Node   // receivers gathered in G
+	scores      []float64
+	sc          backend.Tensor // [maxR, S]
 }
 
 func newEAP(m *forward.Model, t Task, clean, corrupt *forward.Hooks) (*eapAcc, error) {
@@ -172,7 +173,7 @@ func newEAP(m *forward.Model, t Task, clean, corrupt *forward.Hooks) (*eapAcc, e
 	L, H, HS, C := cfg.Layers, cfg.Heads, cfg.DHead, cfg.DModel
 	R := t.B * t.T
 	gr := graph.New(L, H, nil)
-	a := &eapAcc{m: m, g: gr, N: R * C, scores: make([]float64, len(gr.Edges))}
+	a := &eapAcc{m: m, g: gr, N: R * C, rowsPerNode: R, scores: make([]float64, len(gr.Edges))}
 	S := len(gr.Senders)
 	maxR := 3*H + 1
 	var err error
@@ -251,18 +252,22 @@ func (a *eapAcc) free() {
 	}
 }
 
-// receive gathers one receiver's gradient, scoring the previous layer's
-// receivers first when this one belongs to another layer.
-func (a *eapAcc) receive(r graph.Node, g backend.Mat) error {
+// slot gives the row of G receiver r's gradient is written into, scoring
+// the gathered receivers first when r belongs to another layer.
+func (a *eapAcc) slot(r graph.Node) (backend.Mat, error) {
 	if len(a.rows) > 0 && (r.Kind == graph.Logits || a.rows[0].Kind == graph.Logits || a.rows[0].Layer != r.Layer) {
 		if err := a.flush(); err != nil {
-			return err
+			return backend.Mat{}, err
 		}
 	}
-	k := len(a.rows)
-	dst := backend.Mat{T: a.G, Off: k * a.N, Rows: g.Rows, Cols: g.Cols, Stride: g.Cols}
-	if err := a.m.BE.Copy(dst, g); err != nil {
-		return err
+	C := a.N / (a.rowsPerNode)
+	return backend.Mat{T: a.G, Off: len(a.rows) * a.N, Rows: a.rowsPerNode, Cols: C, Stride: C}, nil
+}
+
+// receive records that receiver r's gradient is in its slot of G.
+func (a *eapAcc) receive(r graph.Node, g backend.Mat) error {
+	if g.T != a.G || g.Off != len(a.rows)*a.N {
+		return fmt.Errorf("eap: gradient of %s not in its slot", r)
 	}
 	a.rows = append(a.rows, r)
 	return nil

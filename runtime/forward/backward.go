@@ -229,8 +229,24 @@ type BackwardOptions struct {
 	// through ln_2; the final residual through ln_f). g is valid during the
 	// call only. Calls come in reverse layer order: logits first.
 	Receiver func(r graph.Node, g backend.Mat) error
+	// ReceiverDst, when set with Receiver, gives the [B*T, C] view each
+	// receiver's gradient is written into (saving a copy when the caller
+	// gathers them); Receiver is then called with that view.
+	ReceiverDst func(r graph.Node) (backend.Mat, error)
 	// Params asks for dM/d(every parameter) under canonical checkpoint names.
 	Params bool
+}
+
+// dst is where receiver r's gradient goes: ReceiverDst's view or def.
+func (o BackwardOptions) dst(r graph.Node, def backend.Mat) (backend.Mat, error) {
+	if o.Receiver == nil || o.ReceiverDst == nil {
+		return def, nil
+	}
+	m, err := o.ReceiverDst(r)
+	if err == nil && (m.Rows != def.Rows || m.Cols != def.Cols) {
+		err = fmt.Errorf("grad: ReceiverDst for %s is %dx%d, want %dx%d", r, m.Rows, m.Cols, def.Rows, def.Cols)
+	}
+	return m, err
 }
 
 // Gradients is what Backward returns.
@@ -437,7 +453,17 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 		return nil, err
 	}
 	if opt.Receiver != nil {
-		if err := opt.Receiver(graph.Node{Kind: graph.Logits}, dR); err != nil {
+		r := graph.Node{Kind: graph.Logits}
+		dst, err := opt.dst(r, dR)
+		if err != nil {
+			return nil, err
+		}
+		if dst != dR {
+			if err := be.Copy(dst, dR); err != nil {
+				return nil, err
+			}
+		}
+		if err := opt.Receiver(r, dst); err != nil {
 			return nil, err
 		}
 	}
@@ -689,15 +715,19 @@ func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre,
 	if err != nil {
 		return err
 	}
-	if err := gb.LayerNormBackward(tmp, dX, Mid, ly.ln2W, eps, dw, db, false); err != nil {
+	dst, err := opt.dst(graph.Node{Kind: graph.MLP, Layer: l}, tmp)
+	if err != nil {
+		return err
+	}
+	if err := gb.LayerNormBackward(dst, dX, Mid, ly.ln2W, eps, dw, db, false); err != nil {
 		return err
 	}
 	if opt.Receiver != nil {
-		if err := opt.Receiver(graph.Node{Kind: graph.MLP, Layer: l}, tmp); err != nil {
+		if err := opt.Receiver(graph.Node{Kind: graph.MLP, Layer: l}, dst); err != nil {
 			return err
 		}
 	}
-	if err := be.Add(dR, dR, tmp); err != nil {
+	if err := be.Add(dR, dR, dst); err != nil {
 		return err
 	}
 	if err := at("hook_resid_mid", dR, B, T, C); err != nil {
@@ -763,10 +793,15 @@ func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre,
 				if err := m.linBack(tmpX, p.d.ColSlice(hd*HS, HS), headLin(p.w, hd, HS), false); err != nil {
 					return err
 				}
-				if err := gb.LayerNormBackward(tmp, tmpX, in, ly.ln1W, eps, nil, nil, false); err != nil {
+				r := graph.Node{Kind: graph.Head, Layer: l, Head: hd, Input: p.c}
+				dst, err := opt.dst(r, tmp)
+				if err != nil {
 					return err
 				}
-				if err := opt.Receiver(graph.Node{Kind: graph.Head, Layer: l, Head: hd, Input: p.c}, tmp); err != nil {
+				if err := gb.LayerNormBackward(dst, tmpX, in, ly.ln1W, eps, nil, nil, false); err != nil {
+					return err
+				}
+				if err := opt.Receiver(r, dst); err != nil {
 					return err
 				}
 			}
