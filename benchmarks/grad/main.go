@@ -36,6 +36,7 @@ func main() {
 	runs := flag.Int("runs", 3, "timed repetitions of each (median reported)")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of -profile runs to FILE and exit")
 	profWhat := flag.String("profile", "eap", "what -cpuprofile profiles: forward, atp, eap or grad")
+	only := flag.String("only", "", "time only this one (forward, atp, eap or grad), e.g. to read its peak RSS with /usr/bin/time -v")
 	flag.Parse()
 	be := cpu.New()
 	be.SetThreads(*threads)
@@ -99,6 +100,20 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+		return
+	}
+	if *only != "" {
+		run := map[string]func() error{"forward": fwd, "atp": atp, "eap": eap, "grad": pgrad}[*only]
+		if run == nil {
+			fmt.Fprintf(os.Stderr, "-only %q: want forward, atp, eap or grad\n", *only)
+			os.Exit(2)
+		}
+		t0 := time.Now()
+		if err := run(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("%s: %.3f s\n", *only, time.Since(t0).Seconds())
 		return
 	}
 	names := []string{"forward (logits)", "AtP, all heads/positions/MLPs", fmt.Sprintf("EAP, all %d edges", len(g.Edges)), "parameter gradients (loss)"}

@@ -526,7 +526,9 @@ func (tp *Tape) lossBackward(gb backend.Grad, from int, dFinal backend.Mat, dU b
 			targets[i] = tp.Tokens[i+1]
 		}
 	}
-	chunk := max(1, min(R, (1<<22)/V)) // at most 4M logits (16 MB) at a time
+	// At most 8M logits (32 MB) at a time: each chunk reads and writes the
+	// whole [V, C] unembedding gradient once, so fewer, larger chunks.
+	chunk := max(1, min(R, (1<<23)/V))
 	buf, err := be.New(chunk, V)
 	if err != nil {
 		return err
