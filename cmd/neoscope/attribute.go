@@ -16,6 +16,8 @@ import (
 	"github.com/neoscope/neoscope/internal/outfile"
 	"github.com/neoscope/neoscope/probes/attrib"
 	"github.com/neoscope/neoscope/probes/plot"
+	"github.com/neoscope/neoscope/runtime/backend"
+	"github.com/neoscope/neoscope/runtime/forward"
 )
 
 // verifier re-evaluates the top attributions exactly for --verify. It stays
@@ -120,7 +122,7 @@ per-head AtP heatmap.`,
 				return err
 			}
 			f.Model = dir
-			m, err := f.open()
+			m, err := openGrad(&f)
 			if err != nil {
 				return err
 			}
@@ -196,6 +198,27 @@ per-head AtP heatmap.`,
 	c.Flags().IntVar(&verify, "verify", 0, "re-evaluate the N largest |scores| exactly (needs the batched patching engine)")
 	c.Flags().IntVar(&top, "top", 10, "edges listed in the table output")
 	rootCmd.AddCommand(c)
+}
+
+// openGrad opens the model on a backend with a backward pass: with
+// --backend auto, the CPU when the GPU backend has none (the CUDA backward
+// kernels in kernels/backward.cu are not wired into cuda/ yet).
+func openGrad(f *modelFlags) (*forward.Model, error) {
+	m, err := f.open()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := m.BE.(backend.Grad); ok {
+		return m, nil
+	}
+	name := m.BE.Name()
+	m.Close()
+	if f.Backend != "auto" && f.Backend != "" {
+		return nil, usagef("--backend %s: %s has no backward pass yet; use --backend cpu", f.Backend, name)
+	}
+	logf("backend: %s has no backward pass yet; running on the CPU", name)
+	f.Backend = "cpu"
+	return f.open()
 }
 
 // sameFile reports whether a and b name the same existing file.

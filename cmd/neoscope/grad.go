@@ -38,7 +38,7 @@ buffers have no gradient and are left out. float32.`,
 				return err
 			}
 			f.Model = dir
-			m, err := f.open()
+			m, err := openGrad(&f)
 			if err != nil {
 				return err
 			}
