@@ -25,6 +25,7 @@ import time
 import torch
 
 import ref
+from torch_bench import blas_in_use  # ../shared/bench: the BLAS library torch actually mapped
 
 
 def task(cfg, B, T, seed=1):
@@ -167,8 +168,8 @@ def main():
             times[n].append(time.perf_counter() - t0)
             cpus[n].append(time.process_time() - c0)
     f0, c0 = statistics.median(times[fns[0][0]]), statistics.median(cpus[fns[0][0]])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={a.batch} T={a.seq}, median of {a.runs} "
-          f"(wall; CPU seconds of the process beside)")
+    print(f"torch {torch.__version__} (BLAS {', '.join(blas_in_use()) or 'built in'}), {torch.get_num_threads()} threads, "
+          f"B={a.batch} T={a.seq}, median of {a.runs} (wall; CPU seconds of the process beside)")
     for n, _ in fns:
         t, c = statistics.median(times[n]), statistics.median(cpus[n])
         print(f"  {n:34s} {t:7.3f} s wall {t / f0:5.2f} forwards   {c:7.3f} s CPU {c / c0:5.2f} forwards")

@@ -273,41 +273,50 @@ func (a *eapAcc) receive(r graph.Node, g backend.Mat) error {
 	return nil
 }
 
-// flush scores the gathered receivers against every sender that feeds any of them.
+// flush scores the gathered receivers against the senders that feed them:
+// for each run of consecutive receivers fed by the same prefix of the
+// canonical sender order (a layer's MLP reads that layer's heads too, its
+// heads' q, k, v do not), one product G[run] @ D[prefix]^T.
 func (a *eapAcc) flush() error {
 	n := len(a.rows)
 	if n == 0 {
 		return nil
 	}
 	be := a.m.BE
-	// Senders feeding these receivers form a prefix of the canonical order.
-	ns := 0
-	for _, r := range a.rows {
-		ri, _ := a.g.ReceiverIndex(r.String())
-		in := a.g.In[ri]
-		for e := in[0]; e < in[1]; e++ {
-			si, _ := a.g.SenderIndex(a.g.Edges[e].S.String())
-			ns = max(ns, si+1)
-		}
-	}
 	S := len(a.g.Senders)
-	sc := backend.Mat{T: a.sc, Rows: n, Cols: ns, Stride: S}
-	G := backend.Mat{T: a.G, Rows: n, Cols: a.N, Stride: a.N}
-	D := backend.Mat{T: a.D, Rows: ns, Cols: a.N, Stride: a.N}
-	if err := be.MatMul(sc, G, D, true, nil, false); err != nil {
-		return err
-	}
-	host := make([]float32, n*ns)
-	if err := be.DownloadMat(host, sc); err != nil {
-		return err
-	}
+	prefix := make([]int, n) // senders feeding each receiver: a prefix of the canonical order
 	for k, r := range a.rows {
 		ri, _ := a.g.ReceiverIndex(r.String())
 		in := a.g.In[ri]
 		for e := in[0]; e < in[1]; e++ {
 			si, _ := a.g.SenderIndex(a.g.Edges[e].S.String())
-			a.scores[e] = float64(host[k*ns+si])
+			prefix[k] = max(prefix[k], si+1)
 		}
+	}
+	host := make([]float32, S)
+	for k0 := 0; k0 < n; {
+		k1, ns := k0+1, prefix[k0]
+		for k1 < n && prefix[k1] == ns {
+			k1++
+		}
+		sc := backend.Mat{T: a.sc, Off: k0 * S, Rows: k1 - k0, Cols: ns, Stride: S}
+		G := backend.Mat{T: a.G, Off: k0 * a.N, Rows: k1 - k0, Cols: a.N, Stride: a.N}
+		D := backend.Mat{T: a.D, Rows: ns, Cols: a.N, Stride: a.N}
+		if err := be.MatMul(sc, G, D, true, nil, false); err != nil {
+			return err
+		}
+		for k := k0; k < k1; k++ {
+			if err := be.DownloadMat(host[:ns], sc.RowSlice(k-k0, 1)); err != nil {
+				return err
+			}
+			ri, _ := a.g.ReceiverIndex(a.rows[k].String())
+			in := a.g.In[ri]
+			for e := in[0]; e < in[1]; e++ {
+				si, _ := a.g.SenderIndex(a.g.Edges[e].S.String())
+				a.scores[e] = float64(host[si])
+			}
+		}
+		k0 = k1
 	}
 	a.rows = a.rows[:0]
 	return nil
