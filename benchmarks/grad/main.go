@@ -9,7 +9,37 @@
 // The PyTorch anchor computing the same gradients by autograd at the same
 // threads is torch_grad.py here; benchmarks/grad/run.sh runs both. The
 // machine is shared: compare the ratios printed in one run, not absolute
-// times across runs. Figures seen are in README.md (attribute / grad).
+// times across runs.
+//
+// Seen 2026-12-05 on /work/bench-models/gpt-neo-125m (random F32, GPT-Neo-125M
+// shapes), 2 AMD EPYC cores shared with other jobs, OpenBLAS 0.3.21 (OpenMP)
+// under both engines, 2 threads, B=8 T=20, median of 3.
+// At 17:11 UTC (load average 47, neoscope alone):
+//
+//	                                  wall    forwards   CPU s   forwards
+//	forward (logits)                  0.580 s   1.00     0.388    1.00
+//	AtP, all heads/positions/MLPs     1.153 s   1.99     1.072    2.76   (goal <= 3)
+//	EAP, all 32,491 edges             2.261 s   3.90     1.889    4.87   (goal <= 4)
+//	parameter gradients (loss)        2.421 s   4.17     1.607    4.14
+//
+// At 17:00 UTC, bash benchmarks/grad/run.sh (load 99 falling to 88, one
+// after the other; neoscope before the EAP gather and prefix changes):
+//
+//	                     neoscope wall / CPU     PyTorch wall / CPU     PyTorch / neoscope (wall, CPU)
+//	forward (logits)      1.18 s / 0.46 s          5.74 s / 2.08 s        4.9x, 4.5x
+//	AtP                   4.10 s / 1.28 s         13.52 s / 5.00 s        3.3x, 3.9x
+//	EAP                   7.39 s / 2.41 s         39.65 s / 16.79 s       5.4x, 7.0x
+//	parameter gradients   8.09 s / 1.93 s         11.06 s / 4.21 s        1.4x, 2.2x
+//
+// In its own forward units PyTorch took 2.4 (AtP), 8.1 (EAP) and 2.0
+// (parameter gradients) in CPU seconds. Where the CPU time goes (pprof, EAP):
+// the matrix products of the two forwards and the backward, then
+// LayerNormBackward (one per receiver: 432 of [160, 768]), the per-layer
+// score products G @ D^T (about 9 GFLOP), and the per-head receiver products.
+// At 8 x 128 tokens, peak RSS (/usr/bin/time, -only): forward with logits
+// 944 MB, AtP 858 MB (activations recomputed per block), EAP 1676 MB (the
+// senders' output differences, 157 x B*T*C floats, are most of the extra),
+// parameter gradients 1680 MB: all under twice the forward's.
 package main
 
 import (
