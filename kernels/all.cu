@@ -2,6 +2,7 @@
 // (cuda/kernels.ptx) holds them all. The emulation tests include it too.
 #include "ablate.cu"
 #include "attention.cu"
+#include "backward.cu"
 #include "elementwise.cu"
 #include "gelu_erf.cu"
 #include "layernorm.cu"

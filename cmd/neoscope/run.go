@@ -15,13 +15,15 @@ import (
 func init() {
 	var f modelFlags
 	var in inputFlags
-	var out, cache string
+	var out, cache, grads string
 	var force bool
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run a forward pass and save logits and cached activations",
 		Long: `run writes a safetensors file with "logits" [B,T,V] and every hook point
-matched by --cache, under its TransformerLens name (float32).`,
+matched by --cache, under its TransformerLens name (float32). --grad adds
+"grad.<hook>": the gradient of the mean next-token loss at each hook point it
+matches (all but hook_attn_scores, hook_pattern and logits).`,
 		Example: `  neoscope run --tokens batch.json --out acts.safetensors \
       --cache 'blocks.*.hook_resid_pre,blocks.*.attn.hook_pattern'
   neoscope run --prompt "When Mary and John went to the store" --out acts.safetensors`,
@@ -67,6 +69,11 @@ matched by --cache, under its TransformerLens name (float32).`,
 					tensors[name] = outfile.F32{ShapeOf: t.Shape, Values: t.Data}
 				}
 			}
+			if grads != "" {
+				if err := hookGrads(m, tokens, B, T, grads, tensors); err != nil {
+					return err
+				}
+			}
 			if err := outfile.Safetensors(out, tensors, map[string]string{"model": dir}); err != nil {
 				return err
 			}
@@ -92,6 +99,7 @@ matched by --cache, under its TransformerLens name (float32).`,
 	c.Flags().StringVar(&out, "out", "", "output safetensors file (never one of the inputs; an existing file only with --force)")
 	c.Flags().BoolVar(&force, "force", false, "replace an existing --out")
 	c.Flags().StringVar(&cache, "cache", "", "comma-separated globs of hook names to save, e.g. 'blocks.*.hook_resid_pre'")
+	c.Flags().StringVar(&grads, "grad", "", "comma-separated globs of hook names whose loss gradient to save as grad.<hook>")
 	rootCmd.AddCommand(c)
 }
 

@@ -64,7 +64,7 @@ func (l lin) Out() int {
 
 type layer struct {
 	ln1W, ln1B, ln2W, ln2B backend.Tensor
-	q, k, v                lin  // arch.QKVSeparate
+	q, k, v                lin  // arch.QKVSeparate; views of qkv's weight (without bias) when fused
 	qkv                    *lin // fused: outputs q-block | k-block | v-block (GPT-NeoX's per-head rows reordered on load)
 	o, fc, proj            lin
 }
@@ -159,6 +159,19 @@ func New(be backend.Backend, cfg *arch.Config, w *checkpoint.Weights) (*Model, e
 			// once, so that q, k and v are column views of one product.
 			if err == nil {
 				ly.qkv, err = m.perHeadQKV(l, put)
+			}
+		}
+		if ly.qkv != nil {
+			// q, k and v also as views of the fused weight (no bias: the
+			// fused bias stays with qkv), for code that needs one projection
+			// or one head's columns (receiver inputs, the backward pass).
+			f := *ly.qkv
+			for i, p := range []*lin{&ly.q, &ly.k, &ly.v} {
+				if f.Trans {
+					*p = lin{W: f.W.RowSlice(i*cfg.DModel, cfg.DModel), Trans: true}
+				} else {
+					*p = lin{W: f.W.ColSlice(i*cfg.DModel, cfg.DModel)}
+				}
 			}
 		}
 		ly.o = mat(l, n.O, n.OBias)

@@ -1,0 +1,188 @@
+// Command grad-bench times attribution patching on a checkpoint, in units
+// of the forward pass (logits for the same B x T batch) timed beside it:
+// AtP over every head, position and MLP, and EAP over every edge, from a
+// clean forward, a corrupt forward and one backward pass; and the parameter
+// gradient of the mean next-token loss (neoscope grad).
+//
+//	go run -tags openblas ./benchmarks/grad -model benchmarks/model -threads 2
+//
+// The PyTorch anchor computing the same gradients by autograd at the same
+// threads is torch_grad.py here; benchmarks/grad/run.sh runs both. The
+// machine is shared: compare the ratios printed in one run, not absolute
+// times across runs.
+//
+// Seen 2026-12-05 on /work/bench-models/gpt-neo-125m (random F32, GPT-Neo-125M
+// shapes), 2 AMD EPYC cores shared with other jobs, OpenBLAS 0.3.21 (OpenMP)
+// under both engines, 2 threads, B=8 T=20, median of 3.
+// At 17:11 UTC (load average 47, neoscope alone):
+//
+//	                                  wall    forwards   CPU s   forwards
+//	forward (logits)                  0.580 s   1.00     0.388    1.00
+//	AtP, all heads/positions/MLPs     1.153 s   1.99     1.072    2.76   (goal <= 3)
+//	EAP, all 32,491 edges             2.261 s   3.90     1.889    4.87   (goal <= 4)
+//	parameter gradients (loss)        2.421 s   4.17     1.607    4.14
+//
+// At 17:00 UTC, bash benchmarks/grad/run.sh (load 99 falling to 88, one
+// after the other; neoscope before the EAP gather and prefix changes):
+//
+//	                     neoscope wall / CPU     PyTorch wall / CPU     PyTorch / neoscope (wall, CPU)
+//	forward (logits)      1.18 s / 0.46 s          5.74 s / 2.08 s        4.9x, 4.5x
+//	AtP                   4.10 s / 1.28 s         13.52 s / 5.00 s        3.3x, 3.9x
+//	EAP                   7.39 s / 2.41 s         39.65 s / 16.79 s       5.4x, 7.0x
+//	parameter gradients   8.09 s / 1.93 s         11.06 s / 4.21 s        1.4x, 2.2x
+//
+// In its own forward units PyTorch took 2.4 (AtP), 8.1 (EAP) and 2.0
+// (parameter gradients) in CPU seconds. Where the CPU time goes (pprof, EAP):
+// the matrix products of the two forwards and the backward, then
+// LayerNormBackward (one per receiver: 432 of [160, 768]), the per-layer
+// score products G @ D^T (about 9 GFLOP), and the per-head receiver products.
+// At 8 x 128 tokens, peak RSS (/usr/bin/time, -only): forward with logits
+// 944 MB, AtP 858 MB (activations recomputed per block), EAP 1676 MB (the
+// senders' output differences, 157 x B*T*C floats, are most of the extra),
+// parameter gradients 1680 MB: all under twice the forward's.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"runtime/pprof"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/neoscope/neoscope/cpu"
+	"github.com/neoscope/neoscope/probes/attrib"
+	"github.com/neoscope/neoscope/runtime/forward"
+	"github.com/neoscope/neoscope/runtime/graph"
+)
+
+func main() {
+	model := flag.String("model", "benchmarks/model", "model directory")
+	threads := flag.Int("threads", 2, "CPU threads")
+	B := flag.Int("batch", 8, "prompts")
+	T := flag.Int("seq", 20, "tokens per prompt")
+	runs := flag.Int("runs", 3, "timed repetitions of each (median reported)")
+	prof := flag.String("cpuprofile", "", "write a CPU profile of -profile runs to FILE and exit")
+	profWhat := flag.String("profile", "eap", "what -cpuprofile profiles: forward, atp, eap or grad")
+	only := flag.String("only", "", "time only this one (forward, atp, eap or grad), e.g. to read its peak RSS with /usr/bin/time -v")
+	flag.Parse()
+	be := cpu.New()
+	be.SetThreads(*threads)
+	m, err := forward.Open(be, *model)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer m.Close()
+	rng := rand.New(rand.NewSource(1))
+	V := m.Cfg.Vocab
+	clean := make([]int32, *B**T)
+	for i := range clean {
+		clean[i] = int32(rng.Intn(V))
+	}
+	corrupt := append([]int32(nil), clean...)
+	io, s := make([]int32, *B), make([]int32, *B)
+	for b := 0; b < *B; b++ {
+		for _, t := range []int{2, *T / 2} { // two replaced names per prompt, as in IOI
+			corrupt[b**T+t] = int32(rng.Intn(V))
+		}
+		io[b], s[b] = clean[b**T+2], clean[b**T+*T/2]
+	}
+	task := attrib.Task{Clean: clean, Corrupt: corrupt, B: *B, T: *T, Pos: *T - 1, IO: io, S: s}
+	g := graph.New(m.Cfg.Layers, m.Cfg.Heads, nil)
+
+	fwd := func() error {
+		st, _, err := m.Run(clean, *B, *T, nil, true)
+		if err == nil {
+			st.Close()
+		}
+		return err
+	}
+	atp := func() error { _, err := attrib.AtP(m, task); return err }
+	eap := func() error { _, err := attrib.EAP(m, task); return err }
+	pgrad := func() error {
+		tp, err := m.Record(clean, *B, *T, nil)
+		if err != nil {
+			return err
+		}
+		defer tp.Close()
+		_, err = tp.Backward(forward.NextTokenLoss(0), forward.BackwardOptions{Params: true})
+		return err
+	}
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		run := map[string]func() error{"forward": fwd, "atp": atp, "eap": eap, "grad": pgrad}[*profWhat]
+		if run == nil {
+			err = fmt.Errorf("-profile %q: want forward, atp, eap or grad", *profWhat)
+		}
+		if err == nil {
+			for i := 0; i < 3 && err == nil; i++ {
+				err = run()
+			}
+			pprof.StopCPUProfile()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *only != "" {
+		run := map[string]func() error{"forward": fwd, "atp": atp, "eap": eap, "grad": pgrad}[*only]
+		if run == nil {
+			fmt.Fprintf(os.Stderr, "-only %q: want forward, atp, eap or grad\n", *only)
+			os.Exit(2)
+		}
+		t0 := time.Now()
+		if err := run(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("%s: %.3f s\n", *only, time.Since(t0).Seconds())
+		return
+	}
+	names := []string{"forward (logits)", "AtP, all heads/positions/MLPs", fmt.Sprintf("EAP, all %d edges", len(g.Edges)), "parameter gradients (loss)"}
+	fns := []func() error{fwd, atp, eap, pgrad}
+	times := make([][]float64, len(fns))
+	cpus := make([][]float64, len(fns))
+	for i, f := range fns { // warm-up
+		if err := f(); err != nil {
+			fmt.Fprintln(os.Stderr, names[i], err)
+			os.Exit(1)
+		}
+	}
+	for r := 0; r < *runs; r++ { // interleaved, so load changes hit all alike
+		for i, f := range fns {
+			t0, c0 := time.Now(), cpuSeconds()
+			if err := f(); err != nil {
+				fmt.Fprintln(os.Stderr, names[i], err)
+				os.Exit(1)
+			}
+			times[i] = append(times[i], time.Since(t0).Seconds())
+			cpus[i] = append(cpus[i], cpuSeconds()-c0)
+		}
+	}
+	med := func(x []float64) float64 {
+		y := append([]float64(nil), x...)
+		sort.Float64s(y)
+		return y[len(y)/2]
+	}
+	f0, c0 := med(times[0]), med(cpus[0])
+	fmt.Printf("neoscope %s, %d threads, B=%d T=%d, median of %d (wall; CPU seconds of the process beside)\n", be.Name(), *threads, *B, *T, *runs)
+	for i, n := range names {
+		fmt.Printf("  %-34s %7.3f s wall %5.2f forwards   %7.3f s CPU %5.2f forwards\n", n, med(times[i]), med(times[i])/f0, med(cpus[i]), med(cpus[i])/c0)
+	}
+}
+
+// cpuSeconds is the process's user+system CPU time: it moves less than wall
+// time with other jobs' load (OpenMP spin-waiting counts, though).
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}

@@ -1,0 +1,331 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/neoscope/neoscope/runtime/backend"
+)
+
+// The backward-pass operations (backend.Grad) in plain Go, parallel over
+// independent rows, heads or column chunks so no two goroutines write the
+// same element. Reductions (means, variances, column sums, softmax
+// normalisers) accumulate in float64; products stay float32 as in the
+// forward kernels.
+
+var _ backend.Grad = (*Backend)(nil)
+
+// MatMulTN: c = a^T @ b (+ c); a [K,M], b [K,N], c [M,N].
+func (be *Backend) MatMulTN(c, a, b backend.Mat, accumulate bool) error {
+	K, M, N := a.Rows, a.Cols, b.Cols
+	if b.Rows != K || c.Rows != M || c.Cols != N {
+		panic(fmt.Sprintf("backend: matmul_tn: a^T is %dx%d, b is %dx%d, c is %dx%d", M, K, b.Rows, N, c.Rows, c.Cols))
+	}
+	if M == 0 || N == 0 {
+		return nil
+	}
+	cd := view(c)
+	beta := float32(0)
+	if accumulate {
+		beta = 1
+	}
+	if K == 0 {
+		if !accumulate {
+			for r := 0; r < M; r++ {
+				clear(cd[r*c.Stride : r*c.Stride+N])
+			}
+		}
+		return nil
+	}
+	sgemmTN(be, M, N, K, view(a), a.Stride, view(b), b.Stride, beta, cd, c.Stride)
+	return nil
+}
+
+// ColSum: out[j] (+)= sum_i x[i,j].
+func (be *Backend) ColSum(out backend.Tensor, x backend.Mat, accumulate bool) error {
+	od := host(out)
+	if len(od) != x.Cols {
+		panic(fmt.Sprintf("backend: colsum: out of %d for %d columns", len(od), x.Cols))
+	}
+	xd := view(x)
+	be.parallel(x.Cols, func(lo, hi int) {
+		acc := make([]float64, hi-lo)
+		for r := 0; r < x.Rows; r++ {
+			row := xd[r*x.Stride+lo : r*x.Stride+hi]
+			for j, v := range row {
+				acc[j] += float64(v)
+			}
+		}
+		for j, v := range acc {
+			if accumulate {
+				od[lo+j] += float32(v)
+			} else {
+				od[lo+j] = float32(v)
+			}
+		}
+	})
+	return nil
+}
+
+// LayerNormBackward: xhat = (x-mean)*rstd, g = dout*w,
+// dx = rstd*(g - mean(g) - xhat*mean(g*xhat)); dw += sum dout*xhat, db += sum dout.
+func (be *Backend) LayerNormBackward(dx, dout, x backend.Mat, w backend.Tensor, eps float32, dw, db backend.Tensor, accumulate bool) error {
+	sameDims("layernorm_backward", dx, x)
+	sameDims("layernorm_backward", dout, x)
+	R, C := x.Rows, x.Cols
+	wd := host(w)
+	if len(wd) != C {
+		panic(fmt.Sprintf("backend: layernorm_backward: weight of %d for %d columns", len(wd), C))
+	}
+	if R == 0 {
+		return nil
+	}
+	xd, gd, dd := view(x), view(dout), view(dx)
+	mean := make([]float64, R)
+	rstd := make([]float64, R)
+	be.parallel(R, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr := xd[r*x.Stride : r*x.Stride+C]
+			var s float64
+			for _, v := range xr {
+				s += float64(v)
+			}
+			mu := s / float64(C)
+			var vs float64
+			for _, v := range xr {
+				d := float64(v) - mu
+				vs += d * d
+			}
+			rs := 1 / math.Sqrt(vs/float64(C)+float64(eps))
+			mean[r], rstd[r] = mu, rs
+			gr := gd[r*dout.Stride : r*dout.Stride+C]
+			mu32, rs32 := float32(mu), float32(rs)
+			var mg, mgx float64
+			for j, v := range xr {
+				g := gr[j] * wd[j]
+				mg += float64(g)
+				mgx += float64(g * (v - mu32))
+			}
+			mg32 := float32(mg / float64(C))
+			mgx32 := float32(mgx * rs * rs * rs / float64(C)) // rstd^2 * mean(g*xhat)
+			out := dd[r*dx.Stride : r*dx.Stride+C]
+			// dx = rstd*(g - mean(g)) - (x-mean)*rstd^2*mean(g*xhat), in float32
+			// (the same as rstd*(g - mean(g) - xhat*mean(g*xhat))).
+			if accumulate {
+				for j, v := range xr {
+					out[j] += rs32*(gr[j]*wd[j]-mg32) - (v-mu32)*mgx32
+				}
+			} else {
+				for j, v := range xr {
+					out[j] = rs32*(gr[j]*wd[j]-mg32) - (v-mu32)*mgx32
+				}
+			}
+		}
+	})
+	if dw == nil && db == nil {
+		return nil
+	}
+	var dwd, dbd []float32
+	if dw != nil {
+		dwd = host(dw)
+	}
+	if db != nil {
+		dbd = host(db)
+	}
+	if (dwd != nil && len(dwd) != C) || (dbd != nil && len(dbd) != C) {
+		panic("backend: layernorm_backward: dw/db must have C elements")
+	}
+	be.parallel(C, func(lo, hi int) {
+		aw := make([]float64, hi-lo)
+		ab := make([]float64, hi-lo)
+		for r := 0; r < R; r++ {
+			xr := xd[r*x.Stride+lo : r*x.Stride+hi]
+			gr := gd[r*dout.Stride+lo : r*dout.Stride+hi]
+			mu, rs := mean[r], rstd[r]
+			for j, v := range xr {
+				g := float64(gr[j])
+				aw[j] += g * (float64(v) - mu) * rs
+				ab[j] += g
+			}
+		}
+		for j := range aw {
+			if dwd != nil {
+				dwd[lo+j] += float32(aw[j])
+			}
+			if dbd != nil {
+				dbd[lo+j] += float32(ab[j])
+			}
+		}
+	})
+	return nil
+}
+
+// GELUNewBackward: with u = s(x + 0.044715x^3), s = sqrt(2/pi),
+// gelu'(x) = 0.5(1+tanh u) + 0.5x(1-tanh^2 u) s (1 + 3*0.044715x^2).
+func (be *Backend) GELUNewBackward(dx, dy, pre backend.Mat) error {
+	sameDims("gelu_backward", dx, pre)
+	sameDims("gelu_backward", dy, pre)
+	if pre.Rows == 0 {
+		return nil
+	}
+	xd, yd, od := view(pre), view(dy), view(dx)
+	const s = 0.7978845608028654 // sqrt(2/pi)
+	be.parallel(pre.Rows, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr := xd[r*pre.Stride : r*pre.Stride+pre.Cols]
+			yr := yd[r*dy.Stride : r*dy.Stride+pre.Cols]
+			or := od[r*dx.Stride : r*dx.Stride+pre.Cols]
+			for j, v := range xr {
+				x := float64(v)
+				th := math.Tanh(s * (x + 0.044715*x*x*x))
+				g := 0.5*(1+th) + 0.5*x*(1-th*th)*s*(1+3*0.044715*x*x)
+				or[j] = float32(float64(yr[j]) * g)
+			}
+		}
+	})
+	return nil
+}
+
+// AttentionBackward: one task per (row b, head h), which owns that head's
+// slices of dq, dk, dv. For query i over its visible keys j:
+// p = softmax(scale q_i.k_j), dP_ij = dz_i.v_j, dS_ij = p_ij (dP_ij - sum_j p_ij dP_ij),
+// dq_i = scale sum_j dS_ij k_j, dk_j += scale dS_ij q_i, dv_j += p_ij dz_i.
+func (be *Backend) AttentionBackward(dq, dk, dv, dz, q, k, v backend.Mat, p backend.AttnParams) error {
+	checkAttn(dz, q, k, v, p)
+	checkAttn(dq, dk, dv, dz, p)
+	T, HS, NH := p.T, p.HS, p.NH
+	dqd, dkd, dvd, dzd := view(dq), view(dk), view(dv), view(dz)
+	qd, kd, vd := view(q), view(k), view(v)
+	be.parallel(p.B*NH, func(lo, hi int) {
+		prob := make([]float64, T)
+		dP := make([]float64, T)
+		for task := lo; task < hi; task++ {
+			b, h := task/NH, task%NH
+			at := func(d []float32, stride, t int) []float32 {
+				o := (b*T+t)*stride + h*HS
+				return d[o : o+HS]
+			}
+			for t := 0; t < T; t++ {
+				clear(at(dqd, dq.Stride, t))
+				clear(at(dkd, dk.Stride, t))
+				clear(at(dvd, dv.Stride, t))
+			}
+			for i := 0; i < T; i++ {
+				j0 := 0
+				if p.Window > 0 && i-p.Window+1 > 0 {
+					j0 = i - p.Window + 1
+				}
+				qi, dzi := at(qd, q.Stride, i), at(dzd, dz.Stride, i)
+				mx := math.Inf(-1)
+				for j := j0; j <= i; j++ {
+					kj := at(kd, k.Stride, j)
+					var s float32
+					for d, x := range qi {
+						s += x * kj[d]
+					}
+					prob[j] = float64(s * p.Scale)
+					mx = math.Max(mx, prob[j])
+				}
+				var sum float64
+				for j := j0; j <= i; j++ {
+					prob[j] = math.Exp(prob[j] - mx)
+					sum += prob[j]
+				}
+				var D float64
+				for j := j0; j <= i; j++ {
+					prob[j] /= sum
+					vj := at(vd, v.Stride, j)
+					var s float32
+					for d, x := range dzi {
+						s += x * vj[d]
+					}
+					dP[j] = float64(s)
+					D += prob[j] * dP[j]
+				}
+				dqi := at(dqd, dq.Stride, i)
+				for j := j0; j <= i; j++ {
+					ds := float32(prob[j]*(dP[j]-D)) * p.Scale
+					pj := float32(prob[j])
+					kj, dkj, dvj := at(kd, k.Stride, j), at(dkd, dk.Stride, j), at(dvd, dv.Stride, j)
+					for d := range dqi {
+						dqi[d] += ds * kj[d]
+						dkj[d] += ds * qi[d]
+						dvj[d] += pj * dzi[d]
+					}
+				}
+			}
+		}
+	})
+	return nil
+}
+
+// EmbedBackward scatter-adds dx into dwte (by token) and dwpe (by position).
+func (be *Backend) EmbedBackward(dwte, dwpe, dx backend.Mat, tokens []int32, B, T int) error {
+	C := dx.Cols
+	if len(tokens) != B*T || dx.Rows != B*T || dwte.Cols != C || (dwpe.T != nil && (dwpe.Cols != C || dwpe.Rows < T)) {
+		panic(fmt.Sprintf("backend: embed_backward: %d tokens, dx %dx%d, dwte %dx%d, for B=%d T=%d", len(tokens), dx.Rows, dx.Cols, dwte.Rows, dwte.Cols, B, T))
+	}
+	xd, td := view(dx), view(dwte)
+	var pd []float32
+	if dwpe.T != nil {
+		pd = view(dwpe)
+	}
+	be.parallel(C, func(lo, hi int) {
+		for i, tok := range tokens {
+			if int(tok) < 0 || int(tok) >= dwte.Rows {
+				panic(fmt.Sprintf("backend: embed_backward: token %d outside %d rows", tok, dwte.Rows))
+			}
+			xr := xd[i*dx.Stride+lo : i*dx.Stride+hi]
+			tr := td[int(tok)*dwte.Stride+lo : int(tok)*dwte.Stride+hi]
+			for j, v := range xr {
+				tr[j] += v
+			}
+			if pd != nil {
+				pr := pd[(i%T)*dwpe.Stride+lo : (i%T)*dwpe.Stride+hi]
+				for j, v := range xr {
+					pr[j] += v
+				}
+			}
+		}
+	})
+	return nil
+}
+
+// SoftmaxXentBackward: logits[i] <- scale*(softmax(logits[i]) - onehot(targets[i])).
+func (be *Backend) SoftmaxXentBackward(logits backend.Mat, targets []int32, scale float32) error {
+	if len(targets) != logits.Rows {
+		panic(fmt.Sprintf("backend: softmax_xent_backward: %d targets for %d rows", len(targets), logits.Rows))
+	}
+	if logits.Rows == 0 {
+		return nil
+	}
+	ld := view(logits)
+	V := logits.Cols
+	be.parallel(logits.Rows, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := ld[r*logits.Stride : r*logits.Stride+V]
+			t := targets[r]
+			if t < 0 {
+				clear(row)
+				continue
+			}
+			if int(t) >= V {
+				panic(fmt.Sprintf("backend: softmax_xent_backward: target %d outside %d", t, V))
+			}
+			mx := float32(math.Inf(-1))
+			for _, x := range row {
+				mx = max(mx, x)
+			}
+			var sum float64
+			for _, x := range row {
+				sum += math.Exp(float64(x - mx))
+			}
+			inv := 1 / sum
+			for j, x := range row {
+				row[j] = float32(math.Exp(float64(x-mx))*inv) * scale
+			}
+			row[t] -= scale
+		}
+	})
+	return nil
+}

@@ -1,0 +1,250 @@
+package cpu
+
+import (
+	"math"
+	"math/rand"
+	"testing"
+
+	"github.com/neoscope/neoscope/runtime/backend"
+)
+
+// Finite-difference tests of the backward kernels on odd shapes. Each
+// smooth op f is checked along random directions d: the kernel's gradient
+// gives dJ = <grad, d> for J = <R, f(x)> (R random), and central
+// differences (J(x+eps d) - J(x-eps d)) / 2eps of the float32 forward kernel
+// must agree to 1e-3 relative: with eps = 1e-2 the truncation error is
+// ~eps^2 and the float32 rounding of J ~1e-7*|J|/eps, both far below that.
+// The linear ops (MatMulTN, ColSum, EmbedBackward) are compared exactly with
+// plain loops.
+
+const fdEps = 1e-2
+const fdRel = 1e-3
+
+func randVec(r *rand.Rand, n int, scale float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64() * scale)
+	}
+	return v
+}
+
+func dot(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		s += float64(a[i]) * float64(b[i])
+	}
+	return s
+}
+
+func axpy(x []float32, a float64, d []float32) []float32 {
+	o := make([]float32, len(x))
+	for i := range x {
+		o[i] = x[i] + float32(a*float64(d[i]))
+	}
+	return o
+}
+
+func tensorOf(data []float32, shape ...int) *Tensor {
+	return &Tensor{shape: shape, Data: append([]float32(nil), data...)}
+}
+
+// fdCheck compares analytic dJ with central differences of J along d.
+func fdCheck(t *testing.T, what string, analytic float64, J func(eps float64) float64) {
+	t.Helper()
+	numeric := (J(fdEps) - J(-fdEps)) / (2 * fdEps)
+	if d := math.Abs(numeric - analytic); d > fdRel*math.Max(1, math.Abs(numeric)) {
+		t.Errorf("%s: analytic %.7g, finite difference %.7g (|diff| %.3g)", what, analytic, numeric, d)
+	} else {
+		t.Logf("%s: analytic %.7g, finite difference %.7g", what, analytic, numeric)
+	}
+}
+
+func TestLayerNormBackwardFD(t *testing.T) {
+	be := New()
+	r := rand.New(rand.NewSource(1))
+	R, C, stride := 5, 13, 17 // odd shapes, strided views
+	x := randVec(r, R*stride, 1)
+	w, b := randVec(r, C, 1), randVec(r, C, 0.5)
+	Rw := randVec(r, R*C, 1)
+	eps := float32(1e-5)
+	for trial := 0; trial < 3; trial++ {
+		dxv, dwv, dbv := randVec(r, R*stride, 1), randVec(r, C, 1), randVec(r, C, 1)
+		dx := make([]float32, R*stride)
+		prev := randVec(r, R*stride, 1) // accumulate onto existing values
+		copy(dx, prev)
+		dw, db := make([]float32, C), make([]float32, C)
+		tdx, tdw, tdb := tensorOf(dx), tensorOf(dw), tensorOf(db)
+		be.LayerNormBackward(backend.Mat{T: tdx, Rows: R, Cols: C, Stride: stride}, backend.Mat{T: tensorOf(Rw), Rows: R, Cols: C, Stride: C},
+			backend.Mat{T: tensorOf(x), Rows: R, Cols: C, Stride: stride}, tensorOf(w), eps, tdw, tdb, true)
+		var an float64
+		for i := 0; i < R; i++ {
+			for j := 0; j < C; j++ {
+				an += float64(tdx.Data[i*stride+j]-prev[i*stride+j]) * float64(dxv[i*stride+j])
+			}
+		}
+		an += dot(tdw.Data, dwv) + dot(tdb.Data, dbv)
+		fdCheck(t, "layernorm", an, func(e float64) float64 {
+			return dotOut(be, axpy(x, e, dxv), axpy(w, e, dwv), axpy(b, e, dbv), Rw, R, C, stride, eps)
+		})
+	}
+}
+
+func dotOut(be *Backend, x, w, b, Rw []float32, R, C, stride int, eps float32) float64 {
+	out := tensorOf(make([]float32, R*C))
+	be.LayerNorm(backend.Mat{T: out, Rows: R, Cols: C, Stride: C}, backend.Mat{T: tensorOf(x), Rows: R, Cols: C, Stride: stride},
+		tensorOf(w), tensorOf(b), eps)
+	return dot(out.Data, Rw)
+}
+
+func TestGELUNewBackwardFD(t *testing.T) {
+	be := New()
+	r := rand.New(rand.NewSource(2))
+	R, C := 7, 11
+	x := randVec(r, R*C, 2)
+	Rw := randVec(r, R*C, 1)
+	J := func(x []float32) float64 {
+		y := tensorOf(x)
+		be.GELUNew(backend.Mat{T: y, Rows: R, Cols: C, Stride: C})
+		return dot(y.Data, Rw)
+	}
+	dx := tensorOf(Rw)
+	m := backend.Mat{T: dx, Rows: R, Cols: C, Stride: C}
+	be.GELUNewBackward(m, m, backend.Mat{T: tensorOf(x), Rows: R, Cols: C, Stride: C}) // in place
+	for trial := 0; trial < 3; trial++ {
+		d := randVec(r, R*C, 1)
+		fdCheck(t, "gelu_new", dot(dx.Data, d), func(e float64) float64 { return J(axpy(x, e, d)) })
+	}
+}
+
+func TestAttentionBackwardFD(t *testing.T) {
+	be := New()
+	for _, tc := range []struct {
+		name   string
+		window int
+		scale  float32
+	}{{"global scaled", 0, float32(1 / math.Sqrt(5))}, {"local unscaled", 3, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rand.New(rand.NewSource(3))
+			B, T, NH, HS := 2, 7, 3, 5
+			C := NH * HS
+			p := backend.AttnParams{B: B, T: T, NH: NH, HS: HS, Window: tc.window, Scale: tc.scale}
+			qkv := randVec(r, B*T*3*C, 0.8) // q|k|v views of one [B*T, 3C] buffer
+			Rz := randVec(r, B*T*C, 1)
+			views := func(t *Tensor) (q, k, v backend.Mat) {
+				all := backend.Mat{T: t, Rows: B * T, Cols: 3 * C, Stride: 3 * C}
+				return all.ColSlice(0, C), all.ColSlice(C, C), all.ColSlice(2*C, C)
+			}
+			J := func(qkv []float32) float64 {
+				zt := tensorOf(make([]float32, B*T*C))
+				q, k, v := views(tensorOf(qkv))
+				be.Attention(backend.Mat{T: zt, Rows: B * T, Cols: C, Stride: C}, q, k, v, p, nil, nil)
+				return dot(zt.Data, Rz)
+			}
+			dt := tensorOf(randVec(r, B*T*3*C, 1)) // garbage: the kernel overwrites
+			dq, dk, dv := views(dt)
+			q, k, v := views(tensorOf(qkv))
+			be.AttentionBackward(dq, dk, dv, backend.Mat{T: tensorOf(Rz), Rows: B * T, Cols: C, Stride: C}, q, k, v, p)
+			for trial := 0; trial < 3; trial++ {
+				d := randVec(r, len(qkv), 1)
+				fdCheck(t, "attention", dot(dt.Data, d), func(e float64) float64 { return J(axpy(qkv, e, d)) })
+			}
+		})
+	}
+}
+
+func TestSoftmaxXentBackwardFD(t *testing.T) {
+	be := New()
+	r := rand.New(rand.NewSource(4))
+	R, V := 5, 37
+	x := randVec(r, R*V, 3)
+	targets := []int32{3, -1, 36, 0, 3}
+	scale := float32(0.37)
+	J := func(x []float32) float64 {
+		var s float64
+		for i, tg := range targets {
+			if tg < 0 {
+				continue
+			}
+			row := x[i*V : (i+1)*V]
+			mx := math.Inf(-1)
+			for _, v := range row {
+				mx = math.Max(mx, float64(v))
+			}
+			var z float64
+			for _, v := range row {
+				z += math.Exp(float64(v) - mx)
+			}
+			s += mx + math.Log(z) - float64(row[tg])
+		}
+		return float64(scale) * s
+	}
+	g := tensorOf(x)
+	be.SoftmaxXentBackward(backend.Mat{T: g, Rows: R, Cols: V, Stride: V}, targets, scale)
+	for j := 0; j < V; j++ {
+		if g.Data[V+j] != 0 {
+			t.Fatalf("row with target -1 has gradient %g at %d", g.Data[V+j], j)
+		}
+	}
+	for trial := 0; trial < 3; trial++ {
+		d := randVec(r, R*V, 1)
+		fdCheck(t, "softmax_xent", dot(g.Data, d), func(e float64) float64 { return J(axpy(x, e, d)) })
+	}
+}
+
+func TestMatMulTNColSumEmbedBackward(t *testing.T) {
+	be := New()
+	r := rand.New(rand.NewSource(5))
+	K, M, N := 9, 5, 7
+	a := randVec(r, K*(M+2), 1) // strided: [K, M] view of a [K, M+2] buffer
+	b := randVec(r, K*N, 1)
+	c0 := randVec(r, M*N, 1)
+	ct := tensorOf(c0)
+	be.MatMulTN(backend.Mat{T: ct, Rows: M, Cols: N, Stride: N}, backend.Mat{T: tensorOf(a), Off: 1, Rows: K, Cols: M, Stride: M + 2},
+		backend.Mat{T: tensorOf(b), Rows: K, Cols: N, Stride: N}, true)
+	for i := 0; i < M; i++ {
+		for j := 0; j < N; j++ {
+			want := float64(c0[i*N+j])
+			for k := 0; k < K; k++ {
+				want += float64(a[k*(M+2)+1+i]) * float64(b[k*N+j])
+			}
+			if math.Abs(float64(ct.Data[i*N+j])-want) > 1e-5 {
+				t.Fatalf("matmul_tn[%d,%d] = %g, want %g", i, j, ct.Data[i*N+j], want)
+			}
+		}
+	}
+	out := tensorOf(make([]float32, N))
+	be.ColSum(out, backend.Mat{T: tensorOf(b), Rows: K, Cols: N, Stride: N}, false)
+	for j := 0; j < N; j++ {
+		var s float64
+		for k := 0; k < K; k++ {
+			s += float64(b[k*N+j])
+		}
+		if math.Abs(float64(out.Data[j])-s) > 1e-5 {
+			t.Fatalf("colsum[%d] = %g, want %g", j, out.Data[j], s)
+		}
+	}
+	// Embedding: repeated tokens accumulate; positions wrap every T.
+	B, T, C, V := 2, 3, 5, 4
+	tokens := []int32{1, 3, 1, 1, 0, 3}
+	dx := randVec(r, B*T*C, 1)
+	dwte, dwpe := tensorOf(make([]float32, V*C)), tensorOf(make([]float32, T*C))
+	be.EmbedBackward(backend.Mat{T: dwte, Rows: V, Cols: C, Stride: C}, backend.Mat{T: dwpe, Rows: T, Cols: C, Stride: C},
+		backend.Mat{T: tensorOf(dx), Rows: B * T, Cols: C, Stride: C}, tokens, B, T)
+	wantT, wantP := make([]float64, V*C), make([]float64, T*C)
+	for i, tok := range tokens {
+		for j := 0; j < C; j++ {
+			wantT[int(tok)*C+j] += float64(dx[i*C+j])
+			wantP[(i%T)*C+j] += float64(dx[i*C+j])
+		}
+	}
+	for i := range wantT {
+		if math.Abs(float64(dwte.Data[i])-wantT[i]) > 1e-6 {
+			t.Fatalf("embed_backward wte[%d] = %g, want %g", i, dwte.Data[i], wantT[i])
+		}
+	}
+	for i := range wantP {
+		if math.Abs(float64(dwpe.Data[i])-wantP[i]) > 1e-6 {
+			t.Fatalf("embed_backward wpe[%d] = %g, want %g", i, dwpe.Data[i], wantP[i])
+		}
+	}
+}
