@@ -1,3 +1,5 @@
+//go:build tf32
+
 package cuda
 
 import (
