@@ -24,7 +24,8 @@ const std::map<std::string, Entry>& table() {
 		K(matmul_f32),       K(matmul_f32_big), K(matmul_tf32),       K(layernorm_f32),      K(gelu_new_f32),     K(add_f32),
 		K(copy_f32),         K(embed_f32),          K(attention_f32),    K(attn_apply_f32),
 		K(ablate_heads_f32), K(ablate_rows_f32),    K(logit_partials_f32), K(logit_lse_f32),
-		K(emu_selftest_shfl), K(emu_selftest_reduce),
+		K(emu_selftest_shfl), K(emu_selftest_reduce), K(emu_selftest_reset), K(emu_selftest_blocks),
+		K(emu_selftest_legacy), K(emu_selftest_bounds), K(emu_selftest_mask),
 	};
 	return t;
 }
