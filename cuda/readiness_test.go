@@ -17,7 +17,7 @@ import (
 // the NEOSCOPE_CUDA_SYNC debug mode. The kernels' arithmetic is the
 // conformance suite's business.
 
-func needEmu(t *testing.T) {
+func requireEmu(t *testing.T) {
 	t.Helper()
 	if !emu.Available {
 		t.Fatal("the kernel emulator is not built (needs cgo and g++)")
@@ -105,7 +105,7 @@ func chunkedOps(t *testing.T, b *Backend) [][]float32 {
 // 2, Attention and AttnApply 3, LogitStats 2) and must give bit-for-bit the
 // outputs of single launches (each element is computed by the same code).
 func TestGridChunking(t *testing.T) {
-	needEmu(t)
+	requireEmu(t)
 	ref, small := newEmu(), newEmu()
 	defer ref.Close()
 	defer small.Close()
@@ -129,7 +129,7 @@ func TestGridChunking(t *testing.T) {
 // TestLaunchLimits: a grid beyond the limits is refused before the device
 // sees it, with an error that names the operation and the kernel.
 func TestLaunchLimits(t *testing.T) {
-	needEmu(t)
+	requireEmu(t)
 	b := newEmu()
 	defer b.Close()
 	b.maxGridYZ = 2
@@ -178,7 +178,7 @@ func (d *failingDevice) free(p driver.Ptr) {
 // synchronisation after a launch names the op and the kernel; without it the
 // launch returns nil (the failure would surface at the next copy).
 func TestSyncEachLaunch(t *testing.T) {
-	needEmu(t)
+	requireEmu(t)
 	dev := &failingDevice{syncErr: errors.New("CUDA_ERROR_ILLEGAL_ADDRESS"), sizes: map[driver.Ptr]int{}}
 	b := newBackend(dev, "test")
 	x, err := b.New(4, 8)
@@ -222,7 +222,7 @@ func TestSizeClass(t *testing.T) {
 // not clear it (NaN-poisoned on the emulator); when an allocation fails, the
 // cache is released and the allocation retried.
 func TestPool(t *testing.T) {
-	needEmu(t)
+	requireEmu(t)
 	dev := &failingDevice{budget: 3 * 4096, sizes: map[driver.Ptr]int{}}
 	b := newBackend(dev, "test")
 	r := rand.New(rand.NewPCG(1, 2))
