@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -272,5 +273,16 @@ func TestPool(t *testing.T) {
 	}
 	if dev.in != 0 {
 		t.Errorf("Close left %d bytes allocated", dev.in)
+	}
+}
+
+// TestFatbinImage: the embedded module is a fatbin (its magic number and
+// version 1 header), the image cuModuleLoadData will be given; which kernels
+// it holds is TestKernelNames' check (kernels.names, kept current by make
+// ptx-check).
+func TestFatbinImage(t *testing.T) {
+	if len(kernelsImage) < 16 || binary.LittleEndian.Uint32(kernelsImage) != 0xba55ed50 ||
+		binary.LittleEndian.Uint16(kernelsImage[4:]) != 1 {
+		t.Fatalf("kernels.fatbin (%d bytes) does not start with the fatbin magic 0xba55ed50, version 1", len(kernelsImage))
 	}
 }

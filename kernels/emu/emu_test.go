@@ -215,3 +215,16 @@ func TestShuffleMasks(t *testing.T) {
 		t.Errorf("mask without the calling lane: %v, want a refusal", err)
 	}
 }
+
+// TestSharedLimit: static (SHARED) plus dynamic shared memory above 48 KiB
+// fails the launch, as on a GPU without an opt-in.
+func TestSharedLimit(t *testing.T) {
+	if _, err := launchInts(t, "emu_selftest_reset", 1, 1, 0, 1, func(a *driver.Args, p driver.Ptr) { a.Ptr(p) }); err != nil {
+		t.Fatal(err)
+	}
+	// emu_selftest_blocks declares 256 bytes of static shared memory.
+	_, err := launchInts(t, "emu_selftest_blocks", 1, 64, 48<<10-128, 5, func(a *driver.Args, p driver.Ptr) { a.Ptr(p) })
+	if err == nil || !strings.Contains(err.Error(), "> 48 KiB") {
+		t.Errorf("256 B static + %d B dynamic shared memory: %v, want a refusal", 48<<10-128, err)
+	}
+}
