@@ -64,7 +64,11 @@ var kernelOps = [numKernels]string{
 // and, in the debug mode, waits for it; errors name the operation and kernel.
 func (b *Backend) launch(k kernel, grid, block driver.Dim3, shmem int, a *driver.Args) error {
 	fail := func(after bool, err error) error {
-		return &LaunchError{Op: kernelOps[k], Kernel: kernelNames[k], Grid: grid, Block: block, Shared: shmem, AfterLaunch: after, Err: err}
+		op := kernelOps[k]
+		if op == "" { // a kernel added without an entry above
+			op = "op"
+		}
+		return &LaunchError{Op: op, Kernel: kernelNames[k], Grid: grid, Block: block, Shared: shmem, AfterLaunch: after, Err: err}
 	}
 	switch {
 	case grid.X == 0 || grid.Y == 0 || grid.Z == 0:
