@@ -97,7 +97,8 @@ else
 fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-PY=${PYTHON:-python3} # there: the python3 with CUDA torch
+export PYTHONUNBUFFERED=1 # Python's lines reach the report as they are printed
+PY=${PYTHON:-python3} # there: the python3 with CUDA torch (torch 2.11 seen in KINDS.md)
 if [ $DRY = 1 ] && [ -z "${PYTHON:-}" ] && [ -x /usr/bin/python3 ]; then
 	PY=/usr/bin/python3 # here: Debian's python3-torch (CPU)
 fi
