@@ -32,6 +32,8 @@ test: fmt-check vet build
 	$(GO) test $(GOFLAGS_TAGS) -count=1 ./...
 	@# The pure-Go CPU kernels (a build without OpenBLAS) against the same fixtures.
 	$(if $(TAGS),$(GO) test -count=1 ./cpu/ ./probes/ablate/,)
+	@# The TF32 tensor-core kernel, kept out of the default build (tag tf32), on the emulator.
+	$(GO) test -tags tf32 -count=1 -run TF32 ./cuda/
 	$(MAKE) fuzz
 	@if [ -x .ci/slurm-test.sh ] && command -v slurmctld >/dev/null 2>&1; then bash .ci/slurm-test.sh; else echo "slurm test skipped: slurmctld not installed (.ci/run installs it)"; fi
 
@@ -47,9 +49,12 @@ bench: build bench-model
 	bash benchmarks/cpu-bench.sh $(THREADS)
 	$(GO) test $(GOFLAGS_TAGS) -run '^$$' -bench . -benchtime 3x ./cpu/
 
+# kernels/*.cu -> cuda/kernels.fatbin (sm_80 + sm_90 SASS, compute_80 PTX) and
+# cuda/kernels.names, after ptxas -Werror -warn-spills -warn-lmem-usage; needs nvcc.
 ptx:
 	bash kernels/build-ptx.sh
 
+# Fails if the committed fatbin (or names) is not what the kernels compile to.
 ptx-check:
 	bash kernels/check-ptx.sh
 

@@ -11,10 +11,19 @@ import (
 	"github.com/neoscope/neoscope/runtime/backend"
 )
 
-// kernelsPTX is kernels/all.cu compiled by kernels/build-ptx.sh (compute_80).
+// kernelsImage is kernels/all.cu compiled by kernels/build-ptx.sh (make ptx)
+// into a fatbin: sm_80 and sm_90 SASS plus compute_80 PTX, which
+// cuModuleLoadData accepts as it is; the driver picks the SASS for the GPU
+// present or JIT-compiles the PTX for a newer one.
 //
-//go:embed kernels.ptx
-var kernelsPTX []byte
+//go:embed kernels.fatbin
+var kernelsImage []byte
+
+// kernelsList is the kernels' entry names in kernelsImage, one a line,
+// written by build-ptx.sh beside it (make ptx-check keeps both current).
+//
+//go:embed kernels.names
+var kernelsList string
 
 type kernel int
 
@@ -104,7 +113,15 @@ type Backend struct {
 	// 132 SMs, so that the bigger tile never leaves most of the GPU idle.
 	// A guess until measured (benchmarks/gpu-check.sh); tests set it to 1.
 	bigTiles int
-	tf32     bool
+	tf32     bool // only SetTF32 sets it: builds with the tf32 tag (tf32.go)
+
+	pool      pool   // the caching allocator (alloc.go)
+	syncEach  bool   // NEOSCOPE_CUDA_SYNC=1: wait after every launch (launch.go)
+	maxGridYZ uint32 // 65535; tests lower it to exercise the chunking
+	// poison fills uninitialised allocations (Upload's, scratch) with NaN
+	// before use: set for the emulated device, so that a kernel reading
+	// memory nobody wrote shows it there.
+	poison bool
 }
 
 type scratch struct {
@@ -124,7 +141,7 @@ func OpenDevice(ordinal int) (*Backend, error) {
 		return nil, err
 	}
 	g := &gpu{ctx: ctx}
-	if g.mod, err = ctx.LoadModule(kernelsPTX); err != nil {
+	if g.mod, err = ctx.LoadModule(kernelsImage); err != nil {
 		ctx.Close()
 		return nil, err
 	}
@@ -138,17 +155,9 @@ func OpenDevice(ordinal int) (*Backend, error) {
 }
 
 func newBackend(d device, name string) *Backend {
-	return &Backend{dev: d, name: name, args: driver.NewArgs(32), bigTiles: 264}
-}
-
-// SetTF32 makes MatMul use tensor cores with TF32 inputs (kernels/matmul_tf32.cu):
-// faster, and about 1e-3 relative error instead of fp32's 1e-6. Off by
-// default. UNVERIFIED on hardware so far (only emulated): run
-// benchmarks/gpu-check.sh before relying on it.
-func (b *Backend) SetTF32(on bool) {
-	b.mu.Lock()
-	b.tf32 = on
-	b.mu.Unlock()
+	_, real := d.(*gpu)
+	return &Backend{dev: d, name: name, args: driver.NewArgs(32), bigTiles: 264,
+		syncEach: syncFromEnv(), maxGridYZ: maxGridYZ, poison: !real}
 }
 
 // Name describes the device.
@@ -170,6 +179,7 @@ func (b *Backend) Close() error {
 		}
 		*s = scratch{}
 	}
+	_ = b.releaseCached()
 	return b.dev.close()
 }
 
@@ -198,8 +208,18 @@ func (b *Backend) ensure(s *scratch, n int) (driver.Ptr, error) {
 		c *= 2
 	}
 	p, err := b.dev.alloc(c)
+	if err != nil && b.pool.cached > 0 {
+		if rerr := b.releaseCached(); rerr != nil {
+			return 0, rerr
+		}
+		p, err = b.dev.alloc(c)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("cuda: scratch of %d bytes: %w", c, err)
+	}
+	if err := b.poisonFill(p, c); err != nil {
+		b.dev.free(p)
+		return 0, err
 	}
 	*s = scratch{p: p, cap: c}
 	return p, nil
@@ -214,9 +234,10 @@ func (b *Backend) upload(s *scratch, src unsafe.Pointer, n int) (driver.Ptr, err
 	return p, b.dev.htod(p, src, n)
 }
 
-// tensor is device memory of n float32.
+// tensor is device memory of n float32, a block of class bytes from the pool.
 type tensor struct {
 	p     driver.Ptr
+	class int
 	shape []int
 	n     int
 	owner *Backend
@@ -272,25 +293,54 @@ func numel(shape []int) int {
 	return n
 }
 
-// New allocates a zeroed tensor.
+// New allocates a zeroed tensor (backend.Backend's contract): the block
+// comes from the pool and is cleared by a memset enqueued on the stream, so
+// it is zero for every operation enqueued after New returns.
 func (b *Backend) New(shape ...int) (backend.Tensor, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.newLocked(shape)
+	return b.newLocked(shape, true)
 }
 
-func (b *Backend) newLocked(shape []int) (*tensor, error) {
+// NewUninit allocates a tensor whose contents are unspecified (whatever the
+// pool's block last held; NaN on the emulated device): for outputs that an
+// operation overwrites completely before anything reads them. Not part of
+// backend.Backend; callers reach it through an interface assertion.
+func (b *Backend) NewUninit(shape ...int) (backend.Tensor, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.newLocked(shape, false)
+}
+
+func (b *Backend) newLocked(shape []int, zero bool) (*tensor, error) {
 	n := numel(shape)
 	bytes := 4 * max(n, 1)
-	p, err := b.dev.alloc(bytes)
+	p, class, err := b.allocRaw(bytes)
 	if err != nil {
 		return nil, fmt.Errorf("cuda: allocating %v float32 (%d bytes): %w", shape, bytes, err)
 	}
-	if err := b.dev.zero(p, bytes); err != nil {
-		b.dev.free(p)
+	if zero {
+		err = b.dev.zero(p, bytes)
+	} else {
+		err = b.poisonFill(p, bytes)
+	}
+	if err != nil {
+		b.freeRaw(p, class)
 		return nil, err
 	}
-	return &tensor{p: p, shape: append([]int(nil), shape...), n: n, owner: b}, nil
+	return &tensor{p: p, class: class, shape: append([]int(nil), shape...), n: n, owner: b}, nil
+}
+
+// poisonFill writes NaN (all bits set) over n bytes at p when b.poison is set.
+func (b *Backend) poisonFill(p driver.Ptr, n int) error {
+	if !b.poison || n == 0 {
+		return nil
+	}
+	nan := make([]byte, n)
+	for i := range nan {
+		nan[i] = 0xff
+	}
+	return b.dev.htod(p, unsafe.Pointer(&nan[0]), n)
 }
 
 // Upload copies data into a new tensor.
@@ -300,12 +350,14 @@ func (b *Backend) Upload(data []float32, shape ...int) (backend.Tensor, error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	t, err := b.newLocked(shape)
+	// Not zeroed: the copy overwrites every element (an empty tensor's
+	// placeholder block is never read).
+	t, err := b.newLocked(shape, len(data) == 0)
 	if err != nil || len(data) == 0 {
 		return t, err
 	}
 	if err := b.dev.htod(t.p, unsafe.Pointer(&data[0]), 4*len(data)); err != nil {
-		b.dev.free(t.p)
+		b.freeRaw(t.p, t.class)
 		return nil, err
 	}
 	return t, nil
@@ -350,7 +402,10 @@ func (b *Backend) DownloadMat(dst []float32, m backend.Mat) error {
 	return b.dev.dtoh(unsafe.Pointer(&dst[0]), p, 4*n)
 }
 
-// Free releases t.
+// Free releases t: its block goes back to the pool at once, and because
+// every later use of the block is enqueued on the same stream after the
+// work already enqueued on t, that work still sees t's data (stream-ordered
+// free; see pool in alloc.go).
 func (b *Backend) Free(t backend.Tensor) {
 	if t == nil {
 		return
@@ -358,7 +413,7 @@ func (b *Backend) Free(t backend.Tensor) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	d := b.tensorOf(t, "freed tensor")
-	b.dev.free(d.p)
+	b.freeRaw(d.p, d.class)
 	d.p = 0
 }
 
@@ -367,7 +422,7 @@ func cdiv(a, b int) int { return (a + b - 1) / b }
 // launch1D runs a grid-stride element-wise kernel over n elements.
 func (b *Backend) launch1D(k kernel, n int, a *driver.Args) error {
 	blocks := min(cdiv(n, 256), 8192)
-	return b.dev.launch(k, driver.Dim3{X: uint32(blocks), Y: 1, Z: 1}, driver.Dim3{X: 256, Y: 1, Z: 1}, 0, a)
+	return b.launch(k, driver.Dim3{X: uint32(blocks), Y: 1, Z: 1}, driver.Dim3{X: 256, Y: 1, Z: 1}, 0, a)
 }
 
 func shapeErr(format string, args ...any) { panic(fmt.Sprintf("backend: "+format, args...)) }
@@ -389,18 +444,21 @@ func (b *Backend) MatMul(c, a, bm backend.Mat, transB bool, bias backend.Tensor,
 	if M == 0 || N == 0 {
 		return nil
 	}
-	args := b.args.Reset().Ptr(pc).Ptr(pa).Ptr(pb).Ptr(pbias).I32(M).I32(N).I32(K).
-		I32(a.Stride).I32(bm.Stride).I32(c.Stride).I32(b2i(transB)).I32(b2i(accumulate))
-	if b.tf32 {
-		return b.dev.launch(kMatMulTF32, driver.Dim3{X: uint32(cdiv(N, 64)), Y: uint32(cdiv(M, 64)), Z: 1},
-			driver.Dim3{X: 128, Y: 1, Z: 1}, 0, args)
+	k, tile, threads := kMatMul, 64, 256
+	switch {
+	case b.tf32:
+		k, threads = kMatMulTF32, 128
+	case cdiv(M, 128)*cdiv(N, 128) >= b.bigTiles:
+		k, tile = kMatMulBig, 128
 	}
-	if cdiv(M, 128)*cdiv(N, 128) >= b.bigTiles {
-		return b.dev.launch(kMatMulBig, driver.Dim3{X: uint32(cdiv(N, 128)), Y: uint32(cdiv(M, 128)), Z: 1},
-			driver.Dim3{X: 256, Y: 1, Z: 1}, 0, args)
-	}
-	return b.dev.launch(kMatMul, driver.Dim3{X: uint32(cdiv(N, 64)), Y: uint32(cdiv(M, 64)), Z: 1},
-		driver.Dim3{X: 256, Y: 1, Z: 1}, 0, args)
+	// Output tiles' rows go on grid.y: launches of at most maxGridYZ tile
+	// rows, each with a and c advanced to its first row.
+	return chunks(M, int(b.maxGridYZ)*tile, func(lo, m int) error {
+		args := b.args.Reset().Ptr(pc + driver.Ptr(4*lo*c.Stride)).Ptr(pa + driver.Ptr(4*lo*a.Stride)).Ptr(pb).Ptr(pbias).
+			I32(m).I32(N).I32(K).I32(a.Stride).I32(bm.Stride).I32(c.Stride).I32(b2i(transB)).I32(b2i(accumulate))
+		return b.launch(k, driver.Dim3{X: uint32(cdiv(N, tile)), Y: uint32(cdiv(m, tile)), Z: 1},
+			driver.Dim3{X: uint32(threads), Y: 1, Z: 1}, 0, args)
+	})
 }
 
 func b2i(v bool) int {
@@ -426,7 +484,7 @@ func (b *Backend) LayerNorm(out, x backend.Mat, w, bias backend.Tensor, eps floa
 		return nil
 	}
 	args := b.args.Reset().Ptr(po).Ptr(px).Ptr(pw).Ptr(pb).I32(x.Rows).I32(x.Cols).I32(x.Stride).I32(out.Stride).F32(eps)
-	return b.dev.launch(kLayerNorm, driver.Dim3{X: uint32(cdiv(x.Rows, 8)), Y: 1, Z: 1}, driver.Dim3{X: 256, Y: 1, Z: 1}, 0, args)
+	return b.launch(kLayerNorm, driver.Dim3{X: uint32(cdiv(x.Rows, 8)), Y: 1, Z: 1}, driver.Dim3{X: 256, Y: 1, Z: 1}, 0, args)
 }
 
 // GELUNew applies GPT-2's tanh GELU in place.
@@ -537,13 +595,27 @@ func (b *Backend) Attention(z, q, k, v backend.Mat, p backend.AttnParams, patter
 	if shmem > maxAttnShared {
 		return fmt.Errorf("cuda: attention with T=%d, HS=%d needs %d bytes of shared memory, more than %d", p.T, p.HS, shmem, maxAttnShared)
 	}
-	args := b.args.Reset().Ptr(pz).Ptr(pq).Ptr(pk).Ptr(pv).Ptr(ppat).Ptr(psc).I32(p.T).I32(p.NH).I32(p.HS).
-		I32(p.Window).F32(p.Scale).I32(q.Stride).I32(k.Stride).I32(v.Stride).I32(z.Stride)
 	// One thread per output column of the head (HS rounded up to warps),
 	// between 2 and 4 warps: 64 for GPT-Neo-125M's HS=64, 128 for HS=128.
 	threads := min(max(cdiv(p.HS, 32)*32, 64), 128)
-	return b.dev.launch(kAttention, driver.Dim3{X: uint32(p.T), Y: uint32(p.NH), Z: uint32(p.B)},
-		driver.Dim3{X: uint32(threads), Y: 1, Z: 1}, shmem, args)
+	// Batch rows go on grid.z: launches of at most maxGridYZ rows, every
+	// view and the (B,NH,T,T) outputs advanced to the chunk's first row.
+	return chunks(p.B, int(b.maxGridYZ), func(lo, n int) error {
+		r, o := lo*p.T, driver.Ptr(4*lo*p.NH*p.T*p.T)
+		args := b.args.Reset().Ptr(pz + driver.Ptr(4*r*z.Stride)).Ptr(pq + driver.Ptr(4*r*q.Stride)).
+			Ptr(pk + driver.Ptr(4*r*k.Stride)).Ptr(pv + driver.Ptr(4*r*v.Stride)).Ptr(offNonNil(ppat, o)).Ptr(offNonNil(psc, o)).
+			I32(p.T).I32(p.NH).I32(p.HS).I32(p.Window).F32(p.Scale).I32(q.Stride).I32(k.Stride).I32(v.Stride).I32(z.Stride)
+		return b.launch(kAttention, driver.Dim3{X: uint32(p.T), Y: uint32(p.NH), Z: uint32(n)},
+			driver.Dim3{X: uint32(threads), Y: 1, Z: 1}, shmem, args)
+	})
+}
+
+// offNonNil is p+o, or 0 (an absent optional output) when p is 0.
+func offNonNil(p, o driver.Ptr) driver.Ptr {
+	if p == 0 {
+		return 0
+	}
+	return p + o
 }
 
 // AttnApply computes z from a given pattern and v.
@@ -560,9 +632,14 @@ func (b *Backend) AttnApply(z backend.Mat, pattern backend.Tensor, v backend.Mat
 		return nil
 	}
 	threads := min(cdiv(p.HS, 32)*32, 128)
-	args := b.args.Reset().Ptr(pz).Ptr(ppat).Ptr(pv).I32(p.T).I32(p.NH).I32(p.HS).I32(v.Stride).I32(z.Stride)
-	return b.dev.launch(kAttnApply, driver.Dim3{X: uint32(p.T), Y: uint32(p.NH), Z: uint32(p.B)},
-		driver.Dim3{X: uint32(threads), Y: 1, Z: 1}, 0, args)
+	// Batch rows on grid.z, chunked as in Attention.
+	return chunks(p.B, int(b.maxGridYZ), func(lo, n int) error {
+		r := lo * p.T
+		args := b.args.Reset().Ptr(pz + driver.Ptr(4*r*z.Stride)).Ptr(ppat + driver.Ptr(4*lo*p.NH*p.T*p.T)).
+			Ptr(pv + driver.Ptr(4*r*v.Stride)).I32(p.T).I32(p.NH).I32(p.HS).I32(v.Stride).I32(z.Stride)
+		return b.launch(kAttnApply, driver.Dim3{X: uint32(p.T), Y: uint32(p.NH), Z: uint32(n)},
+			driver.Dim3{X: uint32(threads), Y: 1, Z: 1}, 0, args)
+	})
 }
 
 func allKept(keep []uint8) bool {
@@ -660,13 +737,18 @@ func (b *Backend) LogitStats(x backend.Mat, wte backend.Mat, rows []int32, idx [
 		return err
 	}
 	pgath := pout + driver.Ptr(4*NR)
-	args := b.args.Reset().Ptr(ppart).Ptr(pgath).Ptr(px).Ptr(pw).Ptr(prow).Ptr(pidx).I32(NR).I32(V).I32(C).I32(G).
-		I32(x.Stride).I32(wte.Stride)
-	if err := b.dev.launch(kLogitPartials, driver.Dim3{X: uint32(nchunks), Y: uint32(cdiv(NR, 64)), Z: 1},
-		driver.Dim3{X: 256, Y: 1, Z: 1}, 0, args); err != nil {
+	// 64-row tiles of the selected rows go on grid.y: launches of at most
+	// maxGridYZ tiles, the row list, ids and outputs advanced to the chunk.
+	if err := chunks(NR, int(b.maxGridYZ)*64, func(lo, n int) error {
+		args := b.args.Reset().Ptr(ppart + driver.Ptr(4*2*lo*nchunks)).Ptr(pgath + driver.Ptr(4*lo*G)).Ptr(px).Ptr(pw).
+			Ptr(prow + driver.Ptr(4*lo)).Ptr(offNonNil(pidx, driver.Ptr(4*lo*G))).I32(n).I32(V).I32(C).I32(G).
+			I32(x.Stride).I32(wte.Stride)
+		return b.launch(kLogitPartials, driver.Dim3{X: uint32(nchunks), Y: uint32(cdiv(n, 64)), Z: 1},
+			driver.Dim3{X: 256, Y: 1, Z: 1}, 0, args)
+	}); err != nil {
 		return err
 	}
-	if err := b.dev.launch(kLogitLSE, driver.Dim3{X: uint32(cdiv(NR, 8)), Y: 1, Z: 1}, driver.Dim3{X: 256, Y: 1, Z: 1}, 0,
+	if err := b.launch(kLogitLSE, driver.Dim3{X: uint32(cdiv(NR, 8)), Y: 1, Z: 1}, driver.Dim3{X: 256, Y: 1, Z: 1}, 0,
 		b.args.Reset().Ptr(pout).Ptr(ppart).I32(NR).I32(nchunks)); err != nil {
 		return err
 	}

@@ -4,9 +4,12 @@
 // # Layout
 //
 //	cuda/driver     the cgo layer: dlopen("libcuda.so.1"), ~30 entry points
-//	cuda/kernels.ptx  every kernel (kernels/all.cu) compiled by nvcc 11.8 for
-//	                compute_80, embedded with go:embed, JIT-compiled by the
-//	                driver for the GPU present (A100, H100, H200, ...)
+//	cuda/kernels.fatbin  every kernel (kernels/all.cu) compiled by nvcc 11.8
+//	                (make ptx): sm_80 and sm_90 SASS plus compute_80 PTX,
+//	                embedded with go:embed and loaded with cuModuleLoadData;
+//	                the driver runs the SASS for A100/H100/H200 and
+//	                JIT-compiles the PTX for newer GPUs (kernels.names lists
+//	                the entries)
 //	cuda (this)     Backend: device buffers, one stream, one launch per op
 //	kernels/*.cu    the kernels, one file per op family (llm.c / ggml style)
 //	kernels/emu     the same kernel source compiled by g++ against an
@@ -21,6 +24,27 @@
 // reusable C buffer, each at its own width (driver.Args), so a launch costs
 // a mutex, a few stores and one cgo call. Out of memory is a returned error
 // wrapping the driver's CUDA_ERROR_OUT_OF_MEMORY (driver.IsOutOfMemory).
+//
+// # Memory, launches, debugging
+//
+//   - Allocation (alloc.go): a caching allocator with size classes; Free
+//     returns the block to the cache at once, which is safe because all
+//     device work is on one stream and host copies synchronise it first
+//     (stream-ordered free). The cache goes back to the driver when an
+//     allocation fails (then retried) and at Close; ReleaseCached and
+//     MemStats for callers. New is zeroed (backend.Backend's contract; an
+//     async memset on the stream); Upload and NewUninit are not (the copy or
+//     the caller overwrites every element). On the emulated device,
+//     uninitialised blocks are NaN-filled so reads of unwritten memory show.
+//   - Launches (launch.go): every launch is checked against grid and block
+//     limits; ops that put rows on grid.y or grid.z (MatMul's tile rows,
+//     Attention's and AttnApply's batch rows, LogitStats' row tiles) split
+//     them into launches of at most 65,535 blocks. Failures are LaunchErrors
+//     naming the Backend op and the kernel.
+//   - NEOSCOPE_CUDA_SYNC=1 synchronises after every launch, so that a
+//     kernel that faults is named by its own launch's error (slow; debugging).
+//   - TF32: the tensor-core matmul is compiled into the fatbin, but only a
+//     build with the tf32 tag can turn it on (SetTF32, tf32.go).
 //
 // # Why a dlopen layer of our own, not gorgonia.org/cu
 //
@@ -55,8 +79,9 @@
 // models (B=1, T=9) is compared with the CPU backend in every run, and the
 // golden tests run the fixtures' full reference batches against PyTorch's
 // outputs (emulated only with NEOSCOPE_EMU_GOLDEN=1: 53 s on two cores;
-// always on a real device). What the emulator cannot show: speed, races
-// between blocks, warp divergence, and the GPU's expf/tanhf (a few ulp from
+// always on a real device). The emulator runs blocks two at a time in a
+// random order with NaN-filled shared memory (kernels/README.md). What it
+// cannot show: speed, memory-model races inside a block, warp divergence, and the GPU's expf/tanhf (a few ulp from
 // glibc's): the GPU run of the suite allows 1e-4 instead of 2e-5.
 //
 // # Kernels, version 1 (not yet measured on a GPU)
@@ -67,7 +92,7 @@
 //     tiles (two waves on 132 SMs), matmul_f32_big: 128x128 tiles, 8x8 per
 //     thread, float4 shared-memory reads (no register spills for sm_90, per
 //     ptxas). Expected below cuBLAS (no double buffering, no tensor cores).
-//   - matmul_tf32 (opt-in, Backend.SetTF32): tensor cores through
+//   - matmul_tf32 (only with the tf32 build tag, Backend.SetTF32): tensor cores through
 //     mma.sync.m16n8k8 with TF32 inputs. UNVERIFIED on hardware: the
 //     emulator checks it against the fragment layout the kernel assumes,
 //     not against the GPU; emulated, TF32 rounding costs ~8e-3 absolute on

@@ -3,7 +3,7 @@
 // Under g++ (tests) emu/emu.h stands in for the CUDA runtime.
 #pragma once
 
-#include "emu/emu.h"  // nvcc: only DYN_SHARED; g++: the whole emulation
+#include "emu/emu.h"  // nvcc: only DYN_SHARED and SHARED; g++: the whole emulation
 
 #ifndef INFINITY
 #define INFINITY __int_as_float(0x7f800000)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # install-cuda-toolkit.sh: install nvcc (CUDA 11.8) from Debian 12's non-free archive.
+# (nvcc, ptxas and cuobjdump: what make ptx and make ptx-check need.)
 # Idempotent: does nothing when nvcc is already on PATH. Needs root (or sudo).
 # See ../shared/notes/toolchain.md (beside the project root): about 3 minutes, 1.6 GB download, 5.3 GB on disk.
 # --no-install-recommends matters: without it apt pulls kernel modules and profilers.

@@ -17,9 +17,9 @@
 extern "C" __global__ void __launch_bounds__(256)
 logit_partials_f32(float* part, float* gathered, const float* x, const float* wte, const int* rows, const int* idx, int NR,
 		   int V, int C, int G, int ldx, int ldw) {
-	__shared__ float As[MM_BK][MM_BM + 4];
-	__shared__ float Bs[MM_BK][MM_BN + 4];
-	__shared__ float L[MM_BM][MM_BN + 1];
+	SHARED(float, As, [MM_BK][MM_BM + 4]);
+	SHARED(float, Bs, [MM_BK][MM_BN + 4]);
+	SHARED(float, L, [MM_BM][MM_BN + 1]);
 	float acc[4][4];
 	int m0 = blockIdx.y * MM_BM, n0 = blockIdx.x * MM_BN;
 	mm_tile(acc, As, Bs, x, wte, rows, NR, V, C, ldx, ldw, 1, m0, n0);

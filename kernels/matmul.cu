@@ -16,8 +16,8 @@
 extern "C" __global__ void __launch_bounds__(256)
 matmul_f32(float* c, const float* a, const float* b, const float* bias, int M, int N, int K, int lda, int ldb,
 	   int ldc, int transB, int accumulate) {
-	__shared__ float As[MM_BK][MM_BM + 4];
-	__shared__ float Bs[MM_BK][MM_BN + 4];
+	SHARED(float, As, [MM_BK][MM_BM + 4]);
+	SHARED(float, Bs, [MM_BK][MM_BN + 4]);
 	float acc[4][4];
 	int m0 = blockIdx.y * MM_BM, n0 = blockIdx.x * MM_BN;
 	mm_tile(acc, As, Bs, a, b, nullptr, M, N, K, lda, ldb, transB, m0, n0);
@@ -52,8 +52,8 @@ extern "C" __global__ void __launch_bounds__(256)
 matmul_f32_big(float* c, const float* a, const float* b, const float* bias, int M, int N, int K, int lda, int ldb,
 	       int ldc, int transB, int accumulate) {
 	// +4 padding: conflict-free transposed stores; rows stay 16-byte aligned.
-	__shared__ __align__(16) float As[MB_BK][MB_BM + 4];
-	__shared__ __align__(16) float Bs[MB_BK][MB_BN + 4];
+	SHARED(float, As, [MB_BK][MB_BM + 4]);
+	SHARED(float, Bs, [MB_BK][MB_BN + 4]);
 	int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
 	int m0 = blockIdx.y * MB_BM, n0 = blockIdx.x * MB_BN;
 	float acc[8][8];

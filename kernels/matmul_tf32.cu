@@ -73,8 +73,8 @@ inline void mma_tf32(float d[4], const unsigned a[4], const unsigned b[2]) {
 extern "C" __global__ void __launch_bounds__(128)
 matmul_tf32(float* c, const float* a, const float* b, const float* bias, int M, int N, int K, int lda, int ldb,
 	    int ldc, int transB, int accumulate) {
-	__shared__ float As[TC_BM][TC_LD];  // [m][k]
-	__shared__ float Bs[TC_BN][TC_LD];  // [n][k]
+	SHARED(float, As, [TC_BM][TC_LD]);  // [m][k]
+	SHARED(float, Bs, [TC_BN][TC_LD]);  // [n][k]
 	int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
 	int g = lane / 4, t = lane % 4;
 	int wm = (warp / 2) * 32, wn = (warp % 2) * 32;

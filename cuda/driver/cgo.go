@@ -251,7 +251,9 @@ func (c *Context) Close() error {
 	return err
 }
 
-// LoadModule loads a NUL-free PTX (or cubin) image; the driver JIT-compiles PTX.
+// LoadModule loads a module image: a fatbin (what cuda/ ships), a cubin, or
+// NUL-free PTX text, which the driver JIT-compiles. A NUL is appended (PTX
+// needs one; the binary formats carry their own sizes).
 func (c *Context) LoadModule(image []byte) (*Module, error) {
 	img := C.CBytes(append(append([]byte(nil), image...), 0))
 	defer C.free(img)
