@@ -57,7 +57,7 @@ var kernelOps = [numKernels]string{
 	kMatMul: "MatMul", kMatMulBig: "MatMul", kMatMulTF32: "MatMul (tf32)", kLayerNorm: "LayerNorm",
 	kGELU: "GELUNew", kAdd: "Add", kCopy: "Copy (or DownloadMat)", kEmbed: "Embed", kAttention: "Attention",
 	kAttnApply: "AttnApply", kAblateHeads: "AblateHeads", kAblateRows: "AblateRows",
-	kLogitPartials: "LogitStats", kLogitLSE: "LogitStats",
+	kLogitPartials: "LogitStats", kLogitLSE: "LogitStats", kGELUErf: "GELUErf", kRotary: "Rotary",
 }
 
 // launch checks the configuration against the hardware limits, launches k
