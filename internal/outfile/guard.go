@@ -1,7 +1,10 @@
 package outfile
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -26,7 +29,10 @@ func (e *RefusedError) Error() string {
 //     or directories (a directory stands for every file directly in it, e.g.
 //     a model's config.json and weights), compared by resolved path and by
 //     os.SameFile, so symlinks and hard links are seen through;
-//   - an existing file is replaced only with force;
+//   - an existing file is replaced only with force, or when neoscope wrote
+//     it (a safetensors file whose metadata names neoscope as its producer:
+//     re-running a command replaces its own earlier output, never a file of
+//     anyone else's; a notice on stderr says so);
 //   - an existing directory is never replaced;
 //   - the parent directory, if it exists, must be writable (checked by
 //     creating and removing a temporary file). A missing parent is created by
@@ -57,7 +63,7 @@ func Check(flag, path string, force bool, inputs ...string) error {
 		if outSt.IsDir() {
 			return refuse("is a directory")
 		}
-		if !force {
+		if !force && !Produced(path) {
 			return refuse("exists: pass --force to replace it")
 		}
 	}
@@ -123,4 +129,41 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// Producer is the metadata value Safetensors records under "producer".
+const Producer = "neoscope"
+
+// Produced reports whether path is a safetensors file that neoscope wrote
+// (its header's __metadata__ has producer = "neoscope"). It reads only the
+// header, and says false for anything it cannot parse.
+func Produced(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var n [8]byte
+	if _, err := io.ReadFull(f, n[:]); err != nil {
+		return false
+	}
+	size := binary.LittleEndian.Uint64(n[:])
+	if size < 2 || size > 64<<20 {
+		return false
+	}
+	hdr := make([]byte, size)
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		return false
+	}
+	var h struct {
+		Meta map[string]string `json:"__metadata__"`
+	}
+	if json.Unmarshal(hdr, &h) != nil {
+		return false
+	}
+	if h.Meta["producer"] != Producer {
+		return false
+	}
+	fmt.Fprintf(os.Stderr, "neoscope: replacing %s, an earlier output of neoscope\n", path)
+	return true
 }
