@@ -29,6 +29,7 @@ type sweepFlags struct {
 	batch, period      int
 	seed               uint64
 	clean, ioIDs, sIDs string
+	corrupt, pos       string
 	space, mode        string
 	out, format        string
 	resume, force      bool
@@ -86,6 +87,8 @@ the shard files. OUT.meta.json beside the output records what was swept.`,
 	fl.StringVar(&f.clean, "clean", "", "ioi: JSON token file of the prompts")
 	fl.StringVar(&f.ioIDs, "io", "", "ioi: comma-separated answer ids, one per prompt")
 	fl.StringVar(&f.sIDs, "s", "", "ioi: comma-separated counterfactual (subject) ids, one per prompt")
+	fl.StringVar(&f.corrupt, "corrupt", "", "patch: JSON token file of the corrupted prompts (the shape of --clean)")
+	fl.StringVar(&f.pos, "pos", "", "patch, metric ld: the position read (default: the last)")
 	fl.StringVar(&f.space, "space", "", "configuration space, e.g. 'singles(heads)' or 'subsets(6.0,6.1,6.6,6.11)' (required)")
 	fl.StringVar(&f.mode, "mode", "zero", "ablation: zero, or mean (per-position mean over the prompts in the unablated run)")
 	fl.StringVar(&f.out, "out", "", "result file (required); OUT.meta.json is written beside it")
@@ -196,6 +199,8 @@ func (f *sweepFlags) buildTask(m *forward.Model) (sweep.Task, string, error) {
 		t.Tokens, t.B, t.T = flat, B, T
 		t.LossFrom = f.period
 		desc = fmt.Sprintf("induction batch=%d period=%d seed=%d (%s)", f.batch, f.period, f.seed, what)
+	case "patch":
+		return f.buildPatchTask(m, rowsOf, &t)
 	case "ioi":
 		if err := rowsOf(f.clean, "clean"); err != nil {
 			return t, "", err
@@ -238,7 +243,7 @@ func (f *sweepFlags) buildTask(m *forward.Model) (sweep.Task, string, error) {
 func inputsHash(t sweep.Task) string {
 	h := sha256.New()
 	binary.Write(h, binary.LittleEndian, []int64{int64(t.B), int64(t.T), int64(t.Pos)})
-	for _, s := range [][]int32{t.Tokens, t.A, t.C} {
+	for _, s := range [][]int32{t.Tokens, t.A, t.C, t.Corrupt} {
 		binary.Write(h, binary.LittleEndian, int64(len(s)))
 		binary.Write(h, binary.LittleEndian, s)
 	}
@@ -261,8 +266,12 @@ func runSweep(f *sweepFlags) error {
 	case "zero":
 	case "mean":
 		mode = sweep.Mean
+	case "noise":
+		mode = sweep.Noise
+	case "denoise":
+		mode = sweep.Denoise
 	default:
-		return usagef("--mode %q: want zero or mean", f.mode)
+		return usagef("--mode %q: want zero or mean (knock-outs), noise or denoise (--task patch)", f.mode)
 	}
 	budget, err := parseBytes(f.maxMemory)
 	if err != nil {
@@ -296,13 +305,20 @@ func runSweep(f *sweepFlags) error {
 		return err
 	}
 	defer m.Close()
-	cfgs, err := sweep.Parse(f.space, sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads})
-	if err != nil {
-		return usageError{err}
-	}
 	task, desc, err := f.buildTask(m)
 	if err != nil {
 		return err
+	}
+	if (f.task == "patch") != (mode == sweep.Noise || mode == sweep.Denoise) {
+		return usagef("--mode %s: --task patch takes --mode noise or denoise, knock-out tasks zero or mean", f.mode)
+	}
+	dims := sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads}
+	if f.task == "patch" {
+		dims.T = task.T
+	}
+	cfgs, err := sweep.Parse(f.space, dims)
+	if err != nil {
+		return usageError{err}
 	}
 	e, err := sweep.New(m, task, sweep.Options{Mode: mode, Chunk: f.chunk, MaxMemory: budget, NoShare: f.noShare})
 	if err != nil {
@@ -334,6 +350,9 @@ func runSweep(f *sweepFlags) error {
 		return err
 	}
 	logf("sweep: wrote %s (%d rows, %s) and %s", f.out, len(rows), format, sweep.MetaPath(f.out))
+	if gap, ok := e.Gap(); ok {
+		return f.reportPatch(rows, e.Baseline, task.Metric.Column(), gap)
+	}
 	return f.report(m, cfgs, rows, e.Baseline, task.Metric.Column(), shards)
 }
 

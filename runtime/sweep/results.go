@@ -170,8 +170,10 @@ func jsonFloat(v float64) string {
 func csvHeader(col string) string { return strings.Join(Columns(metricOf(col)), ",") + "\n" }
 
 func metricOf(col string) Metric {
-	if col == LogitDiff.Column() {
-		return LogitDiff
+	for _, m := range []Metric{LogitDiff, LD, KL} {
+		if col == m.Column() {
+			return m
+		}
 	}
 	return Loss
 }
@@ -270,6 +272,9 @@ type pqLD struct {
 }
 
 func writeParquet(w io.Writer, col string, rows []Row) error {
+	if col == LD.Column() || col == KL.Column() {
+		return writeParquetPatch(w, col, rows)
+	}
 	if col == LogitDiff.Column() {
 		out := make([]pqLD, len(rows))
 		for i, r := range rows {
@@ -288,6 +293,9 @@ func writeParquet(w io.Writer, col string, rows []Row) error {
 func ReadRows(path string, f Format, col string) ([]Row, error) {
 	if f == Parquet {
 		var rows []Row
+		if col == LD.Column() || col == KL.Column() {
+			return readParquetPatch(path, col)
+		}
 		if col == LogitDiff.Column() {
 			in, err := parquet.ReadFile[pqLD](path)
 			if err != nil {
