@@ -36,7 +36,7 @@ func edgeComponent(e graph.Edge, layers int) Component {
 // receivers (heads by index, q, k, v; then the MLP; logits), then senders
 // (embed, then layer by layer heads then the MLP).
 func edgeLess(a, b Component) bool {
-	rk := func(n graph.Node) [3]int { return [3]int{int(n.Kind), n.Head, int(n.Input)} }
+	rk := func(n graph.Node) [3]int { return [3]int{int(n.Kind), n.Head, strings.IndexByte("qkv", n.Input)} }
 	if ra, rb := rk(a.R), rk(b.R); ra != rb {
 		for i := range ra {
 			if ra[i] != rb[i] {
