@@ -166,6 +166,10 @@ func plotIOI(path string, res *ioi.Result) error {
 func printIOI(w io.Writer, res *ioi.Result, residLabels []string) {
 	fmt.Fprintf(w, "\nlogit difference IO - S   clean %.4f   corrupt %.4f   IO preferred in %.1f%% of clean prompts\n",
 		res.LDClean, res.LDCorrupt, 100*res.IOPreferred)
+	if res.GapIsNoise {
+		fmt.Fprintf(w, "the clean-corrupt gap %.4f is within 2 standard errors (SE %.4f) of zero: normalised patching values below are noise\n",
+			res.LDClean-res.LDCorrupt, res.GapSE)
+	}
 	fmt.Fprintf(w, "\ndirect logit attribution per head (clean run, ln_f scale frozen)\n")
 	printHeadTable(w, res.DLA.Head, "%8.4f")
 	fmt.Fprintf(w, "top heads by |DLA|: %s\n", topAbs(res.DLA.Head, 5))
@@ -223,6 +227,7 @@ func printIOI(w io.Writer, res *ioi.Result, residLabels []string) {
 			fmt.Fprintln(w)
 		}
 	}
+	printHeadPos(w, res, residLabels)
 	fmt.Fprintf(w, "\nheads or MLPs? %s\n", res.Summary.Answer)
 }
 
@@ -244,4 +249,49 @@ func topAbs(x [][]float64, n int) string {
 		parts = append(parts, fmt.Sprintf("%s %+.4f", e.name, e.v))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// printHeadPos prints the head x position patching table (first group):
+// one row per head with a visible effect somewhere (|value| >= 0.01), so
+// that the table stays readable on models with many heads.
+func printHeadPos(w io.Writer, res *ioi.Result, labels []string) {
+	if res.PatchHeadPos == nil {
+		return
+	}
+	fmt.Fprintf(w, "\npatching one head's z at one position (the largest group; heads with |effect| >= 0.01 somewhere)\n%6s", "head")
+	for t := 0; t < res.ResidT; t++ {
+		lab := fmt.Sprint(t)
+		if labels != nil {
+			lab = labels[t]
+		}
+		if r := []rune(lab); len(r) > 8 {
+			lab = string(r[:8])
+		}
+		fmt.Fprintf(w, " %8s", lab)
+	}
+	fmt.Fprintln(w)
+	shown := 0
+	for l, heads := range res.PatchHeadPos {
+		for h, r := range heads {
+			big := false
+			for _, v := range r {
+				big = big || math.Abs(v) >= 0.01
+			}
+			if !big {
+				continue
+			}
+			shown++
+			fmt.Fprintf(w, "%6s", fmt.Sprintf("%d.%d", l, h))
+			for _, v := range r {
+				if math.Abs(v) < 5e-4 {
+					v = 0
+				}
+				fmt.Fprintf(w, " %8.3f", v)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	if shown == 0 {
+		fmt.Fprintln(w, "(no head at any position moves the normalised logit difference by 0.01)")
+	}
 }

@@ -21,7 +21,7 @@ func init() {
 		Use:   "patch",
 		Short: "Activation patching and direct logit attribution on your own clean/corrupt prompts",
 		Long: `patch runs the CORRUPT prompts with activations from the CLEAN run patched
-in, one experiment per pass, and reports (LD_patched - LD_corrupt) /
+in (all experiments batched through the sweep engine), and reports (LD_patched - LD_corrupt) /
 (LD_clean - LD_corrupt), LD the mean over rows of logits[b,pos,io_b] -
 logits[b,pos,s_b] (raw logits; pos defaults to the last position):
 

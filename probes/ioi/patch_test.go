@@ -1,11 +1,16 @@
 package ioi_test
 
 import (
+	"encoding/binary"
+	"math"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/neoscope/neoscope/cpu"
 	"github.com/neoscope/neoscope/internal/fixtures"
 	"github.com/neoscope/neoscope/probes/ioi"
+	"github.com/neoscope/neoscope/runtime/checkpoint"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
@@ -21,6 +26,33 @@ func flat(x [][]float64) []float64 {
 		out = append(out, r...)
 	}
 	return out
+}
+
+func flat3(x [][][]float64) []float64 {
+	var out []float64
+	for _, r := range x {
+		out = append(out, flat(r)...)
+	}
+	return out
+}
+
+// circuitTensor reads a float32 tensor of the fixture's circuits.safetensors.
+func circuitTensor(t *testing.T, dir, name string) []float64 {
+	data, err := os.ReadFile(filepath.Join(dir, "circuits.safetensors"))
+	fixtures.Must(t, err)
+	entries, err := checkpoint.ParseSafetensors("circuits.safetensors", data)
+	fixtures.Must(t, err)
+	for _, e := range entries {
+		if e.Name == name && e.DType == "F32" {
+			out := make([]float64, len(e.Data)/4)
+			for i := range out {
+				out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(e.Data[4*i:])))
+			}
+			return out
+		}
+	}
+	t.Fatalf("%s/circuits.safetensors: no F32 tensor %s", dir, name)
+	return nil
 }
 
 func fixtureBatch(t *testing.T, ref *fixtures.Ref) ioi.Batch {
@@ -47,6 +79,7 @@ func TestGolden(t *testing.T) {
 			fixtures.Close(t, "patch_resid_pre", flat(res.PatchResid), ref.Get(t, "patch_resid_pre").F, tol)
 			fixtures.Close(t, "patch_mlp_out", res.PatchMLP, ref.Get(t, "patch_mlp_out").F, tol)
 			fixtures.Close(t, "patch_attn_out", res.PatchAttn, ref.Get(t, "patch_attn_out").F, tol)
+			fixtures.Close(t, "patch_head_z_pos", flat3(res.PatchHeadPos), circuitTensor(t, ref.Dir, "patch_head_z_pos"), tol)
 			fixtures.Close(t, "dla_head", flat(res.DLA.Head), ref.Get(t, "dla_head").F, tol)
 			fixtures.Close(t, "dla_mlp", res.DLA.MLP, ref.Get(t, "dla_mlp").F, tol)
 			fixtures.Close(t, "dla_attn_bias", res.DLA.AttnBias, ref.Get(t, "dla_attn_bias").F, tol)
