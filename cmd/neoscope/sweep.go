@@ -320,6 +320,9 @@ func runSweep(f *sweepFlags) error {
 	if err != nil {
 		return usageError{err}
 	}
+	if x, ok := sweep.PatchItem(cfgs); ok && f.task != "patch" {
+		return usagef("--space: %s (a position or an edge) needs a patching sweep: --task patch --mode noise|denoise", x)
+	}
 	e, err := sweep.New(m, task, sweep.Options{Mode: mode, Chunk: f.chunk, MaxMemory: budget, NoShare: f.noShare})
 	if err != nil {
 		var te *sweep.TaskError

@@ -123,3 +123,16 @@ func EdgeConfig(layers int, edges []graph.Edge) Config {
 	}
 	return Canon(c)
 }
+
+// PatchItem returns the first item of cfgs that only a patching sweep can
+// evaluate (a position or an edge); ok is false when there is none.
+func PatchItem(cfgs []Config) (Component, bool) {
+	for _, c := range cfgs {
+		for _, x := range c {
+			if x.Kind > MLP {
+				return x, true
+			}
+		}
+	}
+	return Component{}, false
+}
