@@ -170,6 +170,10 @@ func printIOI(w io.Writer, res *ioi.Result, residLabels []string) {
 		fmt.Fprintf(w, "the clean-corrupt gap %.4f is within 2 standard errors (SE %.4f) of zero: normalised patching values below are noise\n",
 			res.LDClean-res.LDCorrupt, res.GapSE)
 	}
+	if res.GapReversed {
+		fmt.Fprintf(w, "the clean-corrupt gap %.4f is negative by more than 2 standard errors (SE %.4f): the model does not do IOI on these prompts; normalised patching values below measure the reverse\n",
+			res.LDClean-res.LDCorrupt, res.GapSE)
+	}
 	fmt.Fprintf(w, "\ndirect logit attribution per head (clean run, ln_f scale frozen)\n")
 	printHeadTable(w, res.DLA.Head, "%8.4f")
 	fmt.Fprintf(w, "top heads by |DLA|: %s\n", topAbs(res.DLA.Head, 5))

@@ -62,14 +62,18 @@ func (f *sweepFlags) reportPatch(rows []sweep.Row, base float64, col string, gap
 	sort.SliceStable(top, func(i, j int) bool { return math.Abs(top[i].Delta) > math.Abs(top[j].Delta) })
 	top = top[:min(f.top, len(top))]
 	noisy := col == "ld" && gap.Noisy
+	reversed := col == "ld" && gap.Reversed
 	if f.model.JSON {
 		out := map[string]any{"out": f.out, "rows": len(rows), "baseline": base, "metric": col, "top": top,
-			"clean": gap.Clean, "corrupt": gap.Corrupt, "gap": gap.Diff, "gap_se": gap.SE, "gap_is_noise": noisy}
+			"clean": gap.Clean, "corrupt": gap.Corrupt, "gap": gap.Diff, "gap_se": gap.SE, "gap_is_noise": noisy, "gap_reversed": reversed}
 		return printJSON(os.Stdout, out)
 	}
 	fmt.Printf("%s clean %.6f, corrupt %.6f: gap %.6f +- %.6f (standard error over %s)\n", col, gap.Clean, gap.Corrupt, gap.Diff, gap.SE, "rows")
 	if noisy {
 		fmt.Println("the clean-corrupt gap is within 2 standard errors of zero: normalised patching scores are noise on these prompts; no verdict")
+	}
+	if reversed {
+		fmt.Println("the corrupt prompts score higher than the clean ones (by more than 2 standard errors): the model does not show the behaviour these prompts probe; normalised scores measure the reverse; no verdict")
 	}
 	fmt.Printf("%-32s %9s %12s %12s", "config", "n_patched", col, "delta")
 	if col == "ld" && !noisy {

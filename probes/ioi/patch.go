@@ -91,6 +91,10 @@ type Result struct {
 	// no verdict.
 	GapSE      float64 `json:"ld_gap_se"`
 	GapIsNoise bool    `json:"gap_is_noise"`
+	// GapReversed is true when LDClean < LDCorrupt by more than 2 GapSE:
+	// the model does not do IOI on these prompts (the corrupt prompts
+	// favour IO more); Summary gives no verdict then either.
+	GapReversed bool `json:"gap_reversed"`
 
 	DLA
 	Summary Summary `json:"summary"`
@@ -332,7 +336,7 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 		}
 	}
 	gap := sweep.GapOf(res.RowLDClean, res.RowLDCorr)
-	res.GapSE, res.GapIsNoise = gap.SE, gap.Noisy
+	res.GapSE, res.GapIsNoise, res.GapReversed = gap.SE, gap.Noisy, gap.Reversed
 	res.Summary = summarise(res)
 	return res, nil
 }
@@ -411,9 +415,13 @@ func summarise(r *Result) Summary {
 		}
 		return "MLPs"
 	}
-	if s.PatchHeadShare >= 0 && r.GapIsNoise {
-		s.Answer = fmt.Sprintf("no verdict: the clean-corrupt logit-difference gap %.4f is within 2 standard errors (SE %.4f over %d prompts) of zero, "+
-			"so normalised patching values are noise here (for the record, heads carry %.0f%% of the total |patching effect| and %.0f%% of the total |DLA|)",
+	if s.PatchHeadShare >= 0 && (r.GapIsNoise || r.GapReversed) {
+		why := "is within 2 standard errors (SE %.4f over %d prompts) of zero, so normalised patching values are noise here"
+		if r.GapReversed {
+			why = "is negative by more than 2 standard errors (SE %.4f over %d prompts): the corrupt prompts favour IO more than the clean ones, so the model does not do IOI here"
+		}
+		s.Answer = fmt.Sprintf("no verdict: the clean-corrupt logit-difference gap %.4f "+why+
+			" (for the record, heads carry %.0f%% of the total |patching effect| and %.0f%% of the total |DLA|)",
 			r.LDClean-r.LDCorrupt, r.GapSE, r.N, 100*s.PatchHeadShare, 100*s.DLAHeadShare)
 	} else if s.PatchHeadShare >= 0 {
 		verdict := "mostly " + who(s.PatchHeadShare)

@@ -159,9 +159,13 @@
 //
 // Honest output: Gap().Noisy is true when the mean over rows of
 // (clean_b - corrupt_b) is within 2 standard errors (sd over rows /
-// sqrt(B)) of zero; normalised scores are then noise and the command
-// prints no normalised column and no verdict (and says so, also in --json
-// as gap_is_noise).
+// sqrt(B), the paired difference) of zero; normalised scores are then
+// noise and the command prints no normalised column and no verdict (and
+// says so, also in --json as gap_is_noise). Gap().Reversed is true when
+// that mean is below -2 standard errors: the corrupt prompts show more of
+// the behaviour than the clean ones, the model does not do what the
+// prompts probe, and no verdict is drawn either (gap_reversed; the
+// normalised column is printed, it measures the reverse).
 //
 // # Interactions
 //

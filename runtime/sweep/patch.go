@@ -80,17 +80,28 @@ type Gap struct {
 	// these prompts, so normalised patching scores ((m - corrupt) / (clean -
 	// corrupt)) are noise and no verdict should be drawn from them.
 	Noisy bool
+	// Reversed is true when Diff <= -2 SE: the corrupt prompts show more of
+	// the behaviour (a larger logit difference) than the clean ones, so the
+	// model does not show the behaviour the clean/corrupt pair probes;
+	// normalised scores are well defined but measure the reverse, and no
+	// verdict should be drawn from them either.
+	Reversed bool
 }
+
+// Verdict says whether conclusions may be drawn from normalised scores:
+// the clean run shows the behaviour by more than 2 standard errors.
+func (g Gap) Verdict() bool { return !g.Noisy && !g.Reversed }
 
 // Gap returns the clean-corrupt gap of a patching engine (ok false otherwise).
 func (e *Engine) Gap() (Gap, bool) {
 	if e.p == nil {
 		return Gap{}, false
 	}
-	return gapOf(e.p.cleanRows, e.p.corruptRows), true
+	return GapOf(e.p.cleanRows, e.p.corruptRows), true
 }
 
-func gapOf(clean, corrupt []float64) Gap {
+// GapOf is the Gap of per-row clean and corrupt metrics.
+func GapOf(clean, corrupt []float64) Gap {
 	g := Gap{Clean: forward.Mean(clean), Corrupt: forward.Mean(corrupt)}
 	n := float64(len(clean))
 	d := make([]float64, len(clean))
@@ -106,6 +117,7 @@ func gapOf(clean, corrupt []float64) Gap {
 		g.SE = math.Sqrt(ss/(n-1)) / math.Sqrt(n)
 	}
 	g.Noisy = !(math.Abs(g.Diff) >= 2*g.SE) || g.Diff == 0
+	g.Reversed = !g.Noisy && g.Diff < 0
 	return g
 }
 
