@@ -92,6 +92,13 @@ func TestSweepPatchCLI(t *testing.T) {
 				}
 				if c.metric == "ld" {
 					fixtureSweepTol(t, res, []float64{p.ldClean}, []string{""}, "unpatched row (noise) = ld_clean", p.tol("ld_clean"))
+					// The normalised column against the reference's own normalisation.
+					var got, want []float64
+					for i, e := range p.edges {
+						got = append(got, res[e].Norm)
+						want = append(want, (p.edgeLD[i]-p.ldCorrupt)/(p.ldClean-p.ldCorrupt))
+					}
+					fixtures.Close(t, "normalised column", got, want, 3*p.tol("edge_patch_ld")/math.Abs(p.ldClean-p.ldCorrupt)) // value, clean and corrupt errors over the gap
 				}
 			}
 			out := filepath.Join(dir, "d.csv")

@@ -964,11 +964,12 @@ func (e *Engine) patchLogits() error {
 
 // Parquet rows of patching sweeps.
 type pqPatchLD struct {
-	Config   string  `parquet:"config"`
-	NAblated int64   `parquet:"n_ablated"`
-	LD       float64 `parquet:"ld"`
-	Delta    float64 `parquet:"delta"`
-	Index    int64   `parquet:"index"`
+	Config     string  `parquet:"config"`
+	NAblated   int64   `parquet:"n_ablated"`
+	LD         float64 `parquet:"ld"`
+	Delta      float64 `parquet:"delta"`
+	Normalised float64 `parquet:"normalised"`
+	Index      int64   `parquet:"index"`
 }
 
 type pqPatchKL struct {
@@ -989,7 +990,7 @@ func writeParquetPatch(w io.Writer, col string, rows []Row) error {
 	}
 	out := make([]pqPatchLD, len(rows))
 	for i, r := range rows {
-		out[i] = pqPatchLD{r.Config, int64(r.NAblated), r.Value, r.Delta, int64(r.Index)}
+		out[i] = pqPatchLD{r.Config, int64(r.NAblated), r.Value, r.Delta, r.Norm, int64(r.Index)}
 	}
 	return parquet.Write(w, out)
 }
@@ -1002,7 +1003,7 @@ func readParquetPatch(path, col string) ([]Row, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		for _, r := range in {
-			rows = append(rows, Row{int(r.Index), r.Config, int(r.NAblated), r.KL, r.Delta})
+			rows = append(rows, Row{Index: int(r.Index), Config: r.Config, NAblated: int(r.NAblated), Value: r.KL, Delta: r.Delta})
 		}
 		return rows, nil
 	}
@@ -1011,7 +1012,7 @@ func readParquetPatch(path, col string) ([]Row, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	for _, r := range in {
-		rows = append(rows, Row{int(r.Index), r.Config, int(r.NAblated), r.LD, r.Delta})
+		rows = append(rows, Row{Index: int(r.Index), Config: r.Config, NAblated: int(r.NAblated), Value: r.LD, Delta: r.Delta, Norm: r.Normalised})
 	}
 	return rows, nil
 }
