@@ -449,10 +449,35 @@ func (e *Engine) planPatch(cfgs []Config) [][]int {
 		}
 		return false
 	})
+	// Circuits keep the current outputs of senders at or after their first
+	// layer (z and MLP output, B*T x C each) and MLP inputs they patch: a
+	// chunk also closes when those would pass the memory budget.
+	rowBytes := 4 * int64(e.task.B*e.tn*e.m.Cfg.DModel)
+	extra := make([]int64, len(cfgs))
+	for i, c := range cfgs {
+		kept := map[[2]int]bool{}
+		for _, x := range c {
+			if x.Kind != Edge {
+				continue
+			}
+			if x.R.Kind == graph.MLP {
+				kept[[2]int{x.R.Layer, 2}] = true
+			}
+			if x.S.Kind != graph.Embed && x.S.Layer >= first[i] {
+				kept[[2]int{x.S.Layer, int(x.S.Kind)}] = true
+			}
+		}
+		extra[i] = int64(len(kept)) * rowBytes
+	}
 	var chunks [][]int
 	for lo := 0; lo < len(order); {
 		hi := lo + 1
+		used := e.ConfigBytes() + extra[order[lo]]
 		for hi < len(order) && hi-lo < e.K && first[order[hi]] == first[order[lo]] {
+			used += e.ConfigBytes() + extra[order[hi]]
+			if used > e.opt.MaxMemory {
+				break
+			}
 			hi++
 		}
 		chunks = append(chunks, order[lo:hi])

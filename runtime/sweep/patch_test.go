@@ -224,6 +224,23 @@ func TestPatchIdentities(t *testing.T) {
 			nodeVals, err := e.EvalCircuits(nodeCfgs)
 			fixtures.Must(t, err)
 			fixtures.Close(t, "edge circuits vs node noising", got[3:6], nodeVals, 2e-5)
+			// Denoising: removing every edge of the corrupt run gives the clean run.
+			d, err := sweep.New(f.m, f.task, sweep.Options{Mode: sweep.Denoise})
+			fixtures.Must(t, err)
+			defer d.Close()
+			dv, err := d.EvalCircuits([]sweep.Config{circuits[2], {}, circuits[1]})
+			fixtures.Must(t, err)
+			fixtures.Close(t, "denoise: all edges, none, all into logits", dv, []float64{c.LDClean, c.LDCorrupt, c.LDClean}, c.tol(t, "ld_corrupt")+tol)
+			// A budget that fits one configuration per pass: the same numbers.
+			tiny, err := sweep.New(f.m, f.task, sweep.Options{Mode: sweep.Noise, MaxMemory: 1})
+			fixtures.Must(t, err)
+			defer tiny.Close()
+			if n := len(tiny.Plan(circuits)); n != len(circuits) {
+				t.Errorf("1-byte budget: %d passes for %d circuits", n, len(circuits))
+			}
+			tv, err := tiny.EvalCircuits(circuits)
+			fixtures.Must(t, err)
+			fixtures.Close(t, "one circuit per pass (memory budget)", tv, got, 2e-5)
 			// The same circuits one per pass, unbatched: the same numbers.
 			for i, cf := range circuits {
 				one, err := e.EvalCircuits([]sweep.Config{cf})
