@@ -151,6 +151,12 @@
 // float64 on the host. The unpatched configuration's value is the base
 // run's (ld_clean in Noise, ld_corrupt in Denoise).
 //
+// The patching hooks use hook_resid_pre, hook_q/k/v, hook_z,
+// hook_attn_out, hook_resid_mid and hook_mlp_out of a sequential block
+// (GPT-Neo, GPT-2); a parallel-residual block (GPT-NeoX), whose MLP reads
+// the block input, needs its MLP-input edges placed at hook_resid_pre
+// instead (not done yet). Options.NoShare has no effect on patching.
+//
 // Go API (for circuit discovery): New with Mode Noise and Metric KL or LD,
 // then (*Engine).EvalCircuits(cfgs) returns the metric of every
 // configuration (sets of removed edges, built with EdgeConfig or parsed

@@ -550,7 +550,6 @@ func (e *Engine) evalPatch(cfgs []Config) ([]float64, error) {
 	type node struct {
 		parent int
 		key    string
-		self   int
 	}
 	var owned []backend.Tensor
 	defer func() {
@@ -590,7 +589,7 @@ func (e *Engine) evalPatch(cfgs []Config) ([]float64, error) {
 		}
 		for i := range cfgs {
 			if gid[i] >= 0 {
-				add(i, node{parent: gid[i], key: keys[i][l], self: -1})
+				add(i, node{parent: gid[i], key: keys[i][l]})
 			}
 		}
 		for i := range cfgs {
@@ -601,7 +600,7 @@ func (e *Engine) evalPatch(cfgs []Config) ([]float64, error) {
 				next[i] = -1
 				continue
 			}
-			add(i, node{parent: -1, key: keys[i][l], self: -1})
+			add(i, node{parent: -1, key: keys[i][l]})
 		}
 		gid = next
 		grown := active + len(parents)
