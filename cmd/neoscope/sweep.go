@@ -63,6 +63,12 @@ Tasks:
                                          loss of the second half (predictions P..2P-2)
   --task ioi --clean FILE --io IDS --s IDS
                                          mean logit difference io - s at the last position
+  --task patch --clean FILE --corrupt FILE --io IDS --s IDS --mode noise|denoise [--metric ld|kl] [--pos P]
+                                         patching: noise runs the clean prompts with values taken
+                                         from the corrupt ones, denoise the reverse; items 6.1,
+                                         6.1@9, attn.6, mlp.0, resid.6@9 and edges S>R (mlp.0>6.1.k);
+                                         spaces also heads@*, resid.*@*, edges, edges(R); ld adds a
+                                         normalised column, kl is KL(p_clean || p_run) at the last position
 
 Rows are written as they are computed; a killed sweep continues with --resume
 and ends with exactly the rows of an uninterrupted run. --shard i/n (or a Slurm
@@ -71,6 +77,7 @@ the shard files. OUT.meta.json beside the output records what was swept.`,
 		Example: `  neoscope sweep --tokens batch.json --space 'subsets(6.0,6.1,6.6,6.11)' --out r.csv --plot r.png
   neoscope sweep --task induction --batch 8 --period 10 --space 'singles(heads)' --out heads.csv
   neoscope sweep --tokens batch.json --space 'pairs(heads)' --mode mean --out pairs.parquet
+  neoscope sweep --task patch --clean c.json --corrupt k.json --io 12,34 --s 56,78 --mode noise --space edges --out edges.csv
   sbatch --array=0-3 examples/sweep.sbatch    # then: neoscope merge all.csv part.*.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runSweep(&f) },
@@ -78,8 +85,8 @@ the shard files. OUT.meta.json beside the output records what was swept.`,
 	f.model.register(c)
 	fl := c.Flags()
 	fl.StringVar(&f.tokens, "tokens", "", "JSON file with equal-length arrays of token ids (the prompts)")
-	fl.StringVar(&f.task, "task", "", "tokens (with --tokens), induction or ioi")
-	fl.StringVar(&f.metric, "metric", "", "loss (tokens, induction) or logit_diff (ioi); default by task")
+	fl.StringVar(&f.task, "task", "", "tokens (with --tokens), induction, ioi or patch")
+	fl.StringVar(&f.metric, "metric", "", "loss (tokens, induction), logit_diff (ioi), ld or kl (patch); default by task")
 	fl.IntVar(&f.lossFrom, "loss-from", 0, "loss: first predicting position (loss over predictions at P..T-2)")
 	fl.IntVar(&f.batch, "batch", 8, "induction: number of prompts")
 	fl.IntVar(&f.period, "period", 10, "induction: random tokens before the repeat")
@@ -90,7 +97,7 @@ the shard files. OUT.meta.json beside the output records what was swept.`,
 	fl.StringVar(&f.corrupt, "corrupt", "", "patch: JSON token file of the corrupted prompts (the shape of --clean)")
 	fl.StringVar(&f.pos, "pos", "", "patch, metric ld: the position read (default: the last)")
 	fl.StringVar(&f.space, "space", "", "configuration space, e.g. 'singles(heads)' or 'subsets(6.0,6.1,6.6,6.11)' (required)")
-	fl.StringVar(&f.mode, "mode", "zero", "ablation: zero, or mean (per-position mean over the prompts in the unablated run)")
+	fl.StringVar(&f.mode, "mode", "zero", "ablation: zero, or mean (per-position mean over the prompts in the unablated run); --task patch: noise or denoise")
 	fl.StringVar(&f.out, "out", "", "result file (required); OUT.meta.json is written beside it")
 	fl.StringVar(&f.format, "format", "", "csv, jsonl or parquet (default: from the --out extension)")
 	fl.BoolVar(&f.resume, "resume", false, "continue an interrupted sweep in --out (starts one if there is none)")
