@@ -319,6 +319,9 @@ func runSweep(f *sweepFlags) error {
 	if (f.task == "patch") != (mode == sweep.Noise || mode == sweep.Denoise) {
 		return usagef("--mode %s: --task patch takes --mode noise or denoise, knock-out tasks zero or mean", f.mode)
 	}
+	if f.task == "patch" && f.plotPath != "" {
+		return usagef("--plot draws knock-out sweeps only; plot a patching sweep from its result file")
+	}
 	dims := sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads}
 	if f.task == "patch" {
 		dims.T = task.T

@@ -200,6 +200,7 @@ func TestSweepPatchBadInput(t *testing.T) {
 		{[]string{"--mode", "noise", "--space", "edges(mlp.9)"}, "unknown receiver"},
 		{[]string{"--mode", "noise", "--space", "edges", "--metric", "loss"}, "ld or kl"},
 		{[]string{"--mode", "noise", "--space", "edges", "--pos", "12"}, "--pos"},
+		{[]string{"--mode", "noise", "--space", "edges", "--plot", filepath.Join(dir, "p.svg")}, "--plot"},
 	} {
 		stdout, stderr, code := runCLI(t, p.args(out, c.args...)...)
 		if code != 2 || !strings.Contains(stderr, c.want) || stdout != "" {
