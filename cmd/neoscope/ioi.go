@@ -37,7 +37,10 @@ position, the fraction of prompts preferring IO, direct logit attribution per
 head and MLP (final LayerNorm scale frozen), and activation patching (corrupt
 run, clean activation patched in; (LD_patched - LD_corrupt) / (LD_clean -
 LD_corrupt)) per head z, MLP output, attention output and, on the largest
-length group, per residual position; and a summary line: heads or MLPs?
+length group, per residual position and per head at each position (all
+batched through the sweep engine); and a summary line: heads or MLPs? (no
+verdict when the clean-corrupt gap is within 2 standard errors of zero or
+reversed).
 --plot FILE writes FILE (patching per head) and FILE-dla (DLA per head).`,
 		Example: `  neoscope ioi --model EleutherAI/gpt-neo-125m --n 200 --seed 1
   neoscope ioi --model models/neo-tiny --n 64 --json > ioi.json
@@ -79,7 +82,7 @@ length group, per residual position; and a summary line: heads or MLPs?
 				}
 			}
 			what := ioi.All
-			what.Resid = !noResid
+			what.Resid, what.HeadPos = !noResid, !noResid
 			p := newProgress(0, "ioi")
 			res, err := ioi.Run(m, batches, ioi.Options{Patch: what, Progress: p.Callback()})
 			p.Finish()
@@ -117,7 +120,7 @@ length group, per residual position; and a summary line: heads or MLPs?
 	c.Flags().Uint64Var(&seed, "seed", 1, "seed for templates, names, places and objects")
 	c.Flags().IntVar(&show, "show", 3, "example prompts to print")
 	c.Flags().BoolVar(&noBOS, "no-bos", false, "do not prepend the BOS token")
-	c.Flags().BoolVar(&noResid, "no-resid", false, "skip residual-stream patching (L x T passes)")
+	c.Flags().BoolVar(&noResid, "no-resid", false, "skip the per-position patching tables (residual: L x T, head z: L x NH x T configurations)")
 	c.Flags().StringVar(&plotFile, "plot", "", "write heatmaps (.png or .svg): FILE (patch_head_z), FILE-dla (dla_head)")
 	rootCmd.AddCommand(c)
 }
