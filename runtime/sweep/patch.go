@@ -8,6 +8,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/neoscope/neoscope/runtime/arch"
 	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 	"github.com/neoscope/neoscope/runtime/graph"
@@ -132,6 +133,11 @@ func (g Gap) Normalised(m float64) float64 {
 
 func newPatch(m *forward.Model, task Task, opt Options) (*Engine, error) {
 	cfg := m.Cfg
+	if cfg.Family != arch.GPTNeo && cfg.Family != arch.GPT2 {
+		// The hooks place MLP-input edges at hook_resid_mid (a sequential
+		// block) and HeadInput knows these two layouts only.
+		return nil, taskErrorf("sweep: patching supports GPT-Neo and GPT-2 checkpoints; %s is not supported yet", cfg.Family)
+	}
 	B, T := task.B, task.T
 	if B <= 0 || T <= 0 || len(task.Tokens) != B*T {
 		return nil, taskErrorf("sweep: %d clean token ids for %d rows of %d", len(task.Tokens), B, T)
