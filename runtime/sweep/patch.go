@@ -133,11 +133,7 @@ func (g Gap) Normalised(m float64) float64 {
 
 func newPatch(m *forward.Model, task Task, opt Options) (*Engine, error) {
 	cfg := m.Cfg
-	if cfg.Family != arch.GPTNeo && cfg.Family != arch.GPT2 {
-		// The hooks place MLP-input edges at hook_resid_mid (a sequential
-		// block) and HeadInput knows these two layouts only.
-		return nil, taskErrorf("sweep: patching supports GPT-Neo and GPT-2 checkpoints; %s is not supported yet", cfg.Family)
-	}
+
 	B, T := task.B, task.T
 	if B <= 0 || T <= 0 || len(task.Tokens) != B*T {
 		return nil, taskErrorf("sweep: %d clean token ids for %d rows of %d", len(task.Tokens), B, T)
@@ -425,6 +421,11 @@ func (e *Engine) checkPatch(c Config) error {
 			return fmt.Errorf("sweep: %s: position outside the prompts' 0..%d", x, e.tn-1)
 		}
 		if x.Kind == Edge {
+			if f := e.m.Cfg.Family; f != arch.GPTNeo && f != arch.GPT2 {
+				// MLP-input edges are placed at hook_resid_mid (a sequential
+				// block) and HeadInput knows these two layouts only.
+				return fmt.Errorf("sweep: %s: edge patching supports GPT-Neo and GPT-2 checkpoints; %s is not supported yet", x, f)
+			}
 			if _, ok := e.p.g.EdgeIndex(x.String()); !ok {
 				return fmt.Errorf("sweep: %s is not an edge of the model's graph", x)
 			}
