@@ -37,7 +37,10 @@ position, the fraction of prompts preferring IO, direct logit attribution per
 head and MLP (final LayerNorm scale frozen), and activation patching (corrupt
 run, clean activation patched in; (LD_patched - LD_corrupt) / (LD_clean -
 LD_corrupt)) per head z, MLP output, attention output and, on the largest
-length group, per residual position; and a summary line: heads or MLPs?
+length group, per residual position and per head at each position (all
+batched through the sweep engine); and a summary line: heads or MLPs? (no
+verdict when the clean-corrupt gap is within 2 standard errors of zero or
+reversed).
 --plot FILE writes FILE (patching per head) and FILE-dla (DLA per head).`,
 		Example: `  neoscope ioi --model EleutherAI/gpt-neo-125m --n 200 --seed 1
   neoscope ioi --model models/neo-tiny --n 64 --json > ioi.json
@@ -79,7 +82,7 @@ length group, per residual position; and a summary line: heads or MLPs?
 				}
 			}
 			what := ioi.All
-			what.Resid = !noResid
+			what.Resid, what.HeadPos = !noResid, !noResid
 			p := newProgress(0, "ioi")
 			res, err := ioi.Run(m, batches, ioi.Options{Patch: what, Progress: p.Callback()})
 			p.Finish()
@@ -117,7 +120,7 @@ length group, per residual position; and a summary line: heads or MLPs?
 	c.Flags().Uint64Var(&seed, "seed", 1, "seed for templates, names, places and objects")
 	c.Flags().IntVar(&show, "show", 3, "example prompts to print")
 	c.Flags().BoolVar(&noBOS, "no-bos", false, "do not prepend the BOS token")
-	c.Flags().BoolVar(&noResid, "no-resid", false, "skip residual-stream patching (L x T passes)")
+	c.Flags().BoolVar(&noResid, "no-resid", false, "skip the per-position patching tables (residual: L x T, head z: L x NH x T configurations)")
 	c.Flags().StringVar(&plotFile, "plot", "", "write heatmaps (.png or .svg): FILE (patch_head_z), FILE-dla (dla_head)")
 	rootCmd.AddCommand(c)
 }
@@ -166,6 +169,14 @@ func plotIOI(path string, res *ioi.Result) error {
 func printIOI(w io.Writer, res *ioi.Result, residLabels []string) {
 	fmt.Fprintf(w, "\nlogit difference IO - S   clean %.4f   corrupt %.4f   IO preferred in %.1f%% of clean prompts\n",
 		res.LDClean, res.LDCorrupt, 100*res.IOPreferred)
+	if res.GapIsNoise {
+		fmt.Fprintf(w, "the clean-corrupt gap %.4f is within 2 standard errors (SE %.4f) of zero: normalised patching values below are noise\n",
+			res.LDClean-res.LDCorrupt, res.GapSE)
+	}
+	if res.GapReversed {
+		fmt.Fprintf(w, "the clean-corrupt gap %.4f is negative by more than 2 standard errors (SE %.4f): the model does not do IOI on these prompts; normalised patching values below measure the reverse\n",
+			res.LDClean-res.LDCorrupt, res.GapSE)
+	}
 	fmt.Fprintf(w, "\ndirect logit attribution per head (clean run, ln_f scale frozen)\n")
 	printHeadTable(w, res.DLA.Head, "%8.4f")
 	fmt.Fprintf(w, "top heads by |DLA|: %s\n", topAbs(res.DLA.Head, 5))
@@ -223,6 +234,7 @@ func printIOI(w io.Writer, res *ioi.Result, residLabels []string) {
 			fmt.Fprintln(w)
 		}
 	}
+	printHeadPos(w, res, residLabels)
 	fmt.Fprintf(w, "\nheads or MLPs? %s\n", res.Summary.Answer)
 }
 
@@ -244,4 +256,49 @@ func topAbs(x [][]float64, n int) string {
 		parts = append(parts, fmt.Sprintf("%s %+.4f", e.name, e.v))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// printHeadPos prints the head x position patching table (first group):
+// one row per head with a visible effect somewhere (|value| >= 0.01), so
+// that the table stays readable on models with many heads.
+func printHeadPos(w io.Writer, res *ioi.Result, labels []string) {
+	if res.PatchHeadPos == nil {
+		return
+	}
+	fmt.Fprintf(w, "\npatching one head's z at one position (the largest group; heads with |effect| >= 0.01 somewhere)\n%6s", "head")
+	for t := 0; t < res.ResidT; t++ {
+		lab := fmt.Sprint(t)
+		if labels != nil {
+			lab = labels[t]
+		}
+		if r := []rune(lab); len(r) > 8 {
+			lab = string(r[:8])
+		}
+		fmt.Fprintf(w, " %8s", lab)
+	}
+	fmt.Fprintln(w)
+	shown := 0
+	for l, heads := range res.PatchHeadPos {
+		for h, r := range heads {
+			big := false
+			for _, v := range r {
+				big = big || math.Abs(v) >= 0.01
+			}
+			if !big {
+				continue
+			}
+			shown++
+			fmt.Fprintf(w, "%6s", fmt.Sprintf("%d.%d", l, h))
+			for _, v := range r {
+				if math.Abs(v) < 5e-4 {
+					v = 0
+				}
+				fmt.Fprintf(w, " %8.3f", v)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	if shown == 0 {
+		fmt.Fprintln(w, "(no head at any position moves the normalised logit difference by 0.01)")
+	}
 }

@@ -87,6 +87,7 @@ func TestIOICLI(t *testing.T) {
 	var res struct {
 		N           int         `json:"prompts"`
 		LDClean     float64     `json:"ioi_ld_clean"`
+		LDCorrupt   float64     `json:"ioi_ld_corrupt"`
 		IOPreferred float64     `json:"io_preferred_fraction"`
 		HeadZ       [][]float64 `json:"patch_head_z"`
 		Resid       [][]float64 `json:"patch_resid_pre"`
@@ -124,8 +125,11 @@ func TestIOICLI(t *testing.T) {
 		}
 		if !changed {
 			same++
-			// Identical inputs at t: the same pass, so exactly 0 up to rounding (1e-6).
-			if v := res.Resid[0][tt]; math.Abs(v) > 1e-6 {
+			// Identical inputs at t: the same computation, batched with other
+			// experiments (runtime/sweep), so 0 up to the float32 rounding of
+			// differently sized passes: 1e-6 on the logit difference itself,
+			// before dividing by the clean-corrupt gap.
+			if v := res.Resid[0][tt]; math.Abs(v*(res.LDClean-res.LDCorrupt)) > 1e-6 {
 				t.Errorf("patch_resid_pre[0][%d] = %g, want 0: no prompt changes token %d", tt, v, tt)
 			}
 		}

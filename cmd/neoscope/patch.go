@@ -21,7 +21,7 @@ func init() {
 		Use:   "patch",
 		Short: "Activation patching and direct logit attribution on your own clean/corrupt prompts",
 		Long: `patch runs the CORRUPT prompts with activations from the CLEAN run patched
-in, one experiment per pass, and reports (LD_patched - LD_corrupt) /
+in (all experiments batched through the sweep engine), and reports (LD_patched - LD_corrupt) /
 (LD_clean - LD_corrupt), LD the mean over rows of logits[b,pos,io_b] -
 logits[b,pos,s_b] (raw logits; pos defaults to the last position):
 
@@ -29,6 +29,7 @@ logits[b,pos,s_b] (raw logits; pos defaults to the last position):
   patch_resid_pre  blocks.l.hook_resid_pre at one position, all rows
   patch_mlp_out    blocks.l.hook_mlp_out, all positions
   patch_attn_out   blocks.l.hook_attn_out (incl. b_O), all positions
+  patch_head_z_pos blocks.l.attn.hook_z, one head at one position, all rows
 
 and direct logit attribution on the clean run with the final LayerNorm
 scale frozen (dla_head, dla_mlp, dla_attn_bias, dla_embed, dla_ln_bias; they
@@ -97,7 +98,7 @@ shape; --io and --s give one answer id per row.`,
 				return usageError{err}
 			}
 			what := ioi.All
-			what.Resid = !noResid
+			what.Resid, what.HeadPos = !noResid, !noResid
 			p := newProgress(0, "patch")
 			res, err := ioi.Run(m, []ioi.Batch{bt}, ioi.Options{Patch: what, Progress: p.Callback()})
 			p.Finish()
@@ -127,7 +128,7 @@ shape; --io and --s give one answer id per row.`,
 	c.Flags().StringVar(&ioIDs, "io", "", "comma-separated answer ids, one per row (the indirect object)")
 	c.Flags().StringVar(&sIDs, "s", "", "comma-separated counterfactual ids, one per row (the subject)")
 	c.Flags().IntVar(&pos, "pos", -1, "position whose logits are read (default: the last)")
-	c.Flags().BoolVar(&noResid, "no-resid", false, "skip residual-stream patching (L x T passes)")
+	c.Flags().BoolVar(&noResid, "no-resid", false, "skip the per-position patching tables (residual: L x T, head z: L x NH x T configurations)")
 	c.Flags().StringVar(&plotFile, "plot", "", "write heatmaps (.png or .svg): FILE (patch_head_z), FILE-dla (dla_head)")
 	rootCmd.AddCommand(c)
 }

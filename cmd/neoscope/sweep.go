@@ -31,6 +31,7 @@ type sweepFlags struct {
 	batch, period      int
 	seed               uint64
 	clean, ioIDs, sIDs string
+	corrupt, pos       string
 	space, mode        string
 	out, format        string
 	resume, force      bool
@@ -68,6 +69,12 @@ Tasks:
                                          loss of the second half (predictions P..2P-2)
   --task ioi --clean FILE --io IDS --s IDS
                                          mean logit difference io - s at the last position
+  --task patch --clean FILE --corrupt FILE --io IDS --s IDS --mode noise|denoise [--metric ld|kl] [--pos P]
+                                         patching: noise runs the clean prompts with values taken
+                                         from the corrupt ones, denoise the reverse; items 6.1,
+                                         6.1@9, attn.6, mlp.0, resid.6@9 and edges S>R (mlp.0>6.1.k);
+                                         spaces also heads@*, resid.*@*, edges, edges(R); ld adds a
+                                         normalised column, kl is KL(p_clean || p_run) at the last position
 
 Rows are written as they are computed; a killed sweep continues with --resume
 and ends with exactly the rows of an uninterrupted run. --shard i/n (or a Slurm
@@ -76,6 +83,7 @@ the shard files. OUT.meta.json beside the output records what was swept.`,
 		Example: `  neoscope sweep --tokens batch.json --space 'subsets(6.0,6.1,6.6,6.11)' --out r.csv --plot r.png
   neoscope sweep --task induction --batch 8 --period 10 --space 'singles(heads)' --out heads.csv
   neoscope sweep --tokens batch.json --space 'pairs(heads)' --mode mean --out pairs.parquet
+  neoscope sweep --task patch --clean c.json --corrupt k.json --io 12,34 --s 56,78 --mode noise --space edges --out edges.csv
   sbatch --array=0-3 examples/sweep.sbatch    # then: neoscope merge all.csv part.*.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runSweep(&f) },
@@ -83,8 +91,8 @@ the shard files. OUT.meta.json beside the output records what was swept.`,
 	f.model.register(c)
 	fl := c.Flags()
 	fl.StringVar(&f.tokens, "tokens", "", "JSON file with equal-length arrays of token ids (the prompts)")
-	fl.StringVar(&f.task, "task", "", "tokens (with --tokens), induction or ioi")
-	fl.StringVar(&f.metric, "metric", "", "loss (tokens, induction) or logit_diff (ioi); default by task")
+	fl.StringVar(&f.task, "task", "", "tokens (with --tokens), induction, ioi or patch")
+	fl.StringVar(&f.metric, "metric", "", "loss (tokens, induction), logit_diff (ioi), ld or kl (patch); default by task")
 	fl.IntVar(&f.lossFrom, "loss-from", 0, "loss: first predicting position (loss over predictions at P..T-2)")
 	fl.IntVar(&f.batch, "batch", 8, "induction: number of prompts")
 	fl.IntVar(&f.period, "period", 10, "induction: random tokens before the repeat")
@@ -92,8 +100,10 @@ the shard files. OUT.meta.json beside the output records what was swept.`,
 	fl.StringVar(&f.clean, "clean", "", "ioi: JSON token file of the prompts")
 	fl.StringVar(&f.ioIDs, "io", "", "ioi: comma-separated answer ids, one per prompt")
 	fl.StringVar(&f.sIDs, "s", "", "ioi: comma-separated counterfactual (subject) ids, one per prompt")
+	fl.StringVar(&f.corrupt, "corrupt", "", "patch: JSON token file of the corrupted prompts (the shape of --clean)")
+	fl.StringVar(&f.pos, "pos", "", "patch, metric ld: the position read (default: the last)")
 	fl.StringVar(&f.space, "space", "", "configuration space, e.g. 'singles(heads)' or 'subsets(6.0,6.1,6.6,6.11)' (required)")
-	fl.StringVar(&f.mode, "mode", "zero", "ablation: zero, or mean (per-position mean over the prompts in the unablated run)")
+	fl.StringVar(&f.mode, "mode", "zero", "ablation: zero, or mean (per-position mean over the prompts in the unablated run); --task patch: noise or denoise")
 	fl.StringVar(&f.out, "out", "", "result file (required); OUT.meta.json is written beside it")
 	fl.StringVar(&f.format, "format", "", "csv, jsonl or parquet (default: from the --out extension)")
 	fl.BoolVar(&f.resume, "resume", false, "continue an interrupted sweep in --out (starts one if there is none)")
@@ -203,6 +213,8 @@ func (f *sweepFlags) buildTask(m *forward.Model) (sweep.Task, string, error) {
 		t.Tokens, t.B, t.T = flat, B, T
 		t.LossFrom = f.period
 		desc = fmt.Sprintf("induction batch=%d period=%d seed=%d (%s)", f.batch, f.period, f.seed, what)
+	case "patch":
+		return f.buildPatchTask(m, rowsOf, &t)
 	case "ioi":
 		if err := rowsOf(f.clean, "clean"); err != nil {
 			return t, "", err
@@ -245,7 +257,7 @@ func (f *sweepFlags) buildTask(m *forward.Model) (sweep.Task, string, error) {
 func inputsHash(t sweep.Task) string {
 	h := sha256.New()
 	binary.Write(h, binary.LittleEndian, []int64{int64(t.B), int64(t.T), int64(t.Pos)})
-	for _, s := range [][]int32{t.Tokens, t.A, t.C} {
+	for _, s := range [][]int32{t.Tokens, t.A, t.C, t.Corrupt} {
 		binary.Write(h, binary.LittleEndian, int64(len(s)))
 		binary.Write(h, binary.LittleEndian, s)
 	}
@@ -268,8 +280,12 @@ func runSweep(f *sweepFlags) error {
 	case "zero":
 	case "mean":
 		mode = sweep.Mean
+	case "noise":
+		mode = sweep.Noise
+	case "denoise":
+		mode = sweep.Denoise
 	default:
-		return usagef("--mode %q: want zero or mean", f.mode)
+		return usagef("--mode %q: want zero or mean (knock-outs), noise or denoise (--task patch)", f.mode)
 	}
 	budget, err := parseBytes(f.maxMemory)
 	if err != nil {
@@ -303,7 +319,7 @@ func runSweep(f *sweepFlags) error {
 	f.model.Model = dir
 	// sweep.Run decides about an existing --out (--resume, --force); here:
 	// never an input, and --plot like every output.
-	ins := []string{dir, f.tokens, f.clean}
+	ins := []string{dir, f.tokens, f.clean, f.corrupt}
 	if err := checkOutput("--out", f.out, true, ins...); err != nil {
 		return err
 	}
@@ -315,7 +331,20 @@ func runSweep(f *sweepFlags) error {
 		return err
 	}
 	defer m.Close()
+	task, desc, err := f.buildTask(m)
+	if err != nil {
+		return err
+	}
+	if (f.task == "patch") != (mode == sweep.Noise || mode == sweep.Denoise) {
+		return usagef("--mode %s: --task patch takes --mode noise or denoise, knock-out tasks zero or mean", f.mode)
+	}
+	if f.task == "patch" && f.plotPath != "" {
+		return usagef("--plot draws knock-out sweeps only; plot a patching sweep from its result file")
+	}
 	dims := sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads}
+	if f.task == "patch" {
+		dims.T = task.T
+	}
 	count, err := sweep.Count(f.space, dims)
 	if err != nil {
 		return usageError{err}
@@ -327,12 +356,13 @@ func runSweep(f *sweepFlags) error {
 	if err != nil {
 		return usageError{err}
 	}
-	if err := f.checkPlottable(cfgs, dims, shards); err != nil {
-		return err
+	if x, ok := sweep.PatchItem(cfgs); ok && f.task != "patch" {
+		return usagef("--space: %s (a position or an edge) needs a patching sweep: --task patch --mode noise|denoise", x)
 	}
-	task, desc, err := f.buildTask(m)
-	if err != nil {
-		return err
+	if f.task != "patch" {
+		if err := f.checkPlottable(cfgs, dims, shards); err != nil {
+			return err
+		}
 	}
 	e, err := sweep.New(m, task, sweep.Options{Mode: mode, Chunk: f.chunk, MaxMemory: budget, NoShare: f.noShare})
 	if err != nil {
@@ -372,6 +402,9 @@ func runSweep(f *sweepFlags) error {
 	}
 	logf("sweep: wrote %s (%d rows, %s) and %s", f.out, len(rows), format, sweep.MetaPath(f.out))
 	warnNaN(rows, task.Metric.Column())
+	if gap, ok := e.Gap(); ok {
+		return f.reportPatch(rows, e.Baseline, task.Metric.Column(), gap)
+	}
 	return f.report(m, cfgs, rows, e.Baseline, task.Metric.Column(), shards)
 }
 

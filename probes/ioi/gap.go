@@ -3,11 +3,14 @@ package ioi
 import (
 	"fmt"
 	"math"
+
+	"github.com/neoscope/neoscope/runtime/sweep"
 )
 
 // GapSE is how many standard errors the clean-corrupt gap must clear for a
-// verdict (GapTooSmall).
-const GapSE = 2
+// verdict (GapTooSmall). The rule itself lives in one place, sweep.GapOf,
+// which the patching engine's tables use too.
+const GapSE = sweep.GapSE
 
 // Gap is the clean-corrupt logit-difference gap over paired prompts: the
 // per-prompt differences d_i = LD_clean_i - LD_corrupt_i, their mean and
@@ -23,7 +26,7 @@ type Gap struct {
 // GapTooSmall decides whether the clean run shows the behaviour clearly
 // more than the corrupted one, so that normalised patching
 // (patched - corrupt) / (clean - corrupt) and the heads-or-MLPs verdict
-// measure something. The rule: the mean per-prompt difference
+// measure something. The rule (sweep.GapOf): the mean per-prompt difference
 // LD_clean - LD_corrupt must be positive and more than GapSE (2) standard
 // errors of that mean. Otherwise (a negative or noise-sized gap, or fewer
 // than two prompts, where the spread is unknown) Gap.TooSmall is true and
@@ -36,28 +39,17 @@ func GapTooSmall(clean, corrupt []float64) Gap {
 		g.TooSmall, g.Reason = true, "no prompts"
 		return g
 	}
-	var sum float64
-	for i := 0; i < n; i++ {
-		sum += clean[i] - corrupt[i]
-	}
-	g.Mean = sum / float64(n)
-	if n < 2 {
-		g.TooSmall, g.Reason = true, "one prompt: the spread of the gap is unknown"
-		return g
-	}
-	var ss float64
-	for i := 0; i < n; i++ {
-		d := clean[i] - corrupt[i] - g.Mean
-		ss += d * d
-	}
-	g.SE = math.Sqrt(ss/float64(n-1)) / math.Sqrt(float64(n))
+	sg := sweep.GapOf(clean[:n], corrupt[:n])
+	g.Mean, g.SE, g.TooSmall = sg.Diff, sg.SE, !sg.Verdict()
 	switch {
+	case n < 2:
+		g.Reason = "one prompt: the spread of the gap is unknown"
 	case math.IsNaN(g.Mean) || math.IsNaN(g.SE):
-		g.TooSmall, g.Reason = true, "the logit differences are not numbers (NaN)"
-	case g.Mean <= 0:
-		g.TooSmall, g.Reason = true, fmt.Sprintf("the clean prompts do not prefer IO more than the corrupted ones (mean LD_clean - LD_corrupt = %.4f, standard error %.4f over %d prompts)", g.Mean, g.SE, n)
-	case g.Mean <= GapSE*g.SE:
-		g.TooSmall, g.Reason = true, fmt.Sprintf("the gap LD_clean - LD_corrupt = %.4f is within %d standard errors (%.4f) over %d prompts: indistinguishable from noise", g.Mean, GapSE, g.SE, n)
+		g.Reason = "the logit differences are not numbers (NaN)"
+	case sg.Reversed:
+		g.Reason = fmt.Sprintf("the clean prompts prefer IO less than the corrupted ones (mean LD_clean - LD_corrupt = %.4f, below zero by more than %d standard errors of %.4f over %d prompts): the model does not show the behaviour", g.Mean, GapSE, g.SE, n)
+	case sg.Noisy:
+		g.Reason = fmt.Sprintf("the gap LD_clean - LD_corrupt = %.4f is within %d standard errors (%.4f) of zero over %d prompts: indistinguishable from noise", g.Mean, GapSE, g.SE, n)
 	}
 	return g
 }

@@ -15,7 +15,7 @@ func TestGapTooSmall(t *testing.T) {
 		wiggle := 0.5 * math.Sin(float64(i)) // spread of the per-prompt gap
 		clean[i], corrupt[i] = 0.16+wiggle, 0.32
 	}
-	if g := GapTooSmall(clean, corrupt); !g.TooSmall || !strings.Contains(g.Reason, "do not prefer IO") {
+	if g := GapTooSmall(clean, corrupt); !g.TooSmall || !strings.Contains(g.Reason, "prefer IO less") {
 		t.Errorf("clean below corrupt: %+v", g)
 	}
 	for i := range clean {

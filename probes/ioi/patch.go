@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
+	"github.com/neoscope/neoscope/runtime/sweep"
 )
 
 // Batch is B prompt pairs of T tokens each: Clean and Corrupt [B*T]
@@ -55,11 +55,12 @@ func (bt *Batch) Check(m *forward.Model) error {
 	return nil
 }
 
-// What selects the patching experiments.
-type What struct{ Heads, Resid, MLP, Attn bool }
+// What selects the patching experiments: per head z, the residual at one
+// position, per MLP, per attention layer, per head at one position.
+type What struct{ Heads, Resid, MLP, Attn, HeadPos bool }
 
 // All is every experiment.
-var All = What{true, true, true, true}
+var All = What{true, true, true, true, true}
 
 // Result holds the IOI measurements. Logit differences are means over all
 // rows of all batches; patching values are normalised,
@@ -81,6 +82,19 @@ type Result struct {
 	// logit differences; ResidT is its T.
 	PatchResid [][]float64 `json:"patch_resid_pre,omitempty"`
 	ResidT     int         `json:"patch_resid_tokens,omitempty"`
+	// PatchHeadPos [L][NH][T] is head z patched at one position, on the
+	// first batch and normalised like PatchResid.
+	PatchHeadPos [][][]float64 `json:"patch_head_z_pos,omitempty"`
+	// GapSE is the standard error of the mean over rows of LD_clean_b -
+	// LD_corrupt_b; GapIsNoise is true when |LDClean - LDCorrupt| < 2
+	// GapSE: normalised patching values are then noise and Summary gives
+	// no verdict.
+	GapSE      float64 `json:"ld_gap_se"`
+	GapIsNoise bool    `json:"gap_is_noise"`
+	// GapReversed is true when LDClean < LDCorrupt by more than 2 GapSE:
+	// the model does not do IOI on these prompts (the corrupt prompts
+	// favour IO more); Summary gives no verdict then either.
+	GapReversed bool `json:"gap_reversed"`
 
 	DLA
 	Summary Summary `json:"summary"`
@@ -92,7 +106,8 @@ type Result struct {
 // |dla_mlp|) carried by heads. A share of 0.5 or more means heads carry
 // more; when the two measures disagree the answer says so. PatchHeadShare is
 // -1 when head or MLP patching was not run. Single heads are compared with
-// whole MLP layers, as the question is usually asked.
+// whole MLP layers, as the question is usually asked. When the clean-corrupt
+// gap is noise (Result.GapIsNoise) the answer gives no verdict.
 type Summary struct {
 	PatchHeadShare float64 `json:"patch_head_share"`
 	DLAHeadShare   float64 `json:"dla_head_share"`
@@ -127,22 +142,10 @@ func sum(x []float64) float64 {
 	return s
 }
 
-// cleanCache is the clean run's observed activations on the host.
-type cleanCache struct {
-	c map[string]*forward.HostTensor
-}
-
-func (c cleanCache) get(name string) (*forward.HostTensor, error) {
-	t := c.c[name]
-	if t == nil {
-		return nil, fmt.Errorf("ioi: clean activation %s was not observed", name)
-	}
-	return t, nil
-}
-
 // Run measures logit differences, activation patching (corrupt run with
-// clean activations patched in, one experiment per pass) and direct logit
+// clean activations patched in) and direct logit
 // attribution on the clean run, over batches (all with the same model).
+// Each batch's patching experiments run as one batched sweep (patchAll).
 func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 	if len(batches) == 0 {
 		return nil, fmt.Errorf("ioi: no prompts")
@@ -155,7 +158,7 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	L, NH, HS := m.Cfg.Layers, m.Cfg.Heads, m.Cfg.DHead
+	L, NH := m.Cfg.Layers, m.Cfg.Heads
 	w := opt.Patch
 	perBatch := 0
 	if w.Heads {
@@ -170,6 +173,9 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 	total := len(batches) * (2 + perBatch)
 	if w.Resid {
 		total += L * batches[0].T
+	}
+	if w.HeadPos {
+		total += L * NH * batches[0].T
 	}
 	done := 0
 	tick := func() {
@@ -190,27 +196,6 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 		res.PatchAttn = make([]float64, L)
 	}
 	res.DLA = newDLA(L, NH)
-	// patched runs the corrupt input of bt with fn at hook and returns the
-	// row sum of logit differences.
-	patched := func(bt *Batch, hook string, fn forward.ReplaceFn) (float64, error) {
-		ld, err := ldRun(m, bt, bt.Corrupt, (&forward.Hooks{}).Replace(hook, fn))
-		if err != nil {
-			return 0, err
-		}
-		tick()
-		return sum(ld), nil
-	}
-	// upload puts a clean activation on the backend for the patches.
-	upload := func(c cleanCache, name string, bt *Batch) (backend.Tensor, error) {
-		t, err := c.get(name)
-		if err != nil {
-			return nil, err
-		}
-		return m.BE.Upload(t.Data, bt.B*bt.T, len(t.Data)/(bt.B*bt.T))
-	}
-	copyAll := func(src backend.Tensor) forward.ReplaceFn {
-		return func(a *forward.Act) error { return a.BE.Copy(a.M, backend.Whole(src)) }
-	}
 	undefined := func(what string, cl, co float64) error {
 		if math.Abs(cl-co) < 1e-6 {
 			return fmt.Errorf("ioi: %sclean and corrupt logit differences are equal (%.6g); the normalised patching metric is undefined", what, cl)
@@ -222,13 +207,7 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 	// are summed over rows here and normalised at the end.
 	for i := range batches {
 		bt := &batches[i]
-		h := (&forward.Hooks{}).Observe("blocks.*.attn.hook_z", "blocks.*.hook_mlp_out")
-		if w.Attn {
-			h.Observe("blocks.*.hook_attn_out")
-		}
-		if w.Resid && i == 0 {
-			h.Observe("blocks.*.hook_resid_pre")
-		}
+		h := (&forward.Hooks{}).Observe("blocks.*.attn.hook_z", "blocks.*.hook_mlp_out") // for DLA
 		s, _, err := m.Run(bt.Clean, bt.B, bt.T, h, false)
 		if err != nil {
 			return nil, err
@@ -249,7 +228,6 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 		tick()
 		res.RowLDClean = append(res.RowLDClean, ld...)
 		res.RowLDCorr = append(res.RowLDCorr, ldc...)
-		c := cleanCache{h.Cache}
 		n0 := float64(bt.B)
 		cl, co := sum(ld)/n0, sum(ldc)/n0
 		if len(batches) == 1 && perBatch > 0 {
@@ -259,74 +237,74 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 			}
 		}
 
-		if w.Resid && i == 0 {
+		if (w.Resid || w.HeadPos) && i == 0 {
 			if err := undefined("batch 0's ", cl, co); err != nil {
 				return nil, err
 			}
+		}
+		// Every experiment of this batch through the sweep engine
+		// (runtime/sweep, Mode Denoise): one batched, prefix-shared run
+		// instead of one pass per entry.
+		type slot struct {
+			dst  *float64
+			norm bool // batch 0's own normalisation (positions), else a row sum
+		}
+		var space []string
+		var slots []slot
+		for l := 0; l < L; l++ {
+			if w.Heads {
+				for hd := 0; hd < NH; hd++ {
+					space = append(space, fmt.Sprintf("%d.%d", l, hd))
+					slots = append(slots, slot{&res.PatchHeadZ[l][hd], false})
+				}
+			}
+			if w.MLP {
+				space = append(space, fmt.Sprintf("mlp.%d", l))
+				slots = append(slots, slot{&res.PatchMLP[l], false})
+			}
+			if w.Attn {
+				space = append(space, fmt.Sprintf("attn.%d", l))
+				slots = append(slots, slot{&res.PatchAttn[l], false})
+			}
+		}
+		if w.Resid && i == 0 {
 			res.ResidT = bt.T
 			res.PatchResid = zeros2(L, bt.T)
 			for l := 0; l < L; l++ {
-				name := fmt.Sprintf("blocks.%d.hook_resid_pre", l)
-				rt, err := upload(c, name, bt)
-				if err != nil {
-					return nil, err
-				}
 				for t := 0; t < bt.T; t++ {
-					t := t
-					v, err := patched(bt, name, func(a *forward.Act) error {
-						// Position t of every row: strided [B, C] views.
-						src := backend.Whole(rt)
-						dst := backend.Mat{T: a.M.T, Off: a.M.Off + t*a.M.Stride, Rows: a.B, Cols: a.M.Cols, Stride: a.T * a.M.Stride}
-						return a.BE.Copy(dst, backend.Mat{T: rt, Off: t * src.Stride, Rows: a.B, Cols: src.Cols, Stride: a.T * src.Stride})
-					})
-					if err != nil {
-						m.BE.Free(rt)
-						return nil, err
-					}
-					res.PatchResid[l][t] = (v/n0 - co) / (cl - co)
+					space = append(space, fmt.Sprintf("resid.%d@%d", l, t))
+					slots = append(slots, slot{&res.PatchResid[l][t], true})
 				}
-				m.BE.Free(rt)
 			}
 		}
-
-		for l := 0; l < L; l++ {
-			if w.Heads {
-				zt, err := upload(c, fmt.Sprintf("blocks.%d.attn.hook_z", l), bt)
-				if err != nil {
-					return nil, err
-				}
+		if w.HeadPos && i == 0 {
+			res.ResidT = bt.T
+			res.PatchHeadPos = make([][][]float64, L)
+			for l := 0; l < L; l++ {
+				res.PatchHeadPos[l] = zeros2(NH, bt.T)
 				for hd := 0; hd < NH; hd++ {
-					hd := hd
-					v, err := patched(bt, fmt.Sprintf("blocks.%d.attn.hook_z", l), func(a *forward.Act) error {
-						return a.BE.Copy(a.M.ColSlice(hd*HS, HS), backend.Whole(zt).ColSlice(hd*HS, HS))
-					})
-					if err != nil {
-						m.BE.Free(zt)
-						return nil, err
+					for t := 0; t < bt.T; t++ {
+						space = append(space, fmt.Sprintf("%d.%d@%d", l, hd, t))
+						slots = append(slots, slot{&res.PatchHeadPos[l][hd][t], true})
 					}
-					res.PatchHeadZ[l][hd] += v
 				}
-				m.BE.Free(zt)
 			}
-			for _, p := range []struct {
-				on   bool
-				hook string
-				dst  []float64
-			}{{w.MLP, "hook_mlp_out", res.PatchMLP}, {w.Attn, "hook_attn_out", res.PatchAttn}} {
-				if !p.on {
-					continue
+		}
+		if len(space) > 0 {
+			vals, err := patchAll(m, bt, space, func(n int) {
+				for k := 0; k < n; k++ {
+					tick()
 				}
-				name := fmt.Sprintf("blocks.%d.%s", l, p.hook)
-				t, err := upload(c, name, bt)
-				if err != nil {
-					return nil, err
+			})
+			if err != nil {
+				return nil, err
+			}
+			for k, sl := range slots {
+				if sl.norm {
+					*sl.dst = (vals[k] - co) / (cl - co)
+				} else {
+					*sl.dst += vals[k] * n0
 				}
-				v, err := patched(bt, name, copyAll(t))
-				m.BE.Free(t)
-				if err != nil {
-					return nil, err
-				}
-				p.dst[l] += v
 			}
 		}
 	}
@@ -361,8 +339,47 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 			res.PatchAttn[l] = norm(res.PatchAttn[l])
 		}
 	}
+	gap := sweep.GapOf(res.RowLDClean, res.RowLDCorr)
+	res.GapSE, res.GapIsNoise, res.GapReversed = gap.SE, gap.Noisy, gap.Reversed
 	res.Summary = summarise(res)
 	return res, nil
+}
+
+// patchAll runs the corrupt prompts of bt with each configuration of space
+// (sweep configuration names) patched in from the clean run, batched
+// through the sweep engine, and returns the mean logit difference of each.
+func patchAll(m *forward.Model, bt *Batch, space []string, done func(n int)) ([]float64, error) {
+	dims := sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads, T: bt.T}
+	cfgs := make([]sweep.Config, len(space))
+	for i, s := range space {
+		c, err := sweep.ParseConfig(s, dims)
+		if err != nil {
+			return nil, err
+		}
+		cfgs[i] = c
+	}
+	e, err := sweep.New(m, sweep.Task{Tokens: bt.Clean, Corrupt: bt.Corrupt, B: bt.B, T: bt.T,
+		Metric: sweep.LD, Pos: bt.Pos, A: bt.IO, C: bt.S}, sweep.Options{Mode: sweep.Denoise})
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	out := make([]float64, len(cfgs))
+	for _, ch := range e.Plan(cfgs) {
+		batch := make([]sweep.Config, len(ch))
+		for j, k := range ch {
+			batch[j] = cfgs[k]
+		}
+		vals, err := e.Eval(batch)
+		if err != nil {
+			return nil, err
+		}
+		for j, k := range ch {
+			out[k] = vals[j]
+		}
+		done(len(ch))
+	}
+	return out, nil
 }
 
 func zeros2(a, b int) [][]float64 {

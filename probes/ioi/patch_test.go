@@ -1,11 +1,16 @@
 package ioi_test
 
 import (
+	"encoding/binary"
+	"math"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/neoscope/neoscope/cpu"
 	"github.com/neoscope/neoscope/internal/fixtures"
 	"github.com/neoscope/neoscope/probes/ioi"
+	"github.com/neoscope/neoscope/runtime/checkpoint"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
@@ -15,6 +20,33 @@ func flat(x [][]float64) []float64 {
 		out = append(out, r...)
 	}
 	return out
+}
+
+func flat3(x [][][]float64) []float64 {
+	var out []float64
+	for _, r := range x {
+		out = append(out, flat(r)...)
+	}
+	return out
+}
+
+// circuitTensor reads a float32 tensor of the fixture's circuits.safetensors.
+func circuitTensor(t *testing.T, dir, name string) []float64 {
+	data, err := os.ReadFile(filepath.Join(dir, "circuits.safetensors"))
+	fixtures.Must(t, err)
+	entries, err := checkpoint.ParseSafetensors("circuits.safetensors", data)
+	fixtures.Must(t, err)
+	for _, e := range entries {
+		if e.Name == name && e.DType == "F32" {
+			out := make([]float64, len(e.Data)/4)
+			for i := range out {
+				out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(e.Data[4*i:])))
+			}
+			return out
+		}
+	}
+	t.Fatalf("%s/circuits.safetensors: no F32 tensor %s", dir, name)
+	return nil
 }
 
 func fixtureBatch(t *testing.T, ref *fixtures.Ref) ioi.Batch {
@@ -41,6 +73,8 @@ func TestGolden(t *testing.T) {
 			ref.Check(t, "patch_resid_pre", flat(res.PatchResid), "patch_resid_pre")
 			ref.Check(t, "patch_mlp_out", res.PatchMLP, "patch_mlp_out")
 			ref.Check(t, "patch_attn_out", res.PatchAttn, "patch_attn_out")
+			fixtures.CloseTol(t, "patch_head_z_pos", flat3(res.PatchHeadPos), circuitTensor(t, ref.Dir, "patch_head_z_pos"),
+				fixtures.TolFor(t, ref.Dir, "circuits.json", "patch_head_z_pos"))
 			ref.Check(t, "dla_head", flat(res.DLA.Head), "dla_head")
 			ref.Check(t, "dla_mlp", res.DLA.MLP, "dla_mlp")
 			ref.Check(t, "dla_attn_bias", res.DLA.AttnBias, "dla_attn_bias")

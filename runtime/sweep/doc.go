@@ -99,6 +99,80 @@
 // early-layer configurations). Merge combines the n shard files and
 // refuses a set with missing, repeated or incomplete shards, naming them.
 //
+// # Patching (Mode Noise, Denoise; patch.go)
+//
+// A patching sweep runs one set of prompts and takes values from another:
+// Noise (resample ablation) runs Task.Tokens (clean) and patches in values
+// from Task.Corrupt, row b from row b; Denoise (activation patching) runs
+// the corrupt prompts and patches in clean values. Items, all exact:
+//
+//	6.1         head 6.1's z (hook_z) at every position
+//	6.1@9       head 6.1's z at position 9 only
+//	attn.6      the whole hook_attn_out; mlp.0 the whole hook_mlp_out
+//	resid.6@9   hook_resid_pre of block 6 at position 9 (the stream itself)
+//	S>R         an edge of the residual graph (runtime/graph, CIRCUITS.md)
+//
+// Removing an edge gives R the input: its input in this run - out_S(this
+// run) + out_S(other run), ACDC's semantics; R's input only, not the
+// stream. Senders: embed (W_E[tok] + W_pos), head l.h (z_h @ W_O rows of
+// h, no b_O), mlp.l (hook_mlp_out). Receivers: l.h.q|k|v (that head's
+// query, key or value is recomputed from ln_1 of the patched input: one
+// head's projection columns, HeadInput in runtime/forward), mlp.l (its
+// input before ln_2; the stream is restored before the output is added)
+// and logits (the final residual before ln_final). Any number of items
+// combine in one configuration (a circuit); out_S(this run) is then S's
+// output in this patched run. If attn.l is patched, a head sender of layer
+// l still reads its own z (the split of the patched attention output into
+// heads is not defined).
+//
+// Space words for patching: 6.1@9, 6.*@*, heads@* (every head at every
+// position, layer-major, positions inner), resid.6@9, resid.*@*, edges
+// (every edge in canonical order), edges(R) (every edge into receiver R),
+// literal edges mlp.0>6.1.k, and file(PATH) lines of items joined by '+'.
+// A term that is a single word naming many items (edges, anything@*) is
+// one configuration per item, in that order; joined by '+' the items form
+// one configuration.
+//
+// The engine runs both prompt sets once (New) and keeps per layer: the base
+// residual before each block and after the last, the other run's
+// resid_pre, z, attention and MLP outputs, and the differences other - base
+// of z, MLP output and embedding. A configuration starts at the first layer
+// it touches (an edge: its receiver's layer; logits: after the last block)
+// from the cached base residual, and groups share prefixes as knock-outs
+// do. Senders before that first layer are unchanged from the base run, so
+// an edge from them adds a cached difference (a head's: dz_h @ W_O[h]);
+// later senders' current outputs (z, MLP output) are kept per group as the
+// pass crosses their layer and subtracted (through -W_O and -I, the backend
+// having no subtraction). Metrics: ld (Task.Pos, default last, through
+// LogitStats) and kl, the mean over rows of KL(p_clean || p_run) at the
+// last position: the clean log-probabilities over the whole vocabulary are
+// computed once and kept on the host; each run's logits at that one
+// position are computed 64 rows at a time (a [64, V] buffer) and reduced in
+// float64 on the host. The unpatched configuration's value is the base
+// run's (ld_clean in Noise, ld_corrupt in Denoise).
+//
+// The patching hooks use hook_resid_pre, hook_q/k/v, hook_z,
+// hook_attn_out, hook_resid_mid and hook_mlp_out of a sequential block
+// (GPT-Neo, GPT-2); a parallel-residual block (GPT-NeoX), whose MLP reads
+// the block input, needs its MLP-input edges placed at hook_resid_pre
+// instead (not done yet). Options.NoShare has no effect on patching.
+//
+// Go API (for circuit discovery): New with Mode Noise and Metric KL or LD,
+// then (*Engine).EvalCircuits(cfgs) returns the metric of every
+// configuration (sets of removed edges, built with EdgeConfig or parsed
+// with ParseConfig), batched and prefix-shared; Gap reports ld_clean,
+// ld_corrupt and whether their difference is noise.
+//
+// Honest output: Gap().Noisy is true when the mean over rows of
+// (clean_b - corrupt_b) is within 2 standard errors (sd over rows /
+// sqrt(B), the paired difference) of zero; normalised scores are then
+// noise and the command prints no normalised column and no verdict (and
+// says so, also in --json as gap_is_noise). Gap().Reversed is true when
+// that mean is below -2 standard errors: the corrupt prompts show more of
+// the behaviour than the clean ones, the model does not do what the
+// prompts probe, and no verdict is drawn either (gap_reversed; the
+// normalised column is printed, it measures the reverse).
+//
 // # Interactions
 //
 // For a space that is exactly subsets(c_0..c_{k-1}), Interactions gives

@@ -18,12 +18,22 @@ const (
 	Loss Metric = iota
 	// LogitDiff is the mean over rows of logits[b, Pos, A[b]] - logits[b, Pos, C[b]].
 	LogitDiff
+	// LD is LogitDiff under its patching name (column `ld`), and KL the mean
+	// over rows of KL(p_clean || p_run) at the last position: patching
+	// sweeps only (Mode Noise or Denoise; see patch.go).
+	LD
+	KL
 )
 
 // Column is the metric's column name in result files.
 func (m Metric) Column() string {
-	if m == LogitDiff {
+	switch m {
+	case LogitDiff:
 		return "logit_diff"
+	case LD:
+		return "ld"
+	case KL:
+		return "kl"
 	}
 	return "loss"
 }
@@ -34,11 +44,21 @@ type Mode int
 const (
 	Zero Mode = iota // by zero
 	Mean             // by its per-position mean over the B prompts in the unablated run
+	// Noise runs Task.Tokens (clean) and patches in values from
+	// Task.Corrupt (resample ablation); Denoise runs Task.Corrupt and
+	// patches in clean values (activation patching). See patch.go.
+	Noise
+	Denoise
 )
 
 func (m Mode) String() string {
-	if m == Mean {
+	switch m {
+	case Mean:
 		return "mean"
+	case Noise:
+		return "noise"
+	case Denoise:
+		return "denoise"
 	}
 	return "zero"
 }
@@ -50,7 +70,10 @@ type Task struct {
 	Metric   Metric
 	LossFrom int     // Loss: first predicting position
 	Pos      int     // LogitDiff: the position read
-	A, C     []int32 // LogitDiff: [B] answer and counterfactual ids
+	A, C     []int32 // LogitDiff, LD: [B] answer and counterfactual ids
+	// Corrupt is the corrupted prompts of a patching sweep, [B*T] like
+	// Tokens (which then holds the clean prompts).
+	Corrupt []int32
 }
 
 // Options tune the engine; the zero value is the batched, prefix-sharing
@@ -95,6 +118,7 @@ type Engine struct {
 
 	cur   layerAblation // the masks the hooks apply in the block being run
 	hooks *forward.Hooks
+	p     *patcher // patching sweeps (Mode Noise, Denoise)
 }
 
 // layerAblation holds the per-row keep masks of one block of one pass
@@ -116,6 +140,9 @@ func taskErrorf(format string, a ...any) error { return &TaskError{fmt.Sprintf(f
 // New checks the task (a *TaskError when it is malformed), runs the
 // unablated pass and sizes the passes.
 func New(m *forward.Model, task Task, opt Options) (*Engine, error) {
+	if opt.Mode == Noise || opt.Mode == Denoise || task.Metric == LD || task.Metric == KL {
+		return newPatch(m, task, opt)
+	}
 	cfg := m.Cfg
 	if task.B <= 0 || task.T <= 0 || len(task.Tokens) != task.B*task.T {
 		return nil, taskErrorf("sweep: %d token ids for %d rows of %d", len(task.Tokens), task.B, task.T)
@@ -198,6 +225,10 @@ func (e *Engine) ConfigBytes() int64 {
 
 // Close frees the cached tensors.
 func (e *Engine) Close() {
+	if e.p != nil {
+		e.p.close(e.m.BE)
+		e.p = nil
+	}
 	for _, ts := range [][]backend.Tensor{e.resid, e.fillZ, e.fillAttn, e.fillMLP} {
 		for _, t := range ts {
 			if t != nil {
@@ -373,6 +404,9 @@ func (e *Engine) perLayer(c Config) []abl {
 // The plan depends only on cfgs and K, so a resumed run re-forms the same
 // chunks and computes bit-identical numbers.
 func (e *Engine) Plan(cfgs []Config) [][]int {
+	if e.p != nil {
+		return e.planPatch(cfgs)
+	}
 	L := e.m.Cfg.Layers
 	keys := make([][]abl, len(cfgs))
 	first := make([]int, len(cfgs))
@@ -428,6 +462,16 @@ func (e *Engine) Plan(cfgs []Config) [][]int {
 // hook_attn_out and hook_mlp_out). After the last block one LogitStats
 // reduction reads only the positions the metric needs.
 func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
+	if e.p != nil {
+		return e.evalPatch(cfgs)
+	}
+	for _, c := range cfgs {
+		for _, x := range c {
+			if x.Kind > MLP {
+				return nil, fmt.Errorf("sweep: %s: positions and edges need a patching sweep (--mode noise or denoise)", x)
+			}
+		}
+	}
 	m, be, t := e.m, e.m.BE, e.task
 	L, NH := m.Cfg.Layers, m.Cfg.Heads
 	B, T := t.B, e.tn

@@ -59,10 +59,16 @@ type Row struct {
 	NAblated int     `json:"n_ablated"`
 	Value    float64 `json:"value"`
 	Delta    float64 `json:"delta"`
+	// Norm is (Value - corrupt) / (clean - corrupt) in patching sweeps with
+	// the ld metric (the `normalised` column); unused otherwise.
+	Norm float64 `json:"normalised,omitempty"`
 }
 
 // Columns are the result columns for a metric, in file order.
 func Columns(m Metric) []string {
+	if m == LD {
+		return []string{"config", "n_ablated", m.Column(), "delta", "normalised", "index"}
+	}
 	return []string{"config", "n_ablated", m.Column(), "delta", "index"}
 }
 
@@ -165,8 +171,15 @@ func sameSweep(a, b *Meta) string {
 func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
 func encodeRow(f Format, col string, r Row) []byte {
+	if col == LD.Column() {
+		if f == CSV {
+			return []byte(fmt.Sprintf("%s,%d,%s,%s,%s,%d\n", r.Config, r.NAblated, formatFloat(r.Value), formatFloat(r.Delta), formatFloat(r.Norm), r.Index))
+		}
+		return []byte(fmt.Sprintf(`{"config":%q,"n_ablated":%d,%q:%s,"delta":%s,"normalised":%s,"index":%d}`+"\n",
+			r.Config, r.NAblated, col, jsonFloat(r.Value), jsonFloat(r.Delta), jsonFloat(r.Norm), r.Index))
+	}
 	if f == CSV {
-		// Configuration names hold only [0-9a-z.+], no quoting needed.
+		// Configuration names hold only [0-9a-z.+>@], no quoting needed.
 		return []byte(fmt.Sprintf("%s,%d,%s,%s,%d\n", r.Config, r.NAblated, formatFloat(r.Value), formatFloat(r.Delta), r.Index))
 	}
 	// JSONL (also the Parquet journal); keys in column order.
@@ -184,8 +197,10 @@ func jsonFloat(v float64) string {
 func csvHeader(col string) string { return strings.Join(Columns(metricOf(col)), ",") + "\n" }
 
 func metricOf(col string) Metric {
-	if col == LogitDiff.Column() {
-		return LogitDiff
+	for _, m := range []Metric{LogitDiff, LD, KL} {
+		if col == m.Column() {
+			return m
+		}
 	}
 	return Loss
 }
@@ -221,8 +236,16 @@ func parseRow(f Format, col string, ln []byte) (Row, error) {
 		if err != nil {
 			return r, err
 		}
-		if len(rec) != 5 {
-			return r, fmt.Errorf("%d fields, want 5 (%s)", len(rec), strings.TrimSpace(csvHeader(col)))
+		want := len(Columns(metricOf(col)))
+		if len(rec) != want {
+			return r, fmt.Errorf("%d fields, want %d (%s)", len(rec), want, strings.TrimSpace(csvHeader(col)))
+		}
+		if want == 6 { // ld: normalised before index
+			var err error
+			if r.Norm, err = strconv.ParseFloat(rec[4], 64); err != nil {
+				return r, err
+			}
+			rec = append(rec[:4], rec[5])
 		}
 		r.Config = rec[0]
 		var e1, e2, e3, e4 error
@@ -261,6 +284,12 @@ func parseRow(f Format, col string, ln []byte) (Row, error) {
 	}
 	var e2 error
 	r.Delta, e2 = num("delta")
+	if col == LD.Column() {
+		var e4 error
+		if r.Norm, e4 = num("normalised"); e4 != nil {
+			return r, e4
+		}
+	}
 	idx, e3 := num("index")
 	r.NAblated, r.Index = int(n), int(idx)
 	return r, errors.Join(e1, e2, e3)
@@ -284,6 +313,9 @@ type pqLD struct {
 }
 
 func writeParquet(w io.Writer, col string, rows []Row) error {
+	if col == LD.Column() || col == KL.Column() {
+		return writeParquetPatch(w, col, rows)
+	}
 	if col == LogitDiff.Column() {
 		out := make([]pqLD, len(rows))
 		for i, r := range rows {
@@ -302,13 +334,16 @@ func writeParquet(w io.Writer, col string, rows []Row) error {
 func ReadRows(path string, f Format, col string) ([]Row, error) {
 	if f == Parquet {
 		var rows []Row
+		if col == LD.Column() || col == KL.Column() {
+			return readParquetPatch(path, col)
+		}
 		if col == LogitDiff.Column() {
 			in, err := parquet.ReadFile[pqLD](path)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
 			for _, r := range in {
-				rows = append(rows, Row{int(r.Index), r.Config, int(r.NAblated), r.LogitDiff, r.Delta})
+				rows = append(rows, Row{Index: int(r.Index), Config: r.Config, NAblated: int(r.NAblated), Value: r.LogitDiff, Delta: r.Delta})
 			}
 			return rows, nil
 		}
@@ -317,7 +352,7 @@ func ReadRows(path string, f Format, col string) ([]Row, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		for _, r := range in {
-			rows = append(rows, Row{int(r.Index), r.Config, int(r.NAblated), r.Loss, r.Delta})
+			rows = append(rows, Row{Index: int(r.Index), Config: r.Config, NAblated: int(r.NAblated), Value: r.Loss, Delta: r.Delta})
 		}
 		return rows, nil
 	}

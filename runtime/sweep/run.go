@@ -243,6 +243,9 @@ func Run(e *Engine, cfgs []Config, opt RunOptions) ([]Row, error) {
 				continue
 			}
 			r := Row{Index: i, Config: sub[k].String(), NAblated: len(sub[k]), Value: vals[j], Delta: vals[j] - e.Baseline}
+			if g, ok := e.Gap(); ok && e.task.Metric == LD {
+				r.Norm = g.Normalised(vals[j])
+			}
 			rows = append(rows, r)
 			done[i] = r
 		}

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/neoscope/neoscope/runtime/graph"
 )
 
 // Kind is what a component ablates.
@@ -17,6 +19,12 @@ const (
 	Head Kind = iota // one head's z (blocks.L.attn.hook_z, columns of head H)
 	Attn             // a layer's whole attention output (blocks.L.hook_attn_out, b_O included)
 	MLP              // a layer's whole MLP output (blocks.L.hook_mlp_out, c_proj bias included)
+	// Patching only (see patch.go): a head's z at one position `6.1@9`, the
+	// residual before a block at one position `resid.6@9`, and an edge
+	// `S>R` of the residual-stream graph (runtime/graph).
+	HeadAt
+	ResidAt
+	Edge
 )
 
 // Component is one ablatable unit: a head `6.1`, an attention layer `attn.6`
@@ -25,6 +33,10 @@ type Component struct {
 	Kind  Kind
 	Layer int
 	Head  int // heads only
+	Pos   int // HeadAt, ResidAt: the position
+	// Edge: sender and receiver; Layer is the receiver's layer (Layers for
+	// `logits`), so edges sort with the block that reads them.
+	S, R graph.Node
 }
 
 func (c Component) String() string {
@@ -33,6 +45,12 @@ func (c Component) String() string {
 		return "attn." + strconv.Itoa(c.Layer)
 	case MLP:
 		return "mlp." + strconv.Itoa(c.Layer)
+	case HeadAt:
+		return strconv.Itoa(c.Layer) + "." + strconv.Itoa(c.Head) + "@" + strconv.Itoa(c.Pos)
+	case ResidAt:
+		return "resid." + strconv.Itoa(c.Layer) + "@" + strconv.Itoa(c.Pos)
+	case Edge:
+		return c.S.String() + ">" + c.R.String()
 	}
 	return strconv.Itoa(c.Layer) + "." + strconv.Itoa(c.Head)
 }
@@ -45,7 +63,13 @@ func (c Component) less(d Component) bool {
 	if c.Kind != d.Kind {
 		return c.Kind < d.Kind
 	}
-	return c.Head < d.Head
+	if c.Kind == Edge {
+		return edgeLess(c, d)
+	}
+	if c.Head != d.Head {
+		return c.Head < d.Head
+	}
+	return c.Pos < d.Pos
 }
 
 // Config is one ablation configuration: a set of components in canonical
@@ -73,8 +97,13 @@ func (c Config) String() string {
 	return strings.Join(parts, "+")
 }
 
-// Dims are the model dimensions a space is expanded against.
-type Dims struct{ Layers, Heads int }
+// Dims are the model dimensions a space is expanded against. T (positions)
+// is needed by `@*`; Graph (nil: graph.New(Layers, Heads, nil)) by edges.
+type Dims struct {
+	Layers, Heads int
+	T             int
+	Graph         *graph.Graph
+}
 
 // MaxConfigs bounds the size of an expanded space (k(4, heads) on GPT-2 XL
 // alone would be 10^11); larger spaces are refused before expansion.
@@ -206,7 +235,7 @@ type parser struct {
 }
 
 func isWordByte(b byte) bool {
-	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '*' || b == '_'
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '*' || b == '_' || b == '@' || b == '>'
 }
 
 func (p *parser) next() {
@@ -270,7 +299,7 @@ func (p *parser) space() ([]Config, error) {
 	}
 }
 
-var functions = "subsets, singles, pairs, k, given, file"
+var functions = "subsets, singles, pairs, k, given, file, edges"
 
 // term := FUNC '(' args ')' | literal
 func (p *parser) term() ([]Config, error) {
@@ -283,6 +312,19 @@ func (p *parser) term() ([]Config, error) {
 		// A literal configuration: name [+ word ...].
 		p.tok, p.i = at, at.pos
 		p.next()
+		if many := manyWord(name); many && (p.tok.kind != tPunct || p.tok.s != "+") {
+			// `edges`, `heads@*`, `resid.*@*`: one configuration per item.
+			p.tok, p.i = at, at.pos
+			p.next()
+			cs, err := p.setListSep()
+			if err != nil {
+				return nil, err
+			}
+			if err := p.grow(big.NewInt(int64(len(cs)))); err != nil {
+				return nil, err
+			}
+			return Combinations(cs, 1), nil
+		}
 		c, err := p.literal()
 		if err != nil {
 			return nil, err
@@ -352,6 +394,27 @@ func (p *parser) term() ([]Config, error) {
 		}
 		if !p.count {
 			out = Combinations(set, k)
+		}
+	case "edges":
+		// edges(R): every edge into receiver R, one configuration each.
+		if p.tok.kind != tWord {
+			return nil, p.errf("expected a receiver (6.1.q, mlp.3, logits) in edges(R), got %s", p.tok)
+		}
+		g := p.d.graph()
+		ri, ok := g.ReceiverIndex(p.tok.s)
+		if !ok {
+			return nil, p.errf("edges(%s): unknown receiver (want L.H.q|k|v, mlp.L or logits with L < %d, H < %d)", p.tok.s, p.d.Layers, p.d.Heads)
+		}
+		p.next()
+		var set []Component
+		for _, e := range g.Edges[g.In[ri][0]:g.In[ri][1]] {
+			set = append(set, edgeComponent(e, p.d.Layers))
+		}
+		if err := p.grow(big.NewInt(int64(len(set)))); err != nil {
+			return nil, err
+		}
+		if !p.count {
+			out = Combinations(set, 1)
 		}
 	case "given":
 		fixed, err := p.setListSep("+", ",")
@@ -458,6 +521,24 @@ func expandWord(w string, d Dims) ([]Component, error) {
 			return nil, fmt.Errorf("%q: layer %d out of range (the model has layers 0..%d)", w, l, d.Layers-1)
 		}
 		return []int{l}, nil
+	}
+	if w == "edges" {
+		g := d.graph()
+		out := make([]Component, len(g.Edges))
+		for i, e := range g.Edges {
+			out[i] = edgeComponent(e, d.Layers)
+		}
+		return out, nil
+	}
+	if strings.Contains(w, ">") {
+		e, err := d.graph().ParseEdge(w)
+		if err != nil {
+			return nil, err
+		}
+		return []Component{edgeComponent(e, d.Layers)}, nil
+	}
+	if base, at, ok := strings.Cut(w, "@"); ok {
+		return expandAt(w, base, at, d)
 	}
 	switch w {
 	case "heads":
