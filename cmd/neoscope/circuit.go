@@ -231,15 +231,13 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 	rootCmd.AddCommand(c)
 }
 
-// circuitEngine, when set (by a file that wires in runtime/sweep's batched
-// patching engine, (*sweep.Engine).EvalCircuits, behind circuit.Evaluator),
-// builds the fast evaluator and names it; nil means the plain hook
-// evaluator, which is also the reference the tests compare with.
-var circuitEngine func(m *forward.Model, g *graph.Graph, t circuit.Task, perPass int) (circuit.Evaluator, string, error)
-
+// newCircuitEvaluator is the batched patching engine of runtime/sweep
+// (circuit.NewEngineEvaluator); where the engine refuses the model (edges
+// on a family it does not patch yet), the plain hook evaluator, which is
+// also the reference the tests compare with.
 func newCircuitEvaluator(m *forward.Model, g *graph.Graph, t circuit.Task, perPass int) (circuit.Evaluator, string, error) {
-	if circuitEngine != nil {
-		return circuitEngine(m, g, t, perPass)
+	if ev, err := circuit.NewEngineEvaluator(m, g, t, perPass); err == nil {
+		return ev, "sweep engine", nil
 	}
 	ev, err := circuit.NewHookEvaluator(m, g, t, perPass)
 	return ev, "hooks", err
