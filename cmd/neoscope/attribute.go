@@ -20,15 +20,11 @@ import (
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
-// verifier re-evaluates the top attributions exactly for --verify. It stays
-// nil until the batched patching engine (runtime/sweep, branch patch) is
-// merged and wired here; --verify says so rather than faking a result.
-var verifier attrib.Verifier
-
 func init() {
 	var f modelFlags
 	var task, clean, corrupt, ioIDs, sIDs, metric, method, format, out, plotFile string
 	var pos, verify, top int
+	var force bool
 	c := &cobra.Command{
 		Use:   "attribute",
 		Short: "Attribution patching: AtP per head, position and MLP, EAP per edge, from one backward pass",
@@ -84,19 +80,11 @@ per-head AtP heatmap.`,
 			if format != "" && out == "" {
 				return usagef("--format %s needs --out FILE", format)
 			}
-			for _, in := range []string{clean, corrupt} {
-				if out != "" && sameFile(out, in) {
-					return usagef("--out %s would overwrite the input %s", out, in)
-				}
-			}
 			if err := checkPlotPath(plotFile); err != nil {
 				return err
 			}
 			if verify < 0 {
 				return usagef("--verify %d: want a count >= 0", verify)
-			}
-			if verify > 0 && verifier == nil {
-				return usagef("--verify needs the batched exact patching engine (runtime/sweep), which this build does not include yet")
 			}
 			cr, err := readTokenFile(clean)
 			if err != nil {
@@ -122,6 +110,9 @@ per-head AtP heatmap.`,
 				return err
 			}
 			f.Model = dir
+			if err := checkOutput("--out", out, force, clean, corrupt, dir); err != nil {
+				return err
+			}
 			m, err := openGrad(&f)
 			if err != nil {
 				return err
@@ -157,6 +148,11 @@ per-head AtP heatmap.`,
 			res, err := run(m, t)
 			if err != nil {
 				return err
+			}
+			if verify > 0 {
+				if err := attrib.Verify(m, t, res, verify); err != nil {
+					return err
+				}
 			}
 			if plotFile != "" {
 				L, H := len(res.HeadZ), len(res.HeadZ[0])
@@ -195,8 +191,9 @@ per-head AtP heatmap.`,
 	c.Flags().StringVar(&format, "format", "", "csv or json for --out (default: from its extension)")
 	c.Flags().StringVar(&out, "out", "", "write the scores to FILE (csv: config and score columns)")
 	c.Flags().StringVar(&plotFile, "plot", "", "write the per-head AtP heatmap (.png or .svg)")
-	c.Flags().IntVar(&verify, "verify", 0, "re-evaluate the N largest |scores| exactly (needs the batched patching engine)")
+	c.Flags().IntVar(&verify, "verify", 0, "re-evaluate the N largest |scores| exactly through the batched patching engine; prints the rank correlation and the worst misses")
 	c.Flags().IntVar(&top, "top", 10, "edges listed in the table output")
+	c.Flags().BoolVar(&force, "force", false, "replace an existing --out")
 	rootCmd.AddCommand(c)
 }
 
@@ -305,5 +302,17 @@ func printAttrib(w io.Writer, r *attrib.Result, top int) {
 		for _, i := range idx[:min(top, len(idx))] {
 			fmt.Fprintf(w, "  %-16s %10.4f\n", r.Edges[i], r.EAP[i])
 		}
+	}
+	if v := r.Verify; v != nil {
+		fmt.Fprintf(w, "\nverified exactly (batched patching, corrupt into clean): the %d largest |estimates|\n", len(v.Names))
+		fmt.Fprintf(w, "  %-16s %10s %10s\n", "", "estimate", "exact")
+		for i, n := range v.Names {
+			fmt.Fprintf(w, "  %-16s %10.4f %10.4f\n", n, v.Estimate[i], v.Exact[i])
+		}
+		fmt.Fprintf(w, "rank correlation (Spearman) %.3f, Pearson %.3f; worst misses:", v.Spearman, v.Pearson)
+		for _, i := range v.Worst {
+			fmt.Fprintf(w, " %s (%.4f vs %.4f)", v.Names[i], v.Estimate[i], v.Exact[i])
+		}
+		fmt.Fprintln(w)
 	}
 }

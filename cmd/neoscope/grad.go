@@ -14,6 +14,7 @@ func init() {
 	var f modelFlags
 	var in inputFlags
 	var out string
+	var force bool
 	var from int
 	c := &cobra.Command{
 		Use:   "grad",
@@ -30,14 +31,14 @@ buffers have no gradient and are left out. float32.`,
 			if out == "" {
 				return usagef("--out is required")
 			}
-			if in.Tokens != "" && sameFile(out, in.Tokens) {
-				return usagef("--out %s would overwrite the input %s", out, in.Tokens)
-			}
 			dir, err := resolveModel(f.Model)
 			if err != nil {
 				return err
 			}
 			f.Model = dir
+			if err := checkOutput("--out", out, force, append(in.paths(), dir)...); err != nil {
+				return err
+			}
 			m, err := openGrad(&f)
 			if err != nil {
 				return err
@@ -76,7 +77,8 @@ buffers have no gradient and are left out. float32.`,
 	}
 	f.register(c)
 	in.register(c)
-	c.Flags().StringVar(&out, "out", "", "output safetensors file")
+	c.Flags().StringVar(&out, "out", "", "output safetensors file (never an input; an existing file only with --force)")
+	c.Flags().BoolVar(&force, "force", false, "replace an existing --out")
 	c.Flags().IntVar(&from, "loss-from", 0, "first position whose next-token prediction counts")
 	rootCmd.AddCommand(c)
 }

@@ -150,8 +150,24 @@ func TestAttributeCLI(t *testing.T) {
 
 			expectUsage(t, "zero gradient", append(append([]string{}, base[:len(base)-1]...), "kl")...)
 			expectUsage(t, "--method", append(base, "--method", "magic")...)
-			expectUsage(t, "batched exact patching engine", append(base, "--verify", "5")...)
-			expectUsage(t, "would overwrite", append(base, "--method", "eap", "--format", "csv", "--out", filepath.Join(dir, "c.json"))...)
+			expectUsage(t, "--verify", append(base, "--verify", "-1")...)
+			// --verify N prints the exact values beside the estimates (their
+			// agreement with the fixture is probes/attrib's TestVerify).
+			var jr struct {
+				Verify struct {
+					Names []string  `json:"names"`
+					Exact []float64 `json:"exact"`
+				} `json:"verify"`
+			}
+			vout, _, vcode := runCLI(t, append(base, "--verify", "5", "--json")...)
+			if vcode != 0 {
+				t.Fatalf("--verify 5 --json: exit %d", vcode)
+			}
+			fixtures.Must(t, json.Unmarshal([]byte(vout), &jr))
+			if len(jr.Verify.Names) != 5 || len(jr.Verify.Exact) != 5 {
+				t.Errorf("--verify 5: %d names, %d exact values in %s", len(jr.Verify.Names), len(jr.Verify.Exact), vout)
+			}
+			expectUsage(t, "is an input of this run", append(base, "--method", "eap", "--format", "csv", "--out", filepath.Join(dir, "c.json"))...)
 		})
 	}
 }

@@ -46,15 +46,8 @@ type Result struct {
 	HeadZPos  [][][]float64 `json:"atp_head_z_pos"` // [L][H][T]
 	Edges     []string      `json:"edges,omitempty"`
 	EAP       []float64     `json:"eap_edge,omitempty"` // [E], canonical edge order
-}
-
-// Verifier re-evaluates components or edges exactly (the batched patching
-// engine of runtime/sweep implements it once merged); `attribute --verify N`
-// calls it with the N largest |estimates|. Names are heads "l.h", MLPs
-// "mlp.l" or edges "S>R"; the result is the exact change of M (patched LD
-// minus clean LD) for each.
-type Verifier interface {
-	Exact(m *forward.Model, t Task, names []string) ([]float64, error)
+	// Verify is set by Verify (`attribute --verify N`).
+	Verify *Verification `json:"verify,omitempty"`
 }
 
 func (t Task) objective() forward.Objective { return forward.LogitDiff(t.Pos, t.IO, t.S) }
