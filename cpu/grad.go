@@ -186,6 +186,31 @@ func (be *Backend) GELUNewBackward(dx, dy, pre backend.Mat) error {
 	return nil
 }
 
+// GELUErfBackward: gelu'(x) = Phi(x) + x phi(x) = 0.5(1+erf(x/sqrt2)) +
+// x exp(-x^2/2)/sqrt(2pi), in float64 and rounded once (as GELUErf).
+func (be *Backend) GELUErfBackward(dx, dy, pre backend.Mat) error {
+	sameDims("gelu_erf_backward", dx, pre)
+	sameDims("gelu_erf_backward", dy, pre)
+	if pre.Rows == 0 {
+		return nil
+	}
+	xd, yd, od := view(pre), view(dy), view(dx)
+	const invSqrt2Pi = 0.3989422804014327 // 1/sqrt(2pi)
+	be.parallel(pre.Rows, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr := xd[r*pre.Stride : r*pre.Stride+pre.Cols]
+			yr := yd[r*dy.Stride : r*dy.Stride+pre.Cols]
+			or := od[r*dx.Stride : r*dx.Stride+pre.Cols]
+			for j, v := range xr {
+				x := float64(v)
+				g := 0.5*(1+math.Erf(x*(1/math.Sqrt2))) + x*math.Exp(-0.5*x*x)*invSqrt2Pi
+				or[j] = float32(float64(yr[j]) * g)
+			}
+		}
+	})
+	return nil
+}
+
 // AttentionBackward: one task per (row b, head h), which owns that head's
 // slices of dq, dk, dv. For query i over its visible keys j:
 // p = softmax(scale q_i.k_j), dP_ij = dz_i.v_j, dS_ij = p_ij (dP_ij - sum_j p_ij dP_ij),

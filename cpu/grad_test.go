@@ -116,6 +116,39 @@ func TestGELUNewBackwardFD(t *testing.T) {
 	}
 }
 
+// TestGELUErfBackwardFD: the exact GELU's backward on a strided, odd view
+// (dx written beside dy, not in place), against GELUErf's differences.
+func TestGELUErfBackwardFD(t *testing.T) {
+	be := New()
+	r := rand.New(rand.NewSource(6))
+	R, C, stride := 5, 13, 16
+	x := randVec(r, R*stride, 2)
+	Rw := randVec(r, R*C, 1)
+	J := func(x []float32) float64 {
+		y := tensorOf(x)
+		be.GELUErf(backend.Mat{T: y, Rows: R, Cols: C, Stride: stride})
+		var s float64
+		for i := 0; i < R; i++ {
+			for j := 0; j < C; j++ {
+				s += float64(y.Data[i*stride+j]) * float64(Rw[i*C+j])
+			}
+		}
+		return s
+	}
+	dx := tensorOf(make([]float32, R*stride))
+	be.GELUErfBackward(backend.Mat{T: dx, Rows: R, Cols: C, Stride: stride}, backend.Mat{T: tensorOf(Rw), Rows: R, Cols: C, Stride: C},
+		backend.Mat{T: tensorOf(x), Rows: R, Cols: C, Stride: stride})
+	for trial := 0; trial < 3; trial++ {
+		d := randVec(r, R*stride, 1)
+		for i := 0; i < R; i++ { // only the view's elements move
+			for j := C; j < stride; j++ {
+				d[i*stride+j] = 0
+			}
+		}
+		fdCheck(t, "gelu_erf", dot(dx.Data, d), func(e float64) float64 { return J(axpy(x, e, d)) })
+	}
+}
+
 func TestAttentionBackwardFD(t *testing.T) {
 	be := New()
 	for _, tc := range []struct {

@@ -106,6 +106,20 @@ gelu_new_backward_f32(float* dx, const float* dy, const float* pre, int R, int C
 	}
 }
 
+// gelu_erf_backward_f32: dx = dy * gelu'(pre) for the exact GELU x*Phi(x):
+// gelu'(x) = Phi(x) + x*phi(x); dx may alias dy. In double and rounded once,
+// as gelu_erf_f32 and the CPU backend (cpu/grad.go) do.
+extern "C" __global__ void __launch_bounds__(256)
+gelu_erf_backward_f32(float* dx, const float* dy, const float* pre, int R, int C, int lddx, int lddy, int ldp) {
+	long n = (long)R * C;
+	for (long e = blockIdx.x * (long)blockDim.x + threadIdx.x; e < n; e += (long)gridDim.x * blockDim.x) {
+		long r = e / C, c = e % C;
+		double x = pre[r * ldp + c];
+		double g = 0.5 * (1.0 + erf(x * 0.70710678118654752440)) + x * exp(-0.5 * x * x) * 0.39894228040143267794;
+		dx[r * lddx + c] = (float)(dy[r * lddy + c] * g);
+	}
+}
+
 // embed_backward_f32: dwte[tokens[i]] += dx[i], and dwpe[i%T] += dx[i] when
 // dwpe is not NULL. One thread per column walks every row in order: repeated
 // tokens need no atomics and the sums are deterministic.

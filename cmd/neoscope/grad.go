@@ -21,10 +21,13 @@ func init() {
 		Short: "Gradient of the mean next-token loss with respect to every parameter",
 		Long: `grad writes a safetensors file with the gradient of the mean next-token loss
 (natural log, positions --loss-from..T-2 of every row) with respect to every
-parameter, under the checkpoint's canonical names (no "transformer." prefix)
-and shapes: GPT-2 Conv1D weights [in, out], GPT-Neo Linear weights [out, in];
-the tied wte.weight gets both its embedding and unembedding uses. Mask
-buffers have no gradient and are left out. float32.`,
+parameter, under the names the checkpoint stores them under (with or without
+its "transformer." / "gpt_neox." prefix, as in the file) and in its layouts:
+GPT-2 Conv1D weights [in, out], GPT-Neo and GPT-NeoX Linear weights
+[out, in], GPT-NeoX's query_key_value rows grouped per head [q_h | k_h | v_h];
+a tied wte.weight gets both its embedding and unembedding uses, an untied
+unembedding (embed_out.weight) its own. Buffers (masks, rotary inv_freq)
+have no gradient and are left out. float32.`,
 		Example: `  neoscope grad --model ../shared/fixtures/tiny-gpt2 --tokens batch.json --out grads.safetensors`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -61,8 +64,8 @@ buffers have no gradient and are left out. float32.`,
 				return err
 			}
 			tensors := make(map[string]outfile.F32, len(g.Params))
-			for name, t := range g.Params {
-				tensors[name] = outfile.F32{ShapeOf: t.Shape, Values: t.Data}
+			for name, t := range g.Params { // canonical -> the checkpoint's own name
+				tensors[m.Weights().StoredName(name)] = outfile.F32{ShapeOf: t.Shape, Values: t.Data}
 			}
 			meta := map[string]string{"model": dir, "loss": fmt.Sprintf("%.9g", g.Value), "what": "d mean next-token loss / d parameter"}
 			if err := outfile.Safetensors(out, tensors, meta); err != nil {

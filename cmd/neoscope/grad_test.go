@@ -98,7 +98,7 @@ func joinInts(x []int) string {
 }
 
 func TestAttributeCLI(t *testing.T) {
-	for _, name := range fixtures.Names {
+	for _, name := range fixtures.All { // GPT-Neo, GPT-2 and GPT-NeoX
 		t.Run(name, func(t *testing.T) {
 			g := loadGradFixture(t, name)
 			dir := t.TempDir()
@@ -173,7 +173,7 @@ func TestAttributeCLI(t *testing.T) {
 }
 
 func TestGradCLI(t *testing.T) {
-	for _, name := range fixtures.Names {
+	for _, name := range fixtures.All { // GPT-Neo, GPT-2 and GPT-NeoX
 		t.Run(name, func(t *testing.T) {
 			g := loadGradFixture(t, name)
 			dir := t.TempDir()
@@ -184,38 +184,52 @@ func TestGradCLI(t *testing.T) {
 			}
 			got, gotShapes := readTensors(t, out)
 			ref, refShapes := readTensors(t, filepath.Join(g.dir, "grads.safetensors"))
+			// The reference names every tensor as model.safetensors stores it; so must grad.
 			for key, want := range ref {
-				k := checkpoint.Canonical(key)
-				if fmt.Sprint(gotShapes[k]) != fmt.Sprint(refShapes[key]) {
-					t.Fatalf("%s: shape %v, want %v", k, gotShapes[k], refShapes[key])
+				if _, ok := got[key]; !ok {
+					t.Fatalf("%s: missing from the output", key)
 				}
-				fixtures.Close(t, key, got[k], want, g.floor(t, "grads_float32_torch_max_abs_dev", key))
+				if fmt.Sprint(gotShapes[key]) != fmt.Sprint(refShapes[key]) {
+					t.Fatalf("%s: shape %v, want %v", key, gotShapes[key], refShapes[key])
+				}
+				fixtures.Close(t, key, got[key], want, g.floor(t, "grads_float32_torch_max_abs_dev", key))
 			}
 			if len(got) != len(ref) {
 				t.Errorf("%d tensors, reference %d", len(got), len(ref))
 			}
 
-			// run --grad: summed over rows, the gradient at hook_pos_embed is wpe's gradient.
+			// run --grad: summed over rows, the gradient at hook_pos_embed is
+			// wpe's gradient; without a position embedding (GPT-NeoX, untied),
+			// the gradient at hook_embed scattered by token is embed_in's.
 			acts := filepath.Join(dir, "acts.safetensors")
-			if _, stderr, code := runCLI(t, "run", "--model", g.dir, "--backend", "cpu", "--tokens", tok, "--out", acts, "--grad", "hook_pos_embed"); code != 0 {
+			hook, key := "hook_pos_embed", "wpe.weight"
+			if _, ok := ref["gpt_neox.embed_in.weight"]; ok {
+				hook, key = "hook_embed", "gpt_neox.embed_in.weight"
+			} else if _, ok := ref["transformer.wpe.weight"]; ok {
+				key = "transformer.wpe.weight"
+			}
+			if _, stderr, code := runCLI(t, "run", "--model", g.dir, "--backend", "cpu", "--tokens", tok, "--out", acts, "--grad", hook); code != 0 {
 				t.Fatalf("run --grad: exit %d: %s", code, stderr)
 			}
 			rg, rs := readTensors(t, acts)
-			pe, ok := rg["grad.hook_pos_embed"]
+			pe, ok := rg["grad."+hook]
 			if !ok {
-				t.Fatalf("run --grad wrote no grad.hook_pos_embed")
+				t.Fatalf("run --grad wrote no grad.%s", hook)
 			}
-			B, T, C := rs["grad.hook_pos_embed"][0], rs["grad.hook_pos_embed"][1], rs["grad.hook_pos_embed"][2]
-			sum := make([]float64, T*C)
+			B, T, C := rs["grad."+hook][0], rs["grad."+hook][1], rs["grad."+hook][2]
+			want := ref[key]
+			sum := make([]float64, len(want))
 			for i, v := range pe {
-				sum[i%(T*C)] += v
+				if hook == "hook_embed" { // row i/C of [B*T, C] holds token tokens[b][t]
+					sum[int(g.cases.Tokens[i/C/T][(i/C)%T])*C+i%C] += v
+				} else {
+					sum[i%(T*C)] += v
+				}
 			}
-			key := "wpe.weight"
-			if _, ok := ref["transformer.wpe.weight"]; ok {
-				key = "transformer.wpe.weight"
+			if hook == "hook_pos_embed" {
+				sum, want = sum[:T*C], want[:T*C]
 			}
-			wpe := ref[key]
-			fixtures.Close(t, fmt.Sprintf("sum over %d rows of grad.hook_pos_embed", B), sum, wpe[:T*C], g.floor(t, "grads_float32_torch_max_abs_dev", key))
+			fixtures.Close(t, fmt.Sprintf("sum over %d rows of grad.%s", B, hook), sum, want, g.floor(t, "grads_float32_torch_max_abs_dev", key))
 			expectUsage(t, "no gradient", "run", "--model", g.dir, "--backend", "cpu", "--tokens", tok, "--out", acts, "--grad", "blocks.*.attn.hook_pattern")
 		})
 	}

@@ -133,6 +133,15 @@ func TestBackwardKernels(t *testing.T) {
 		be.GELUNewBackward(W(dyt), W(dyt), W(host(be, pre, R, C)))
 		near(t, "gelu", d.down(pdy, R*C), data(be, dyt))
 	})
+	t.Run("gelu_erf_backward", func(t *testing.T) {
+		R, C, ld := 7, 19, 23 // pre strided, dx beside dy
+		pre, dy := rnd(r, R*ld, 2), rnd(r, R*C, 1)
+		pdx := d.up(make([]float32, R*C))
+		launch(t, "gelu_erf_backward_f32", R*C, driver.NewArgs(8).Ptr(pdx).Ptr(d.up(dy)).Ptr(d.up(pre)).I32(R).I32(C).I32(C).I32(C).I32(ld))
+		dxt := host(be, make([]float32, R*C), R, C)
+		be.GELUErfBackward(W(dxt), W(host(be, dy, R, C)), backend.Mat{T: host(be, pre, R, ld), Rows: R, Cols: C, Stride: ld})
+		near(t, "gelu_erf", d.down(pdx, R*C), data(be, dxt))
+	})
 	t.Run("embed_backward", func(t *testing.T) {
 		B, T, C, V := 2, 5, 9, 6
 		tokens := []int32{1, 5, 1, 0, 1, 3, 3, 5, 2, 1}

@@ -27,7 +27,7 @@ const std::map<std::string, Entry>& table() {
 		K(gelu_erf_f32),     K(rotary_f32),
 		K(emu_selftest_shfl), K(emu_selftest_reduce),
 		K(matmul_tn_f32),    K(colsum_f32),         K(layernorm_backward_f32), K(layernorm_backward_wb_f32),
-		K(gelu_new_backward_f32), K(embed_backward_f32), K(softmax_xent_backward_f32),
+		K(gelu_new_backward_f32), K(gelu_erf_backward_f32), K(embed_backward_f32), K(softmax_xent_backward_f32),
 		K(attention_backward_dq_f32), K(attention_backward_dkv_f32),
 	};
 	return t;

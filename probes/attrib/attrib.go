@@ -165,7 +165,7 @@ func newEAP(m *forward.Model, t Task, clean, corrupt *forward.Hooks) (*eapAcc, e
 	cfg, be := m.Cfg, m.BE
 	L, H, HS, C := cfg.Layers, cfg.Heads, cfg.DHead, cfg.DModel
 	R := t.B * t.T
-	gr := graph.New(L, H, nil)
+	gr := graph.New(L, H, cfg.ParallelAt)
 	a := &eapAcc{m: m, g: gr, N: R * C, rowsPerNode: R, scores: make([]float64, len(gr.Edges))}
 	S := len(gr.Senders)
 	maxR := 3*H + 1

@@ -117,10 +117,14 @@ func bothModes(t *testing.T, f func(t *testing.T)) {
 	}
 }
 
+// gradFixtures are the fixtures of the gradient tests: all three families
+// (GPT-Neo, GPT-2, GPT-NeoX).
+var gradFixtures = fixtures.All
+
 // TestGradients: grad_z, grad_mlp_out, grad_resid_pre and
 // grad_receiver_input of M = mean LD on the clean run.
 func TestGradients(t *testing.T) {
-	for _, name := range fixtures.Names {
+	for _, name := range gradFixtures {
 		t.Run(name, func(t *testing.T) {
 			bothModes(t, func(t *testing.T) {
 				c := loadCirc(t, name)
@@ -131,7 +135,7 @@ func TestGradients(t *testing.T) {
 				tp, err := m.Record(tk.Clean, tk.B, tk.T, nil)
 				fixtures.Must(t, err)
 				defer tp.Close()
-				gr := graph.New(m.Cfg.Layers, m.Cfg.Heads, nil)
+				gr := graph.New(m.Cfg.Layers, m.Cfg.Heads, m.Cfg.ParallelAt)
 				N := tk.B * tk.T * m.Cfg.DModel
 				recv := make([]float64, len(gr.Receivers)*N)
 				seen := 0
@@ -174,7 +178,7 @@ func TestGradients(t *testing.T) {
 
 // TestAtPEAP: atp_head_z, atp_mlp_out and eap_edge through the probe.
 func TestAtPEAP(t *testing.T) {
-	for _, name := range fixtures.Names {
+	for _, name := range gradFixtures {
 		t.Run(name, func(t *testing.T) {
 			c := loadCirc(t, name)
 			m, err := forward.Open(cpu.New(), c.dir)
@@ -218,7 +222,7 @@ func TestAtPEAP(t *testing.T) {
 // TestParamGrads: every tensor of grads.safetensors (mean next-token loss on
 // cases.json tokens), within 10x its float32 floor.
 func TestParamGrads(t *testing.T) {
-	for _, name := range fixtures.Names {
+	for _, name := range gradFixtures {
 		t.Run(name, func(t *testing.T) {
 			bothModes(t, func(t *testing.T) {
 				c := loadCirc(t, name)
@@ -233,7 +237,7 @@ func TestParamGrads(t *testing.T) {
 				g, err := tp.Backward(forward.NextTokenLoss(0), forward.BackwardOptions{Params: true})
 				fixtures.Must(t, err)
 				for key, want := range ref {
-					k := checkpoint.Canonical(key)
+					k := m.Cfg.Spec.Canonical(key)
 					got, ok := g.Params[k]
 					if !ok {
 						t.Errorf("no gradient for %s", key)

@@ -19,6 +19,9 @@ type Grad interface {
 	LayerNormBackward(dx, dout, x Mat, w Tensor, eps float32, dw, db Tensor, accumulate bool) error
 	// GELUNewBackward: dx = dy * gelu_new'(pre), element-wise; dx may alias dy.
 	GELUNewBackward(dx, dy, pre Mat) error
+	// GELUErfBackward: dx = dy * gelu'(pre) for the exact GELU x*Phi(x):
+	// gelu'(x) = Phi(x) + x*phi(x); element-wise, dx may alias dy.
+	GELUErfBackward(dx, dy, pre Mat) error
 	// AttentionBackward: given q, k, v [B*T, NH*HS] and dz = dM/dz, recomputes
 	// the pattern (as Attention does, with p's mask and scale) and writes
 	// dq, dk, dv [B*T, NH*HS] (overwritten).

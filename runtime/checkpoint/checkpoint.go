@@ -40,7 +40,20 @@ type Tensor struct {
 // "layers.3.attention.query_key_value.weight".
 type Weights struct {
 	Tensors map[string]*Tensor
+	// Stored maps a canonical name to the name the file stores it under
+	// (with or without the family's prefix), for outputs that must use the
+	// checkpoint's own names (neoscope grad).
+	Stored  map[string]string
 	closers []func() error
+}
+
+// StoredName is the name canonical name n is stored under in the
+// checkpoint (n itself when unknown).
+func (w *Weights) StoredName(n string) string {
+	if s, ok := w.Stored[n]; ok {
+		return s
+	}
+	return n
 }
 
 // Close releases memory maps. Tensors must not be used afterwards.
@@ -71,8 +84,8 @@ func Expected(c *arch.Config) map[string][]int { return c.Tensors() }
 // besides mask buffers and an optional tied lm_head.weight.
 func Assemble(c *arch.Config, entries []Entry) (*Weights, error) {
 	want := Expected(c)
-	w := &Weights{Tensors: map[string]*Tensor{}}
 	from := map[string]string{}
+	w := &Weights{Tensors: map[string]*Tensor{}, Stored: from}
 	for _, e := range entries {
 		canon := c.Spec.Canonical(e.Name)
 		if c.Spec.IsBuffer(canon) {

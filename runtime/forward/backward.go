@@ -24,14 +24,27 @@ import (
 // block's gradients and the L+1 saved residuals. Parameter gradients, when
 // asked for, add one copy of the weights.
 //
-// The block recipe below (blockSave / blockBackward) mirrors block() in
-// run.go for the sequential GPT-Neo / GPT-2 block. A GPT-NeoX block adds to
-// it, without rewriting it: rotary on q and k (its backward is the inverse
-// rotation of dq, dk before the q/k projections' backward), the parallel
-// residual (the MLP reads the block input: its LayerNorm backward adds into
-// d resid_pre instead of d resid_mid, and the mlp receiver's input is the
-// block input), erf GELU (another activation backward) and an untied
-// unembedding (handled: its gradient goes to lm_head.weight).
+// The block recipe below (recompute / blockGrad) mirrors block() in run.go
+// and reads the same description (arch.Config): GPT-Neo's unscaled scores
+// and local windows, GPT-2's and GPT-NeoX's 1/sqrt(HS) scale, the tanh or
+// the exact (erf) GELU, and for GPT-NeoX:
+//   - rotary q and k: attention's backward runs on the rotated q, k (the
+//     kept or recomputed activations hold them) and gives d rot_q, d rot_k;
+//     rotating those back (the transpose of a rotation is the rotation by
+//     the negated angle: the same kernel, Backend.Rotary, with the sines
+//     negated) gives d q, d k before the projections' backward;
+//   - the parallel residual resid_post = resid_pre + attn(ln1(resid_pre)) +
+//     mlp(ln2(resid_pre)): d attn_out = d mlp_out = d resid_post, ln_2's
+//     backward adds into d resid_pre beside ln_1's, and the mlp receiver's
+//     input is the block input (graph.New with cfg.ParallelAt);
+//   - the fused per-head query_key_value: the forward pass reorders it at
+//     load into q-block | k-block | v-block (perHeadQKV); its gradient is
+//     accumulated in that order and put back into the per-head [q_h|k_h|v_h]
+//     order of the checkpoint when it is downloaded.
+// Parameter gradients are named by the family's description (cfg.Spec:
+// canonical names, prefix dropped): the untied unembedding's under
+// Names.Unembed (embed_out.weight for GPT-NeoX), a tied one adds into
+// Names.Embed.
 
 // Tape is a recorded forward pass ready for Backward.
 type Tape struct {
@@ -45,7 +58,7 @@ type Tape struct {
 
 // blockActs are one block's activations as Backward needs them.
 type blockActs struct {
-	x1, qkv, z, mid, x2, hpre, hpost backend.Tensor // [R,C] [R,3C] [R,C] [R,C] [R,C] [R,F] [R,F]
+	x1, qkv, z, mid, x2, hpre, hpost backend.Tensor // [R,C] [R,3C] (q, k after rotary) [R,C] [R,C] (nil when parallel) [R,C] [R,F] [R,F]
 }
 
 func (a *blockActs) tensors() []backend.Tensor {
@@ -162,28 +175,45 @@ func (tp *Tape) keepHooks(h *Hooks) (*Hooks, error) {
 	if h != nil {
 		hb.observe = append(hb.observe, h.observe...)
 	}
+	// q and k as attention reads them: after rotary where the family has it.
+	hq, hk := "attn.hook_q", "attn.hook_k"
+	if m.Cfg.Pos == arch.PosRotary {
+		hq, hk = "attn.hook_rot_q", "attn.hook_rot_k"
+	}
 	for l := 0; l < m.Cfg.Layers; l++ {
 		a := &blockActs{}
 		tp.kept = append(tp.kept, a)
 		var err error
-		for _, p := range []struct {
+		bufs := []struct {
 			t    *backend.Tensor
 			cols int
-		}{{&a.x1, C}, {&a.qkv, 3 * C}, {&a.z, C}, {&a.mid, C}, {&a.x2, C}, {&a.hpre, F}, {&a.hpost, F}} {
+		}{{&a.x1, C}, {&a.qkv, 3 * C}, {&a.z, C}, {&a.x2, C}, {&a.hpre, F}, {&a.hpost, F}}
+		if !m.Cfg.Parallel {
+			bufs = append(bufs, struct {
+				t    *backend.Tensor
+				cols int
+			}{&a.mid, C})
+		}
+		for _, p := range bufs {
 			if *p.t, err = be.New(R, p.cols); err != nil {
 				return nil, err
 			}
 		}
 		qkv := backend.Whole(a.qkv)
-		for _, c := range []struct {
+		type capture struct {
 			hook string
 			dst  backend.Mat
-		}{
+		}
+		caps := []capture{
 			{"ln1.hook_normalized", backend.Whole(a.x1)},
-			{"attn.hook_q", qkv.ColSlice(0, C)}, {"attn.hook_k", qkv.ColSlice(C, C)}, {"attn.hook_v", qkv.ColSlice(2*C, C)},
-			{"attn.hook_z", backend.Whole(a.z)}, {"hook_resid_mid", backend.Whole(a.mid)},
+			{hq, qkv.ColSlice(0, C)}, {hk, qkv.ColSlice(C, C)}, {"attn.hook_v", qkv.ColSlice(2*C, C)},
+			{"attn.hook_z", backend.Whole(a.z)},
 			{"ln2.hook_normalized", backend.Whole(a.x2)}, {"mlp.hook_pre", backend.Whole(a.hpre)}, {"mlp.hook_post", backend.Whole(a.hpost)},
-		} {
+		}
+		if !m.Cfg.Parallel {
+			caps = append(caps, capture{"hook_resid_mid", backend.Whole(a.mid)})
+		}
+		for _, c := range caps {
 			dst := c.dst
 			hb.Replace(fmt.Sprintf("blocks.%d.%s", l, c.hook), func(x *Act) error { return be.Copy(dst, x.M) })
 		}
@@ -295,20 +325,60 @@ func gradAvailable(n string) bool {
 type blockBufs struct {
 	x1, qkv, z, mid, x2, hpre, hpost backend.Tensor // activations
 	dr, dx, dqkv, dz, dh, tmp, tmpX  backend.Tensor // gradients
+	dpar                             backend.Tensor // parallel residual: ln_2's part of d resid_pre, held while attention's backward reads d resid_post
+	rotInv                           backend.Tensor // rotary: the angle table with the sines negated (the inverse rotation)
 }
 
 func (b *blockBufs) free(be backend.Backend) {
-	for _, t := range []backend.Tensor{b.x1, b.qkv, b.z, b.mid, b.x2, b.hpre, b.hpost, b.dr, b.dx, b.dqkv, b.dz, b.dh, b.tmp, b.tmpX} {
+	for _, t := range []backend.Tensor{b.x1, b.qkv, b.z, b.mid, b.x2, b.hpre, b.hpost, b.dr, b.dx, b.dqkv, b.dz, b.dh, b.tmp, b.tmpX, b.dpar, b.rotInv} {
 		if t != nil {
 			be.Free(t)
 		}
 	}
 }
 
-// paramGrads holds parameter gradient tensors on the backend.
+// paramGrads holds parameter gradient tensors on the backend, by canonical
+// name. A fused per-head qkv weight's and bias's gradients are held in the
+// block order the forward pass uses (perHeadQKV) until host() puts them back.
 type paramGrads struct {
 	m *Model
 	t map[string]backend.Tensor
+}
+
+// host downloads the gradient of name in the checkpoint's layout.
+func (p *paramGrads) host(name string, t backend.Tensor) ([]float32, error) {
+	data := make([]float32, t.Len())
+	if err := p.m.BE.Download(data, t); err != nil {
+		return nil, err
+	}
+	cfg := p.m.Cfg
+	spec := cfg.Spec
+	if spec.QKV != arch.QKVFusedPerHead {
+		return data, nil
+	}
+	for l := 0; l < cfg.Layers; l++ {
+		w, b := spec.LayerName(l, spec.Names.QKV), spec.LayerName(l, spec.Names.QKVBias)
+		if name != w && name != b {
+			continue
+		}
+		C, HS := cfg.DModel, cfg.DHead
+		out := make([]float32, len(data))
+		for o := 0; o < 3*C; o++ {
+			so := perHeadOut(o, C, HS)
+			switch {
+			case name == b:
+				out[so] = data[o]
+			case spec.Storage == arch.LinearOutIn: // [3C, C]: rows are outputs
+				copy(out[so*C:(so+1)*C], data[o*C:(o+1)*C])
+			default: // [C, 3C]: columns are outputs
+				for i := 0; i < C; i++ {
+					out[i*3*C+so] = data[i*3*C+o]
+				}
+			}
+		}
+		return out, nil
+	}
+	return data, nil
 }
 
 func (p *paramGrads) get(name string) (backend.Tensor, error) {
@@ -365,7 +435,9 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 	alloc(&bb.x1, R, C)
 	alloc(&bb.qkv, R, 3*C)
 	alloc(&bb.z, R, C)
-	alloc(&bb.mid, R, C)
+	if !cfg.Parallel {
+		alloc(&bb.mid, R, C)
+	}
 	alloc(&bb.x2, R, C)
 	alloc(&bb.hpre, R, F)
 	alloc(&bb.hpost, R, F)
@@ -376,15 +448,30 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 	alloc(&bb.dh, R, F)
 	alloc(&bb.tmp, R, C)
 	alloc(&bb.tmpX, R, C)
+	if cfg.Parallel {
+		alloc(&bb.dpar, R, C)
+	}
 	if err != nil {
 		return nil, err
 	}
+	if m.rot != nil {
+		tab := RotaryTable(cfg)
+		for t := 0; t < cfg.Context; t++ { // row t: cos | sin; the inverse rotation negates the sines
+			for i := cfg.RotaryDims / 2; i < cfg.RotaryDims; i++ {
+				tab[t*cfg.RotaryDims+i] = -tab[t*cfg.RotaryDims+i]
+			}
+		}
+		if bb.rotInv, err = be.Upload(tab, cfg.Context, cfg.RotaryDims); err != nil {
+			return nil, err
+		}
+	}
+	names := cfg.Spec.Names
 	g := &Gradients{}
 	st := tp.State()
 	// 1. The metric: dM/d ln_final output into dx, and the unembedding's gradient.
-	unembedName := "wte.weight"
+	unembedName := names.Embed
 	if !cfg.TiedUnembed {
-		unembedName = "lm_head.weight"
+		unembedName = names.Unembed
 	}
 	dU, err := pg.get(unembedName)
 	if err != nil {
@@ -441,11 +528,11 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 	}
 	// 2. ln_final.
 	dR := backend.Whole(bb.dr)
-	dw, err := pg.get("ln_f.weight")
+	dw, err := pg.get(names.FinalLNW)
 	if err != nil {
 		return nil, err
 	}
-	db, err := pg.get("ln_f.bias")
+	db, err := pg.get(names.FinalLNB)
 	if err != nil {
 		return nil, err
 	}
@@ -479,29 +566,32 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 			return nil, err
 		}
 	}
-	// 4. Embeddings.
-	if err := h.at(act("hook_embed", dR, B, T, C)); err != nil {
-		return nil, err
-	}
-	if err := h.at(act("hook_pos_embed", dR, B, T, C)); err != nil {
-		return nil, err
+	// 4. Embeddings (hook_embed, and hook_pos_embed where the family has one).
+	for _, n := range cfg.TopHooks() {
+		if err := h.at(act(n, dR, B, T, C)); err != nil {
+			return nil, err
+		}
 	}
 	if pg != nil {
-		dwte, err := pg.get("wte.weight")
+		dwte, err := pg.get(names.Embed)
 		if err != nil {
 			return nil, err
 		}
-		dwpe, err := pg.get("wpe.weight")
-		if err != nil {
-			return nil, err
+		var dwpe backend.Mat // none without a learned position embedding
+		if cfg.Pos == arch.PosLearned {
+			t, err := pg.get(names.PosEmbed)
+			if err != nil {
+				return nil, err
+			}
+			dwpe = backend.Whole(t)
 		}
-		if err := gb.EmbedBackward(backend.Whole(dwte), backend.Whole(dwpe), dR, tp.Tokens, B, T); err != nil {
+		if err := gb.EmbedBackward(backend.Whole(dwte), dwpe, dR, tp.Tokens, B, T); err != nil {
 			return nil, err
 		}
 		g.Params = map[string]*HostTensor{}
 		for name, t := range pg.t {
-			data := make([]float32, t.Len())
-			if err := be.Download(data, t); err != nil {
+			data, err := pg.host(name, t)
+			if err != nil {
 				return nil, err
 			}
 			g.Params[name] = &HostTensor{Shape: append([]int(nil), t.Shape()...), Data: data}
@@ -587,7 +677,8 @@ func (m *Model) linBack(dx, dy backend.Mat, l lin, accumulate bool) error {
 	return m.BE.MatMul(dx, dy, l.W, !l.Trans, nil, accumulate)
 }
 
-// headRows restricts a q/k/v projection to head h's HS outputs.
+// headLin restricts a q/k/v projection to head h's HS outputs (block order:
+// for GPT-NeoX, the rows perHeadQKV put in place).
 func headLin(l lin, h, HS int) lin {
 	if l.Trans {
 		return lin{W: l.W.RowSlice(h*HS, HS), Trans: true}
@@ -600,7 +691,12 @@ func headLin(l lin, h, HS int) lin {
 // emitting hook gradients, receiver gradients and parameter gradients on
 // the way.
 func (tp *Tape) blockBackward(gb backend.Grad, l int, bb *blockBufs, pg *paramGrads, opt BackwardOptions) error {
-	W := backend.Whole
+	W := func(t backend.Tensor) backend.Mat {
+		if t == nil { // mid of a parallel block
+			return backend.Mat{}
+		}
+		return backend.Whole(t)
+	}
 	in := W(tp.resid[l])
 	acts := &blockActs{bb.x1, bb.qkv, bb.z, bb.mid, bb.x2, bb.hpre, bb.hpost}
 	if tp.kept != nil {
@@ -615,7 +711,8 @@ func (tp *Tape) blockBackward(gb backend.Grad, l int, bb *blockBufs, pg *paramGr
 	return tp.blockGrad(gb, l, in, X1, QKV, Z, Mid, X2, Hpre, Hpost, bb, pg, opt)
 }
 
-// recompute is block() of run.go without hooks, keeping the activations.
+// recompute is block() of run.go without hooks, keeping the activations
+// (q and k after rotary; Mid unused by a parallel block).
 func (tp *Tape) recompute(l int, in, X1, QKV, Z, Mid, X2, Hpre, Hpost backend.Mat) error {
 	m, be, cfg := tp.m, tp.m.BE, tp.m.Cfg
 	B, T, C, NH, HS := tp.B, tp.T, cfg.DModel, cfg.Heads, cfg.DHead
@@ -640,16 +737,28 @@ func (tp *Tape) recompute(l int, in, X1, QKV, Z, Mid, X2, Hpre, Hpost backend.Ma
 			}
 		}
 	}
+	if m.rot != nil {
+		rp := backend.RotaryParams{B: B, T: T, NH: NH, HS: HS, Dims: cfg.RotaryDims}
+		for _, x := range []backend.Mat{Q, K} {
+			if err := be.Rotary(x, m.rot, rp); err != nil {
+				return err
+			}
+		}
+	}
 	if err := be.Attention(Z, Q, K, V, ap, nil, nil); err != nil {
 		return err
 	}
-	if err := m.linear(Mid, Z, ly.o); err != nil {
-		return err
+	ln2In := in
+	if !cfg.Parallel {
+		if err := m.linear(Mid, Z, ly.o); err != nil {
+			return err
+		}
+		if err := be.Add(Mid, Mid, in); err != nil {
+			return err
+		}
+		ln2In = Mid
 	}
-	if err := be.Add(Mid, Mid, in); err != nil {
-		return err
-	}
-	if err := be.LayerNorm(X2, Mid, ly.ln2W, ly.ln2B, eps); err != nil {
+	if err := be.LayerNorm(X2, ln2In, ly.ln2W, ly.ln2B, eps); err != nil {
 		return err
 	}
 	if err := m.linear(Hpre, X2, ly.fc); err != nil {
@@ -657,6 +766,9 @@ func (tp *Tape) recompute(l int, in, X1, QKV, Z, Mid, X2, Hpre, Hpost backend.Ma
 	}
 	if err := be.Copy(Hpost, Hpre); err != nil {
 		return err
+	}
+	if cfg.Act == arch.GELUErf {
+		return be.GELUErf(Hpost)
 	}
 	return be.GELUNew(Hpost)
 }
@@ -674,7 +786,9 @@ func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre,
 	dQ, dK, dV := dQKV.ColSlice(0, C), dQKV.ColSlice(C, C), dQKV.ColSlice(2*C, C)
 	ap := backend.AttnParams{B: B, T: T, NH: NH, HS: HS, Window: cfg.LayerWindow(l), Scale: float32(cfg.AttnScale)}
 	name := func(s string) string { return fmt.Sprintf("blocks.%d.%s", l, s) }
-	pn := func(s string) string { return fmt.Sprintf("h.%d.%s", l, s) }
+	spec := cfg.Spec
+	n := spec.Names
+	pn := func(role string) string { return spec.LayerName(l, role) }
 	h := opt.Hooks
 	at := func(n string, mat backend.Mat, shape ...int) error {
 		return h.at(&Act{Name: name(n), M: mat, Shape: shape, B: B, T: T, BE: be})
@@ -684,8 +798,7 @@ func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre,
 	if err := at("hook_mlp_out", dR, B, T, C); err != nil {
 		return err
 	}
-	fcW, fcB, projW, projB := pn("mlp.c_fc.weight"), pn("mlp.c_fc.bias"), pn("mlp.c_proj.weight"), pn("mlp.c_proj.bias")
-	if err := linGrad(gb, pg, ly.proj, projW, projB, Hpost, dR); err != nil {
+	if err := linGrad(gb, pg, ly.proj, pn(n.Proj), pn(n.ProjBias), Hpost, dR); err != nil {
 		return err
 	}
 	if err := m.linBack(dH, dR, ly.proj, false); err != nil {
@@ -694,13 +807,19 @@ func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre,
 	if err := at("mlp.hook_post", dH, B, T, F); err != nil {
 		return err
 	}
-	if err := gb.GELUNewBackward(dH, dH, Hpre); err != nil {
+	var err error
+	if cfg.Act == arch.GELUErf {
+		err = gb.GELUErfBackward(dH, dH, Hpre)
+	} else {
+		err = gb.GELUNewBackward(dH, dH, Hpre)
+	}
+	if err != nil {
 		return err
 	}
 	if err := at("mlp.hook_pre", dH, B, T, F); err != nil {
 		return err
 	}
-	if err := linGrad(gb, pg, ly.fc, fcW, fcB, X2, dH); err != nil {
+	if err := linGrad(gb, pg, ly.fc, pn(n.FC), pn(n.FCBias), X2, dH); err != nil {
 		return err
 	}
 	if err := m.linBack(dX, dH, ly.fc, false); err != nil {
@@ -709,11 +828,11 @@ func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre,
 	if err := at("ln2.hook_normalized", dX, B, T, C); err != nil {
 		return err
 	}
-	dw, err := pg.get(pn("ln_2.weight"))
+	dw, err := pg.get(pn(n.LN2W))
 	if err != nil {
 		return err
 	}
-	db, err := pg.get(pn("ln_2.bias"))
+	db, err := pg.get(pn(n.LN2B))
 	if err != nil {
 		return err
 	}
@@ -721,7 +840,11 @@ func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre,
 	if err != nil {
 		return err
 	}
-	if err := gb.LayerNormBackward(dst, dX, Mid, ly.ln2W, eps, dw, db, false); err != nil {
+	ln2In := Mid // the MLP reads the residual after attention, or (parallel) the block input
+	if cfg.Parallel {
+		ln2In = in
+	}
+	if err := gb.LayerNormBackward(dst, dX, ln2In, ly.ln2W, eps, dw, db, false); err != nil {
 		return err
 	}
 	if opt.Receiver != nil {
@@ -729,22 +852,26 @@ func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre,
 			return err
 		}
 	}
-	if err := be.Add(dR, dR, dst); err != nil {
-		return err
-	}
-	if err := at("hook_resid_mid", dR, B, T, C); err != nil {
-		return err
+	if cfg.Parallel {
+		// d attn_out is d resid_post itself; ln_2's part of d resid_pre
+		// waits in dpar until attention's backward is done with dR.
+		if err := be.Copy(W(bb.dpar), dst); err != nil {
+			return err
+		}
+	} else {
+		if err := be.Add(dR, dR, dst); err != nil {
+			return err
+		}
+		if err := at("hook_resid_mid", dR, B, T, C); err != nil {
+			return err
+		}
 	}
 	if err := at("hook_attn_out", dR, B, T, C); err != nil {
 		return err
 	}
 
 	// Attention backward.
-	oW, oB := pn("attn.c_proj.weight"), pn("attn.c_proj.bias")
-	if cfg.Family == arch.GPTNeo {
-		oW, oB = pn("attn.attention.out_proj.weight"), pn("attn.attention.out_proj.bias")
-	}
-	if err := linGrad(gb, pg, ly.o, oW, oB, Z, dR); err != nil {
+	if err := linGrad(gb, pg, ly.o, pn(n.O), pn(n.OBias), Z, dR); err != nil {
 		return err
 	}
 	if err := m.linBack(dZ, dR, ly.o, false); err != nil {
@@ -755,6 +882,24 @@ func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre,
 	}
 	if err := gb.AttentionBackward(dQ, dK, dV, dZ, Q, K, V, ap); err != nil {
 		return err
+	}
+	if cfg.Pos == arch.PosRotary {
+		// dQ, dK are gradients of the rotated q, k; the inverse rotation
+		// gives those of q, k before it.
+		rp := backend.RotaryParams{B: B, T: T, NH: NH, HS: HS, Dims: cfg.RotaryDims}
+		for _, p := range []struct {
+			n string
+			m backend.Mat
+		}{{"attn.hook_rot_q", dQ}, {"attn.hook_rot_k", dK}} {
+			if err := at(p.n, p.m, B, T, NH, HS); err != nil {
+				return err
+			}
+			if bb.rotInv != nil {
+				if err := be.Rotary(p.m, bb.rotInv, rp); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	for _, p := range []struct {
 		n string
@@ -769,14 +914,14 @@ func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre,
 		w lin
 		n string
 		c byte
-	}{{dQ, ly.q, "q_proj", 'q'}, {dK, ly.k, "k_proj", 'k'}, {dV, ly.v, "v_proj", 'v'}}
-	if ly.qkv != nil {
-		if err := linGrad(gb, pg, *ly.qkv, pn("attn.c_attn.weight"), pn("attn.c_attn.bias"), X1, dQKV); err != nil {
+	}{{dQ, ly.q, n.Q, 'q'}, {dK, ly.k, n.K, 'k'}, {dV, ly.v, n.V, 'v'}}
+	if ly.qkv != nil { // fused (block order; see paramGrads.host for the per-head layout)
+		if err := linGrad(gb, pg, *ly.qkv, pn(n.QKV), pn(n.QKVBias), X1, dQKV); err != nil {
 			return err
 		}
 	} else {
 		for _, p := range projs {
-			if err := linGrad(gb, pg, p.w, pn("attn.attention."+p.n+".weight"), "", X1, p.d); err != nil {
+			if err := linGrad(gb, pg, p.w, pn(p.n), "", X1, p.d); err != nil {
 				return err
 			}
 		}
@@ -809,10 +954,15 @@ func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre,
 			}
 		}
 	}
-	if dw, err = pg.get(pn("ln_1.weight")); err != nil {
+	if cfg.Parallel {
+		if err := be.Add(dR, dR, W(bb.dpar)); err != nil {
+			return err
+		}
+	}
+	if dw, err = pg.get(pn(n.LN1W)); err != nil {
 		return err
 	}
-	if db, err = pg.get(pn("ln_1.bias")); err != nil {
+	if db, err = pg.get(pn(n.LN1B)); err != nil {
 		return err
 	}
 	return gb.LayerNormBackward(dR, dX, in, ly.ln1W, eps, dw, db, true)

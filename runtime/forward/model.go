@@ -220,10 +220,7 @@ func (m *Model) perHeadQKV(l int, put func(string, []float32, []int) (backend.Te
 	if w == nil || b == nil {
 		return nil, fmt.Errorf("weights: missing tensor %q or %q", wn, bn)
 	}
-	src := func(o int) int { // block-order output o -> stored output
-		part, h, d := o/C, (o%C)/HS, o%HS
-		return h*3*HS + part*HS + d
-	}
+	src := func(o int) int { return perHeadOut(o, C, HS) }
 	W := make([]float32, len(w.Data))
 	B := make([]float32, len(b.Data))
 	for o := 0; o < 3*C; o++ {
@@ -246,6 +243,14 @@ func (m *Model) perHeadQKV(l int, put func(string, []float32, []int) (backend.Te
 		return nil, err
 	}
 	return &lin{W: backend.Whole(wt), Trans: spec.Storage == arch.LinearOutIn, B: bt}, nil
+}
+
+// perHeadOut maps output o of the block order (part*C + h*HS + d, part 0, 1,
+// 2 for q, k, v) to its place in GPT-NeoX's per-head order
+// (h*3*HS + part*HS + d).
+func perHeadOut(o, C, HS int) int {
+	part, h, d := o/C, (o%C)/HS, o%HS
+	return h*3*HS + part*HS + d
 }
 
 // Close frees backend copies of the weights and unmaps the checkpoint.
