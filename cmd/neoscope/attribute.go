@@ -86,16 +86,9 @@ per-head AtP heatmap.`,
 			if verify < 0 {
 				return usagef("--verify %d: want a count >= 0", verify)
 			}
-			cr, err := readTokenFile(clean)
+			cr, kr, err := readPair(clean, corrupt)
 			if err != nil {
 				return err
-			}
-			kr, err := readTokenFile(corrupt)
-			if err != nil {
-				return err
-			}
-			if len(cr) != len(kr) {
-				return usagef("--clean %s has %d rows but --corrupt %s has %d", clean, len(cr), corrupt, len(kr))
 			}
 			ioAns, err := patchIDs("--io", ioIDs, len(cr))
 			if err != nil {
@@ -118,16 +111,9 @@ per-head AtP heatmap.`,
 				return err
 			}
 			defer m.Close()
-			cf, B, T, err := m.CheckTokens(cr)
+			cf, kf, B, T, err := checkPair(m, clean, corrupt, cr, kr)
 			if err != nil {
-				return usagef("%s: %v", clean, err)
-			}
-			kf, _, T2, err := m.CheckTokens(kr)
-			if err != nil {
-				return usagef("%s: %v", corrupt, err)
-			}
-			if T2 != T {
-				return usagef("--clean rows have %d tokens but --corrupt rows %d (want equal shapes)", T, T2)
+				return err
 			}
 			if !c.Flags().Changed("pos") {
 				pos = T - 1

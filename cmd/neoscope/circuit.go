@@ -98,14 +98,8 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 			}
 			var cr, kr [][]int32
 			if task == "patch" {
-				if cr, err = readTokenFile(clean); err != nil {
+				if cr, kr, err = readPair(clean, corrupt); err != nil {
 					return err
-				}
-				if kr, err = readTokenFile(corrupt); err != nil {
-					return err
-				}
-				if len(cr) != len(kr) {
-					return usagef("--clean %s has %d rows but --corrupt %s has %d", clean, len(cr), corrupt, len(kr))
 				}
 			} else {
 				if cr, kr, err = inductionPair(f.Model, batch, period, seed); err != nil {
@@ -131,16 +125,9 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 				return err
 			}
 			defer m.Close()
-			cf, B, T, err := m.CheckTokens(cr)
+			cf, kf, B, T, err := checkPair(m, clean, corrupt, cr, kr)
 			if err != nil {
-				return usagef("%s: %v", clean, err)
-			}
-			kf, _, T2, err := m.CheckTokens(kr)
-			if err != nil {
-				return usagef("%s: %v", corrupt, err)
-			}
-			if T2 != T {
-				return usagef("--clean rows have %d tokens but --corrupt rows %d (want equal shapes)", T, T2)
+				return err
 			}
 			t := circuit.Task{Clean: cf, Corrupt: kf, B: B, T: T, IO: io, S: s, Metric: met}
 			if err := t.Check(m); err != nil {

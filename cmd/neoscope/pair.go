@@ -1,0 +1,37 @@
+package main
+
+import (
+	"github.com/neoscope/neoscope/runtime/forward"
+)
+
+// readPair reads the --clean and --corrupt token files of a patching task
+// (attribute, circuit, patch); they must hold the same number of rows.
+func readPair(clean, corrupt string) (cr, kr [][]int32, err error) {
+	if cr, err = readTokenFile(clean); err != nil {
+		return nil, nil, err
+	}
+	if kr, err = readTokenFile(corrupt); err != nil {
+		return nil, nil, err
+	}
+	if len(cr) != len(kr) {
+		return nil, nil, usagef("--clean %s has %d rows but --corrupt %s has %d", clean, len(cr), corrupt, len(kr))
+	}
+	return cr, kr, nil
+}
+
+// checkPair validates a pair read by readPair against the model (ids in the
+// vocabulary, rows within the context, equal shapes) and flattens it.
+func checkPair(m *forward.Model, clean, corrupt string, cr, kr [][]int32) (cf, kf []int32, B, T int, err error) {
+	cf, B, T, err = m.CheckTokens(cr)
+	if err != nil {
+		return nil, nil, 0, 0, usagef("%s: %v", clean, err)
+	}
+	kf, _, T2, err := m.CheckTokens(kr)
+	if err != nil {
+		return nil, nil, 0, 0, usagef("%s: %v", corrupt, err)
+	}
+	if T2 != T {
+		return nil, nil, 0, 0, usagef("--clean rows have %d tokens but --corrupt rows %d (want equal shapes)", T, T2)
+	}
+	return cf, kf, B, T, nil
+}
