@@ -2,17 +2,18 @@ package circuit
 
 import (
 	"math"
+	"strings"
 	"testing"
 
-	"github.com/neoscope/neoscope/internal/fixtures"
+	"github.com/neoscope/neoscope/runtime/graph"
 )
 
 // TestEngineEqualsHooks: ACDC through the batched patching engine (what
 // `neoscope circuit` uses) makes the same decisions as through the plain
-// hook evaluator, on both fixtures, for KL at the fixture's threshold and
+// hook evaluator, on every fixture, for KL at the fixture's threshold and
 // LD at 0.05, one circuit a pass and speculative batches of 8.
 func TestEngineEqualsHooks(t *testing.T) {
-	for _, name := range fixtures.Names {
+	for _, name := range circuitFixtures {
 		for _, c := range []struct {
 			metric Metric
 			tau    float64
@@ -49,5 +50,21 @@ func TestEngineEqualsHooks(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A graph of another residual layout than the model's is refused by both
+// evaluators (its MLP edges would read the wrong residual).
+func TestLayoutMismatch(t *testing.T) {
+	f := load(t, "tiny-neox", KL)
+	seq := graph.New(f.m.Cfg.Layers, f.m.Cfg.Heads, nil)
+	if _, err := NewHookEvaluator(f.m, seq, f.task, 1); err == nil || !strings.Contains(err.Error(), "parallel-residual") {
+		t.Errorf("hook evaluator, sequential graph on tiny-neox: %v", err)
+	}
+	if ev, err := NewEngineEvaluator(f.m, seq, f.task, 1); err == nil || !strings.Contains(err.Error(), "parallel-residual") {
+		if ev != nil {
+			ev.Close()
+		}
+		t.Errorf("engine evaluator, sequential graph on tiny-neox: %v", err)
 	}
 }

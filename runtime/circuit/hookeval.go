@@ -356,10 +356,16 @@ func (e *HookEvaluator) pass(cs [][]bool) ([][]float32, error) {
 		p.pre, err = down(a)
 		return err
 	})
-	h.Replace("blocks.*.hook_resid_mid", func(a *forward.Act) (err error) {
-		p.mid, err = down(a)
-		return err
-	})
+	sequential := false
+	for _, par := range g.Parallel {
+		sequential = sequential || !par
+	}
+	if sequential { // a parallel-residual block has no hook_resid_mid
+		h.Replace("blocks.*.hook_resid_mid", func(a *forward.Act) (err error) {
+			p.mid, err = down(a)
+			return err
+		})
+	}
 	h.Replace(fmt.Sprintf("blocks.%d.hook_resid_post", L-1), func(a *forward.Act) (err error) {
 		p.post, err = down(a)
 		return err
