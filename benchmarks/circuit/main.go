@@ -97,7 +97,7 @@ func main() {
 	cf, B, T, _ := m.CheckTokens(clean)
 	kf, _, _, _ := m.CheckTokens(corrupt)
 	t := circuit.Task{Clean: cf, Corrupt: kf, B: B, T: T, Metric: circuit.KL}
-	g := graph.New(m.Cfg.Layers, m.Cfg.Heads, nil)
+	g := graph.New(m.Cfg.Layers, m.Cfg.Heads, m.Cfg.ParallelAt)
 	fmt.Printf("model %s: %d layers x %d heads, %d edges; %d x %d tokens, KL, threshold %g, %d threads\n",
 		*model, m.Cfg.Layers, m.Cfg.Heads, len(g.Edges), B, T, *tau, *threads)
 	for _, k := range []int{1, *perPass} {

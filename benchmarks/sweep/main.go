@@ -75,7 +75,7 @@ func main() {
 	m, err := forward.Open(be, *model)
 	check(err)
 	defer m.Close()
-	cfgs, err := sweep.Parse(*space, sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads})
+	cfgs, err := sweep.Parse(*space, sweep.DimsOf(m.Cfg))
 	check(err)
 	total := len(cfgs)
 	if *every > 1 {

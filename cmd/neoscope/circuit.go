@@ -133,7 +133,7 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 			if err := t.Check(m); err != nil {
 				return usageError{err}
 			}
-			g := graph.New(m.Cfg.Layers, m.Cfg.Heads, nil)
+			g := graph.New(m.Cfg.Layers, m.Cfg.Heads, m.Cfg.ParallelAt)
 			hash, err := circuit.InputsHash(dir, t)
 			if err != nil {
 				return err

@@ -96,9 +96,10 @@ func journalLines(path string) int {
 	return n
 }
 
-// The command reproduces acdc.json on both fixtures and writes every output.
+// The command reproduces acdc.json on every family's fixture and writes
+// every output.
 func TestCircuitCLI(t *testing.T) {
-	for _, name := range fixtures.Names {
+	for _, name := range patchCLIFixtures {
 		f := loadCircuitFixture(t, name)
 		out := filepath.Join(t.TempDir(), "c")
 		stdout, stderr, code := runCLI(t, f.args(out, "--sweep-thresholds", "0.01,0.1")...)

@@ -341,7 +341,7 @@ func runSweep(f *sweepFlags) error {
 	if f.task == "patch" && f.plotPath != "" {
 		return usagef("--plot draws knock-out sweeps only; plot a patching sweep from its result file")
 	}
-	dims := sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads}
+	dims := sweep.DimsOf(m.Cfg)
 	if f.task == "patch" {
 		dims.T = task.T
 	}
@@ -455,7 +455,7 @@ func (f *sweepFlags) checkPlottable(cfgs []sweep.Config, dims sweep.Dims, shards
 // report prints the most affecting configurations, the interaction table of
 // a subsets space, and draws --plot.
 func (f *sweepFlags) report(m *forward.Model, cfgs []sweep.Config, rows []sweep.Row, base float64, col string, shards int) error {
-	dims := sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads}
+	dims := sweep.DimsOf(m.Cfg)
 	comps, isSubsets := sweep.SubsetsOf(f.space, dims)
 	var inter *sweep.Interaction
 	if isSubsets && shards == 1 && len(rows) == 1<<len(comps) {

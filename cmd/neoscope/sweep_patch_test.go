@@ -13,8 +13,9 @@ import (
 	"github.com/neoscope/neoscope/runtime/sweep"
 )
 
-// patchCLIFixtures: add "tiny-neox" once GPT-NeoX runs.
-var patchCLIFixtures = []string{"tiny-neo", "tiny-gpt2"}
+// patchCLIFixtures: one fixture per family (tiny-neox: GPT-NeoX, parallel
+// residual and rotary).
+var patchCLIFixtures = []string{"tiny-neo", "tiny-gpt2", "tiny-neox"}
 
 type patchCLI struct {
 	ref                *fixtures.Ref
@@ -214,5 +215,20 @@ func TestSweepPatchBadInput(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Errorf("bad input left %s behind", out)
+	}
+}
+
+// TestSweepPatchParallelEdge: on a parallel-residual model a head does not
+// feed its own layer's MLP; naming that edge is a usage error (exit 2) that
+// says why, and writes nothing.
+func TestSweepPatchParallelEdge(t *testing.T) {
+	p := newPatchCLI(t, "tiny-neox")
+	out := filepath.Join(t.TempDir(), "x.csv")
+	_, stderr, code := runCLI(t, p.args(out, "--mode", "noise", "--metric", "ld", "--space", "1.2>mlp.1")...)
+	if code != 2 || !strings.Contains(stderr, "1.2>mlp.1") || !strings.Contains(stderr, "parallel-residual") {
+		t.Errorf("1.2>mlp.1 on tiny-neox: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("%s written by a refused sweep", out)
 	}
 }

@@ -349,7 +349,8 @@ func Run(m *forward.Model, batches []Batch, opt Options) (*Result, error) {
 // (sweep configuration names) patched in from the clean run, batched
 // through the sweep engine, and returns the mean logit difference of each.
 func patchAll(m *forward.Model, bt *Batch, space []string, done func(n int)) ([]float64, error) {
-	dims := sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads, T: bt.T}
+	dims := sweep.DimsOf(m.Cfg)
+	dims.T = bt.T
 	cfgs := make([]sweep.Config, len(space))
 	for i, s := range space {
 		c, err := sweep.ParseConfig(s, dims)

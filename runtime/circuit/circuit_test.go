@@ -13,6 +13,11 @@ import (
 	"github.com/neoscope/neoscope/runtime/graph"
 )
 
+// circuitFixtures are the fixtures whose circuits.json and acdc.json the
+// evaluators and ACDC are checked against: one per family (tiny-neox:
+// GPT-NeoX, parallel residual and rotary).
+var circuitFixtures = []string{"tiny-neo", "tiny-gpt2", "tiny-neox"}
+
 // fixture is one model of ../shared/fixtures with its IOI-style case,
 // circuits.json and acdc.json.
 type fixture struct {
@@ -44,7 +49,7 @@ func load(t *testing.T, name string, metric Metric) *fixture {
 	t.Helper()
 	root := fixtures.Root()
 	if root == "" {
-		t.Fatal("reference fixtures not found (../shared/fixtures; set NEOSCOPE_FIXTURES): the ACDC tests need tiny-gpt2 and tiny-neo")
+		t.Fatal("reference fixtures not found (../shared/fixtures; set NEOSCOPE_FIXTURES): the ACDC tests need tiny-neo, tiny-gpt2 and tiny-neox")
 	}
 	dir := filepath.Join(root, name)
 	f := &fixture{name: name}
@@ -72,7 +77,7 @@ func load(t *testing.T, name string, metric Metric) *fixture {
 	}
 	t.Cleanup(func() { m.Close() })
 	f.m = m
-	f.g = graph.New(m.Cfg.Layers, m.Cfg.Heads, nil)
+	f.g = graph.New(m.Cfg.Layers, m.Cfg.Heads, m.Cfg.ParallelAt)
 	cf, B, T, err := m.CheckTokens(cases.Clean)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +107,7 @@ func tol(dev float64) float64 { return math.Max(10*dev, 1e-5) }
 // The hook evaluator, one edge removed at a time, reproduces the fixture's
 // edge patching (KL and LD) on every edge.
 func TestHookEvaluatorSingleEdges(t *testing.T) {
-	for _, name := range fixtures.Names {
+	for _, name := range circuitFixtures {
 		for _, metric := range []Metric{KL, LD} {
 			f := load(t, name, metric)
 			ev := f.evaluator(t, 16)
@@ -128,7 +133,7 @@ func TestHookEvaluatorSingleEdges(t *testing.T) {
 // ACDC at the fixture's threshold keeps the float64 oracle's edges and
 // reports its circuit's KL.
 func TestACDCMatchesFixture(t *testing.T) {
-	for _, name := range fixtures.Names {
+	for _, name := range circuitFixtures {
 		f := load(t, name, KL)
 		res, err := Run(f.g, f.evaluator(t, 8), Options{Metric: KL, Threshold: f.acdc.Threshold})
 		if err != nil {
@@ -163,10 +168,10 @@ func TestACDCMatchesFixture(t *testing.T) {
 }
 
 // The speculative batched run equals the plain sequential one, edge for
-// edge, on both fixtures at two thresholds (KL at the fixture's TAU and at a
+// edge, on every fixture at two thresholds (KL at the fixture's TAU and at a
 // quarter of it, LD at 0.05).
 func TestBatchedEqualsSequential(t *testing.T) {
-	for _, name := range fixtures.Names {
+	for _, name := range circuitFixtures {
 		for _, c := range []struct {
 			metric Metric
 			scale  float64
@@ -202,7 +207,7 @@ func TestBatchedEqualsSequential(t *testing.T) {
 // TAU = 0 keeps every edge whose removal alone changes the KL; a huge TAU
 // keeps none and reports the empty circuit's metric.
 func TestThresholdExtremes(t *testing.T) {
-	for _, name := range fixtures.Names {
+	for _, name := range circuitFixtures {
 		f := load(t, name, KL)
 		ev := f.evaluator(t, 16)
 		res, err := Run(f.g, ev, Options{Metric: KL, Threshold: 0})

@@ -29,6 +29,10 @@ func NewEngineEvaluator(m *forward.Model, g *graph.Graph, t Task, perPass int) (
 	if err != nil {
 		return nil, err
 	}
+	if err := checkLayout(m, g); err != nil {
+		e.Close()
+		return nil, err
+	}
 	return &engineEvaluator{e, g}, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 
-	"github.com/neoscope/neoscope/runtime/arch"
 	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 	"github.com/neoscope/neoscope/runtime/graph"
@@ -52,7 +51,10 @@ func (t Task) Check(m *forward.Model) error {
 // edges gets its input rebuilt on the host: the residual it reads minus, for
 // every removed edge S>R, out_S(this run) - out_S(corrupt); a head's q, k or
 // v is recomputed from it through ln_1 and that head's projection, an MLP's
-// ln2.hook_normalized and ln_final.hook_normalized from their LayerNorms.
+// ln2.hook_normalized (from resid_mid, or resid_pre in a parallel-residual
+// block) and ln_final.hook_normalized from their LayerNorms. q and k are
+// replaced at hook_q/hook_k, before a rotary family's rotation, which the
+// block then applies to them as to every head.
 // It is the independent reference for the batched engine and slow on large
 // models (host loops over every removed edge).
 type HookEvaluator struct {
@@ -78,11 +80,11 @@ type HookEvaluator struct {
 // clean ones once (the full model's distribution); batch is how many circuits
 // one pass carries.
 func NewHookEvaluator(m *forward.Model, g *graph.Graph, t Task, batch int) (*HookEvaluator, error) {
-	if m.Cfg.Family != arch.GPTNeo && m.Cfg.Family != arch.GPT2 {
-		return nil, fmt.Errorf("circuit: the hook evaluator handles GPT-Neo and GPT-2 blocks, not %q", m.Cfg.Family)
-	}
 	if g.Layers != m.Cfg.Layers || g.Heads != m.Cfg.Heads {
 		return nil, fmt.Errorf("circuit: graph of %d layers x %d heads for a model of %d x %d", g.Layers, g.Heads, m.Cfg.Layers, m.Cfg.Heads)
+	}
+	if err := checkLayout(m, g); err != nil {
+		return nil, err
 	}
 	if err := t.Check(m); err != nil {
 		return nil, err
@@ -143,6 +145,26 @@ func NewHookEvaluator(m *forward.Model, g *graph.Graph, t Task, batch int) (*Hoo
 		}
 	}
 	return e, nil
+}
+
+// checkLayout refuses a graph built for another residual layout than the
+// model's (graph.New(L, H, m.Cfg.ParallelAt) is the model's own): its MLP
+// edges would read the wrong residual.
+func checkLayout(m *forward.Model, g *graph.Graph) error {
+	for l := range g.Parallel {
+		if g.Parallel[l] != m.Cfg.ParallelAt(l) {
+			return fmt.Errorf("circuit: the graph's block %d is %s but the model's is %s (build it with graph.New(layers, heads, cfg.ParallelAt))",
+				l, layoutName(g.Parallel[l]), layoutName(m.Cfg.ParallelAt(l)))
+		}
+	}
+	return nil
+}
+
+func layoutName(parallel bool) string {
+	if parallel {
+		return "parallel-residual"
+	}
+	return "sequential"
 }
 
 // Batch is the number of circuits one pass carries.
@@ -334,10 +356,16 @@ func (e *HookEvaluator) pass(cs [][]bool) ([][]float32, error) {
 		p.pre, err = down(a)
 		return err
 	})
-	h.Replace("blocks.*.hook_resid_mid", func(a *forward.Act) (err error) {
-		p.mid, err = down(a)
-		return err
-	})
+	sequential := false
+	for _, par := range g.Parallel {
+		sequential = sequential || !par
+	}
+	if sequential { // a parallel-residual block has no hook_resid_mid
+		h.Replace("blocks.*.hook_resid_mid", func(a *forward.Act) (err error) {
+			p.mid, err = down(a)
+			return err
+		})
+	}
 	h.Replace(fmt.Sprintf("blocks.%d.hook_resid_post", L-1), func(a *forward.Act) (err error) {
 		p.post, err = down(a)
 		return err

@@ -12,7 +12,9 @@ import (
 // (+ that head's slice of the bias). x and ln are [R, C]; out is [R, HS]
 // (typically the head's columns of the pass's hook_q/k/v view). which is
 // 'q', 'k' or 'v'. The result equals, for those rows, what the block would
-// compute had x been the residual before ln_1.
+// compute had x been the residual before ln_1: the un-rotated q or k of a
+// rotary family (hook_q / hook_k; the block rotates them afterwards, so a
+// value written into the pass's hook_q/k view is rotated like the others).
 func (m *Model) HeadInput(l, h int, which byte, x, ln, out backend.Mat) error {
 	cfg := m.Cfg
 	if l < 0 || l >= cfg.Layers || h < 0 || h >= cfg.Heads {
@@ -61,4 +63,17 @@ func (m *Model) HeadInput(l, h int, which byte, x, ln, out backend.Mat) error {
 	defer m.BE.Free(o)
 	b := backend.Mat{T: bias, Off: boff, Rows: 1, Cols: HS, Stride: bias.Len()}
 	return m.BE.MatMul(out, backend.Whole(o), b, false, nil, true)
+}
+
+// MLPInput recomputes layer l's MLP input from another residual, as an
+// edge into `mlp.l` needs: out = ln_2(x), what the block's
+// ln2.hook_normalized holds had x been the residual the MLP reads (the
+// residual after attention in a sequential block, the block input in a
+// parallel-residual one: arch.Config.ParallelAt). x and out are [R, C].
+func (m *Model) MLPInput(l int, x, out backend.Mat) error {
+	if l < 0 || l >= m.Cfg.Layers {
+		return fmt.Errorf("forward: layer %d outside 0..%d", l, m.Cfg.Layers-1)
+	}
+	ly := &m.layers[l]
+	return m.BE.LayerNorm(out, x, ly.ln2W, ly.ln2B, float32(m.Cfg.LNEps))
 }

@@ -114,12 +114,15 @@
 //
 // Removing an edge gives R the input: its input in this run - out_S(this
 // run) + out_S(other run), ACDC's semantics; R's input only, not the
-// stream. Senders: embed (W_E[tok] + W_pos), head l.h (z_h @ W_O rows of
+// stream. Senders: embed (W_E[tok] + W_pos, or W_E[tok] alone without a
+// position embedding), head l.h (z_h @ W_O rows of
 // h, no b_O), mlp.l (hook_mlp_out). Receivers: l.h.q|k|v (that head's
 // query, key or value is recomputed from ln_1 of the patched input: one
-// head's projection columns, HeadInput in runtime/forward), mlp.l (its
-// input before ln_2; the stream is restored before the output is added)
-// and logits (the final residual before ln_final). Any number of items
+// head's projection columns, HeadInput in runtime/forward; a rotary
+// family's q and k are replaced before the block rotates them, so the
+// recomputed head is rotated like the others), mlp.l (its input before
+// ln_2, recomputed for the MLP only: MLPInput in runtime/forward) and
+// logits (the final residual before ln_final). Any number of items
 // combine in one configuration (a circuit); out_S(this run) is then S's
 // output in this patched run. If attn.l is patched, a head sender of layer
 // l still reads its own z (the split of the patched attention output into
@@ -152,10 +155,14 @@
 // run's (ld_clean in Noise, ld_corrupt in Denoise).
 //
 // The patching hooks use hook_resid_pre, hook_q/k/v, hook_z,
-// hook_attn_out, hook_resid_mid and hook_mlp_out of a sequential block
-// (GPT-Neo, GPT-2); a parallel-residual block (GPT-NeoX), whose MLP reads
-// the block input, needs its MLP-input edges placed at hook_resid_pre
-// instead (not done yet). Options.NoShare has no effect on patching.
+// hook_attn_out, ln2.hook_normalized and hook_mlp_out, which every family
+// has. The edges are those of the model's graph, graph.New(L, NH,
+// cfg.ParallelAt) (DimsOf for the space language): a parallel-residual
+// block (GPT-NeoX), whose MLP reads the block input, has no edge from its
+// own heads into its MLP, and at its ln2.hook_normalized the stream still
+// holds that input (the attention output is added after the MLP), so the
+// same hook recomputes ln_2 from the right residual in both layouts.
+// Options.NoShare has no effect on patching.
 //
 // Go API (for circuit discovery): New with Mode Noise and Metric KL or LD,
 // then (*Engine).EvalCircuits(cfgs) returns the metric of every

@@ -8,7 +8,6 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
-	"github.com/neoscope/neoscope/runtime/arch"
 	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 	"github.com/neoscope/neoscope/runtime/graph"
@@ -56,10 +55,9 @@ type patchLayer struct {
 	items [][]Component // [group] this layer's items
 	first []int         // [group] the first layer its configurations touch
 	hist  []map[int]backend.Tensor
-	needZ []bool // [group] keep the current z of this layer (a later edge reads it)
-	needM []bool // [group] keep the current MLP output of this layer
-	saved []backend.Tensor
-	owned *[]backend.Tensor // every history/saved tensor of the pass, freed at its end
+	needZ []bool            // [group] keep the current z of this layer (a later edge reads it)
+	needM []bool            // [group] keep the current MLP output of this layer
+	owned *[]backend.Tensor // every history tensor of the pass, freed at its end
 }
 
 func (p *patcher) close(be backend.Backend) {
@@ -176,7 +174,7 @@ func newPatch(m *forward.Model, task Task, opt Options) (*Engine, error) {
 		opt.MaxMemory = DefaultMaxMemory
 	}
 	e := &Engine{m: m, task: task, opt: opt, tn: T}
-	p := &patcher{g: graph.New(cfg.Layers, cfg.Heads, nil)}
+	p := &patcher{g: graph.New(cfg.Layers, cfg.Heads, cfg.ParallelAt)}
 	e.p = p
 	other := task.Corrupt
 	p.base = task.Tokens
@@ -429,11 +427,8 @@ func (e *Engine) checkPatch(c Config) error {
 			return fmt.Errorf("sweep: %s: position outside the prompts' 0..%d", x, e.tn-1)
 		}
 		if x.Kind == Edge {
-			if f := e.m.Cfg.Family; f != arch.GPTNeo && f != arch.GPT2 {
-				// MLP-input edges are placed at hook_resid_mid (a sequential
-				// block) and HeadInput knows these two layouts only.
-				return fmt.Errorf("sweep: %s: edge patching supports GPT-Neo and GPT-2 checkpoints; %s is not supported yet", x, f)
-			}
+			// The graph follows the model's residual layout: no edge from a
+			// head into its own layer's parallel-residual MLP.
 			if _, ok := e.p.g.EdgeIndex(x.String()); !ok {
 				return fmt.Errorf("sweep: %s is not an edge of the model's graph", x)
 			}
@@ -465,8 +460,8 @@ func (e *Engine) planPatch(cfgs []Config) [][]int {
 		return false
 	})
 	// Circuits keep the current outputs of senders at or after their first
-	// layer (z and MLP output, B*T x C each) and MLP inputs they patch: a
-	// chunk also closes when those would pass the memory budget.
+	// layer (z and MLP output, B*T x C each): a chunk also closes when those
+	// would pass the memory budget.
 	rowBytes := 4 * int64(e.task.B*e.tn*e.m.Cfg.DModel)
 	extra := make([]int64, len(cfgs))
 	for i, c := range cfgs {
@@ -474,9 +469,6 @@ func (e *Engine) planPatch(cfgs []Config) [][]int {
 		for _, x := range c {
 			if x.Kind != Edge {
 				continue
-			}
-			if x.R.Kind == graph.MLP {
-				kept[[2]int{x.R.Layer, 2}] = true
 			}
 			if x.S.Kind != graph.Embed && x.S.Layer >= first[i] {
 				kept[[2]int{x.S.Layer, int(x.S.Kind)}] = true
@@ -669,7 +661,7 @@ func (e *Engine) evalPatch(cfgs []Config) ([]float64, error) {
 		}
 		active = grown
 		cur := patchLayer{layer: l, items: gitems, first: gfirst, hist: hist,
-			needZ: make([]bool, active), needM: make([]bool, active), saved: make([]backend.Tensor, active), owned: &owned}
+			needZ: make([]bool, active), needM: make([]bool, active), owned: &owned}
 		if l < L {
 			for i, g := range gid {
 				if g >= 0 {
@@ -917,29 +909,30 @@ func (e *Engine) patchHooks() {
 		}
 		return nil
 	})
-	// Edges into the MLP: its input (the residual before ln_2) is patched
-	// for the MLP only; the stream itself is restored before the MLP output
-	// is added.
-	h.Replace("blocks.*.hook_resid_mid", func(a *forward.Act) error {
+	// Edges into the MLP: ln_2 is recomputed from the residual the MLP
+	// reads plus the delta, for the MLP only (the stream is untouched). At
+	// ln2.hook_normalized the stream holds that residual: resid_mid in a
+	// sequential block, the block input (resid_pre) in a parallel-residual
+	// one, whose attention output is added after the MLP has run.
+	h.Replace("blocks.*.ln2.hook_normalized", func(a *forward.Act) error {
 		if !mine(a) {
 			return nil
 		}
+		resid := backend.Whole(p.s.Resid)
 		for g, it := range p.cur.items {
 			rs, ss := receivers(it, func(n graph.Node) bool { return n.Kind == graph.MLP })
 			if len(rs) == 0 {
 				continue
 			}
-			rows := e.rowsOf(a.M, g)
-			saved, err := e.keep(rows)
-			if err != nil {
-				return err
-			}
-			p.cur.saved[g] = saved
 			D, err := e.delta(g, ss[0])
 			if err != nil {
 				return err
 			}
-			if err := a.BE.Add(rows, rows, D); err != nil {
+			X := backend.Whole(p.tmp)
+			if err := a.BE.Add(X, e.rowsOf(resid, g), D); err != nil {
+				return err
+			}
+			if err := e.m.MLPInput(rs[0].Layer, X, e.rowsOf(a.M, g)); err != nil {
 				return err
 			}
 		}
@@ -950,18 +943,12 @@ func (e *Engine) patchHooks() {
 			return nil
 		}
 		l := p.cur.layer
-		resid := backend.Whole(p.s.Resid)
 		for g, it := range p.cur.items {
 			for _, x := range it {
 				if x.Kind == MLP {
 					if err := a.BE.Copy(e.rowsOf(a.M, g), backend.Whole(p.oMLP[l])); err != nil {
 						return err
 					}
-				}
-			}
-			if p.cur.saved[g] != nil {
-				if err := a.BE.Copy(e.rowsOf(resid, g), backend.Whole(p.cur.saved[g])); err != nil {
-					return err
 				}
 			}
 		}

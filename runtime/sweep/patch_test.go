@@ -18,8 +18,8 @@ import (
 )
 
 // patchFixtures are the fixtures whose circuits.json the patching engine is
-// checked against (add "tiny-neox" once GPT-NeoX runs).
-var patchFixtures = []string{"tiny-neo", "tiny-gpt2"}
+// checked against: one per family (tiny-neox: parallel residual, rotary).
+var patchFixtures = []string{"tiny-neo", "tiny-gpt2", "tiny-neox"}
 
 // circuits is the part of a fixture's circuits.json these tests read.
 type circuits struct {
@@ -100,7 +100,9 @@ func openPatch(t *testing.T, name string) *patchFixture {
 	B, T := clean.Shape[0], clean.Shape[1]
 	task := sweep.Task{Tokens: clean.Ints(), Corrupt: corrupt.Ints(), B: B, T: T, Metric: sweep.LD, Pos: T - 1,
 		A: ref.Get(t, "ioi_io").Ints(), C: ref.Get(t, "ioi_s").Ints()}
-	return &patchFixture{ref, circ, m, task, sweep.Dims{Layers: m.Cfg.Layers, Heads: m.Cfg.Heads, T: T}}
+	dims := sweep.DimsOf(m.Cfg)
+	dims.T = T
+	return &patchFixture{ref, circ, m, task, dims}
 }
 
 // run evaluates a space with the given metric and mode through Plan and
@@ -183,7 +185,7 @@ func TestPatchIdentities(t *testing.T) {
 			f := openPatch(t, name)
 			c := f.circ
 			L, H := f.m.Cfg.Layers, f.m.Cfg.Heads
-			g := graph.New(L, H, nil)
+			g := graph.New(L, H, f.m.Cfg.ParallelAt)
 			tol := c.tol(t, "edge_patch_ld")
 			out := func(s ...string) func(graph.Edge) bool {
 				return func(e graph.Edge) bool {
@@ -290,5 +292,37 @@ func TestPatchSpace(t *testing.T) {
 	}
 	if _, err := sweep.Parse("1.1@3", d); err == nil {
 		t.Errorf("1.1@3 beyond T=3: no error")
+	}
+}
+
+// TestPatchParallelEdges checks that on a parallel-residual model (tiny-neox)
+// the edges follow its graph: a head does not feed its own layer's MLP, so
+// such an edge is refused by the space language and by the engine, and the
+// MLP's input edges are those of resid_pre.
+func TestPatchParallelEdges(t *testing.T) {
+	f := openPatch(t, "tiny-neox")
+	if !f.m.Cfg.ParallelAt(0) {
+		t.Fatal("tiny-neox: use_parallel_residual expected")
+	}
+	if _, err := sweep.ParseConfig("1.2>mlp.1", f.dims); err == nil {
+		t.Error("1.2>mlp.1 on a parallel-residual model: no error")
+	}
+	cfgs, err := sweep.Parse("edges(mlp.1)", f.dims)
+	fixtures.Must(t, err)
+	if n := 1 + f.m.Cfg.Heads + 1; len(cfgs) != n { // embed, layer 0's heads, mlp.0
+		t.Errorf("edges(mlp.1): %d edges, want %d", len(cfgs), n)
+	}
+	seq := graph.New(f.m.Cfg.Layers, f.m.Cfg.Heads, nil)
+	var own []graph.Edge
+	for _, e := range seq.Edges {
+		if e.R.Kind == graph.MLP && e.S.Kind == graph.Head && e.S.Layer == e.R.Layer {
+			own = append(own, e)
+		}
+	}
+	e, err := sweep.New(f.m, f.task, sweep.Options{Mode: sweep.Noise})
+	fixtures.Must(t, err)
+	defer e.Close()
+	if _, err := e.EvalCircuits([]sweep.Config{sweep.EdgeConfig(f.m.Cfg.Layers, own[:1])}); err == nil || !strings.Contains(err.Error(), "not an edge") {
+		t.Errorf("%s on a parallel-residual model: %v, want a refusal", own[0], err)
 	}
 }

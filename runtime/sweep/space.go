@@ -98,7 +98,8 @@ func (c Config) String() string {
 }
 
 // Dims are the model dimensions a space is expanded against. T (positions)
-// is needed by `@*`; Graph (nil: graph.New(Layers, Heads, nil)) by edges.
+// is needed by `@*`; Graph (nil: the sequential-residual graph.New(Layers,
+// Heads, nil); DimsOf gives a model's own) by edges.
 type Dims struct {
 	Layers, Heads int
 	T             int

@@ -5,8 +5,16 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/neoscope/neoscope/runtime/arch"
 	"github.com/neoscope/neoscope/runtime/graph"
 )
+
+// DimsOf returns the dimensions of a model (T left 0) with its
+// residual-stream graph, so that edges follow the model's residual layout
+// (a parallel-residual GPT-NeoX block's MLP reads no head of its layer).
+func DimsOf(cfg *arch.Config) Dims {
+	return Dims{Layers: cfg.Layers, Heads: cfg.Heads, Graph: graph.New(cfg.Layers, cfg.Heads, cfg.ParallelAt)}
+}
 
 // graph is the residual-stream graph of the dimensions (d.Graph, or the
 // sequential-residual graph of Layers x Heads).
