@@ -91,7 +91,7 @@ func main() {
 		io[b], s[b] = clean[b**T+2], clean[b**T+*T/2]
 	}
 	task := attrib.Task{Clean: clean, Corrupt: corrupt, B: *B, T: *T, Pos: *T - 1, IO: io, S: s}
-	g := graph.New(m.Cfg.Layers, m.Cfg.Heads, nil)
+	g := graph.New(m.Cfg.Layers, m.Cfg.Heads, m.Cfg.ParallelAt)
 
 	fwd := func() error {
 		st, _, err := m.Run(clean, *B, *T, nil, true)

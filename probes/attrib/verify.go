@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"github.com/neoscope/neoscope/runtime/forward"
-	"github.com/neoscope/neoscope/runtime/graph"
 	"github.com/neoscope/neoscope/runtime/sweep"
 )
 
@@ -55,7 +54,8 @@ func Verify(m *forward.Model, t Task, r *Result, n int) error {
 	sort.SliceStable(idx, func(a, b int) bool { return math.Abs(est[idx[a]]) > math.Abs(est[idx[b]]) })
 	idx = idx[:min(n, len(idx))]
 	cfg := m.Cfg
-	d := sweep.Dims{Layers: cfg.Layers, Heads: cfg.Heads, T: t.T, Graph: graph.New(cfg.Layers, cfg.Heads, cfg.ParallelAt)}
+	d := sweep.DimsOf(cfg)
+	d.T = t.T
 	v := &Verification{}
 	cfgs := make([]sweep.Config, len(idx))
 	for i, j := range idx {
