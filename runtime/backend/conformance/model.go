@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/neoscope/neoscope/internal/fixtures"
+	"github.com/neoscope/neoscope/runtime/arch"
 	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 	"github.com/neoscope/neoscope/runtime/sweep"
@@ -194,7 +195,8 @@ func hookShape(name string, B, T int, m *forward.Model) ([]int, bool) {
 	case name == "logits":
 		return []int{B, T, c.Vocab}, true
 	case strings.HasSuffix(name, "attn.hook_q"), strings.HasSuffix(name, "attn.hook_k"),
-		strings.HasSuffix(name, "attn.hook_v"), strings.HasSuffix(name, "attn.hook_z"):
+		strings.HasSuffix(name, "attn.hook_v"), strings.HasSuffix(name, "attn.hook_z"),
+		strings.HasSuffix(name, "attn.hook_rot_q"), strings.HasSuffix(name, "attn.hook_rot_k"):
 		return []int{B, T, c.Heads, c.DHead}, true
 	case strings.HasSuffix(name, "attn.hook_attn_scores"), strings.HasSuffix(name, "attn.hook_pattern"):
 		return []int{B, c.Heads, T, T}, true
@@ -290,18 +292,30 @@ func Hooks(t *testing.T, newBackend func() backend.Backend, opt Options) {
 					compare(t, p+"resid_mid = resid_pre + attn_out", get(p+"hook_resid_mid"), sum(p+"hook_resid_pre", p+"hook_attn_out"), addAbs, addRel)
 					compare(t, p+"resid_post = resid_mid + mlp_out", get(p+"hook_resid_post"), sum(p+"hook_resid_mid", p+"hook_mlp_out"), addAbs, addRel)
 				}
-				// gelu_new of mlp.hook_pre in float64 (the gelu op's bound).
+				// The family's GELU of mlp.hook_pre in float64 (the gelu
+				// op's bound): the tanh form (gelu_new) or the exact erf one.
 				pre := get(p + "mlp.hook_pre")
 				gw := make([]float64, len(pre))
+				op := "gelu_new"
+				if cfg.Act == arch.GELUErf {
+					op = "gelu_erf"
+				}
 				for i, v := range pre {
 					x := float64(v)
-					gw[i] = 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
+					if op == "gelu_erf" {
+						gw[i] = 0.5 * x * (1 + math.Erf(x/math.Sqrt2))
+					} else {
+						gw[i] = 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
+					}
 				}
-				g := opTol["gelu_new"]
-				compare(t, p+"mlp.hook_post = gelu_new(mlp.hook_pre)", get(p+"mlp.hook_post"), gw, g[0], g[1])
+				g := opTol[op]
+				compare(t, p+"mlp.hook_post = "+op+"(mlp.hook_pre)", get(p+"mlp.hook_post"), gw, g[0], g[1])
 				// Scores from q and k, softmax, and z from the pattern and v,
 				// in float64 (the attention op's bound).
 				q, k, v := get(p+"attn.hook_q"), get(p+"attn.hook_k"), get(p+"attn.hook_v")
+				if h.Cache[p+"attn.hook_rot_q"] != nil { // rotary: scores read the rotated q and k
+					q, k = get(p+"attn.hook_rot_q"), get(p+"attn.hook_rot_k")
+				}
 				sc, pa := get(p+"attn.hook_attn_scores"), get(p+"attn.hook_pattern")
 				ws, wp, wz := make([]float64, len(sc)), make([]float64, len(sc)), make([]float64, B*T*C)
 				W, scale := cfg.LayerWindow(l), float64(float32(cfg.AttnScale))
