@@ -41,6 +41,7 @@ type TextSource struct {
 	path   string
 	T      int
 	encode func(string) []int
+	vocab  int
 	f      *os.File
 	r      *bufio.Reader
 	buf    []int32
@@ -48,12 +49,13 @@ type TextSource struct {
 	id     string
 }
 
-// NewTextSource opens path for windows of T tokens encoded by encode.
-func NewTextSource(path string, T int, encode func(string) []int) (*TextSource, error) {
+// NewTextSource opens path for windows of T tokens encoded by encode; an
+// id >= vocab (a tokenizer larger than the model's embedding) is an error.
+func NewTextSource(path string, T, vocab int, encode func(string) []int) (*TextSource, error) {
 	if T < 1 {
 		return nil, fmt.Errorf("text source: window of %d tokens", T)
 	}
-	s := &TextSource{path: path, T: T, encode: encode}
+	s := &TextSource{path: path, T: T, encode: encode, vocab: vocab}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -113,6 +115,9 @@ func (s *TextSource) fill() error {
 		}
 	}
 	for _, id := range s.encode(string(piece)) {
+		if id < 0 || id >= s.vocab {
+			return fmt.Errorf("%s: the tokenizer gave id %d, outside the model's vocabulary of %d", s.path, id, s.vocab)
+		}
 		s.buf = append(s.buf, int32(id))
 	}
 	return nil

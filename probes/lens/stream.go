@@ -22,7 +22,7 @@ import (
 // (tuned_lens/scripts/ingredients.py and train_loop.py) where it has one.
 type StreamOptions struct {
 	Optimizer   string  // "adam" [default] or "sgd" (tuned-lens's own default is SGD)
-	Steps       int     // optimizer steps [DefaultStreamSteps]
+	Steps       int     // optimizer steps (0: the ridge start only; the CLI's default is DefaultStreamSteps)
 	Rows        int     // windows per minibatch [4]
 	LRScale     float64 // the base rate (Adam 1e-3, SGD 1-momentum) is multiplied by this [1]
 	Momentum    float64 // SGD Nesterov momentum, or Adam's beta1 [0.9]
@@ -54,9 +54,6 @@ func (o *StreamOptions) defaults() error {
 	}
 	if o.Optimizer != "adam" && o.Optimizer != "sgd" {
 		return fmt.Errorf("tuned lens: optimizer %q: want adam or sgd", o.Optimizer)
-	}
-	if o.Steps == 0 {
-		o.Steps = DefaultStreamSteps
 	}
 	if o.Rows == 0 {
 		o.Rows = 4
@@ -276,7 +273,8 @@ func FitStream(m *forward.Model, src Source, T int, opt StreamOptions) (*Tuned, 
 			return nil, nil, err
 		}
 		if len(st.Params) != L || len(st.Params[0]) != P {
-			return nil, nil, fmt.Errorf("%s: state for %d layers of %d parameters, the model needs %d of %d", opt.Checkpoint, len(st.Params), len(st.Params[0]), L, P)
+			return nil, nil, fmt.Errorf( // same fingerprint, other shape: cannot happen short of a corrupt file
+				"%s: state for %d layers of %d parameters, the model needs %d of %d", opt.Checkpoint, len(st.Params), len(st.Params[0]), L, P)
 		}
 		rep.ResumedAt = st.Step
 	}
@@ -538,7 +536,7 @@ func evalHeldout(m *forward.Model, tl *Tuned, src Source, holdout, rows int, pro
 		return nil, 0, err
 	}
 	if n == 0 {
-		return nil, 0, fmt.Errorf("tuned lens: no held-out window of 2 or more tokens in %s (every %dth window is held out)", src.Identity(), holdout)
+		return nil, 0, nil // no held-out window of 2 or more tokens: nothing to report
 	}
 	for l := 0; l <= L; l++ {
 		sum.LogitKL[l] /= float64(n)
@@ -560,8 +558,8 @@ func readState(path string) (*streamState, error) {
 	}
 	defer f.Close()
 	var st streamState
-	if err := gob.NewDecoder(f).Decode(&st); err != nil {
-		return nil, fmt.Errorf("%s: not a tuned-lens fit checkpoint: %w", path, err)
+	if err := gob.NewDecoder(f).Decode(&st); err != nil || len(st.Params) == 0 {
+		return nil, &ResumeMismatchError{Path: path, Diffs: []string{fmt.Sprintf("not a tuned-lens fit checkpoint (%v)", err)}}
 	}
 	return &st, nil
 }
@@ -594,7 +592,7 @@ func sameIdentity(path string, have, want map[string]string) error {
 }
 
 // ResumeMismatchError: the checkpoint was written for another model, input
-// or set of options.
+// or set of options, or is not a checkpoint at all.
 type ResumeMismatchError struct {
 	Path  string
 	Diffs []string

@@ -181,7 +181,7 @@ func TestTextSource(t *testing.T) {
 		}
 		return out
 	}
-	s, err := NewTextSource(p, 5, enc)
+	s, err := NewTextSource(p, 5, 256, enc)
 	fixtures.Must(t, err)
 	defer s.Close()
 	for pass := 0; pass < 2; pass++ {
