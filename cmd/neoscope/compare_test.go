@@ -106,3 +106,32 @@ func TestInputsNote(t *testing.T) {
 		t.Fatalf("different ids: %q", n)
 	}
 }
+
+// TestReportCompareSeveral: report --compare takes a comma-separated list;
+// every model gets its column and charts, the line charts hold them all.
+func TestReportCompareSeveral(t *testing.T) {
+	a, b := fixtures.Dir(t, "tiny-neo"), fixtures.Dir(t, "tiny-gpt2")
+	// A third model: tiny-neo's files under another name.
+	c := filepath.Join(t.TempDir(), "neo-copy")
+	fixtures.Must(t, os.MkdirAll(c, 0o755))
+	for _, f := range []string{"config.json", "model.safetensors"} {
+		fixtures.Must(t, os.Symlink(filepath.Join(a, f), filepath.Join(c, f)))
+	}
+	out := filepath.Join(t.TempDir(), "rep")
+	if _, errs, code := runCLI(t, "report", "--backend", "cpu", "--model", a, "--compare", b+","+c, "--out", out, "--ioi-prompts", "0"); code != 0 {
+		t.Fatalf("report --compare A,B: exit %d: %s", code, errs)
+	}
+	page, err := os.ReadFile(filepath.Join(out, "index.html"))
+	fixtures.Must(t, err)
+	for _, want := range []string{"tiny-neo", "tiny-gpt2", "neo-copy"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("report page does not name %s", want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "m3-induction.png")); err != nil {
+		t.Errorf("no charts for the third model: %v", err)
+	}
+	if _, errs, code := runCLI(t, "report", "--model", a, "--compare", b+",", "--out", filepath.Join(t.TempDir(), "r2")); code != 2 {
+		t.Errorf("report --compare with an empty entry: exit %d, want 2 (%s)", code, errs)
+	}
+}
