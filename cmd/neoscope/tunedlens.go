@@ -210,13 +210,13 @@ one with another model, input or option. OUT is never overwritten without
 					opt.Holdout = -1 // none
 				}
 				opt.Checkpoint = out + ".ckpt"
-				// Explicit no-overwrite checks. TODO(merge): replace with the
-				// shared helper in internal/outfile (safety branch) when it lands.
-				if err := checkFitOutputs(out, opt.Checkpoint, opt.Resume, force, &in, f.Model); err != nil {
-					return err
-				}
 				dir, err := resolveModel(f.Model)
 				if err != nil {
+					return err
+				}
+				// Explicit no-overwrite checks. TODO(merge): replace with the
+				// shared helper in internal/outfile (safety branch) when it lands.
+				if err := checkFitOutputs(out, opt.Checkpoint, opt.Resume, force, &in, dir); err != nil {
 					return err
 				}
 				f.Model = dir
