@@ -205,4 +205,11 @@ func TestTextSource(t *testing.T) {
 		}
 		fixtures.Must(t, s.Reset())
 	}
+	// An id outside the model's vocabulary is an error naming the file.
+	small, err := NewTextSource(p, 5, 100, enc) // 'a' = 97, 'x' = 120
+	fixtures.Must(t, err)
+	defer small.Close()
+	if _, err := small.Next(); err == nil || !strings.Contains(err.Error(), "outside the model's vocabulary of 100") {
+		t.Fatalf("id 120 with a vocabulary of 100: %v", err)
+	}
 }
