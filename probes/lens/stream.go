@@ -26,7 +26,7 @@ type StreamOptions struct {
 	Rows        int     // windows per minibatch [4]
 	LRScale     float64 // the base rate (Adam 1e-3, SGD 1-momentum) is multiplied by this [1]
 	Momentum    float64 // SGD Nesterov momentum, or Adam's beta1 [0.9]
-	WeightDecay float64 // L2 weight decay added to the gradient, as torch's Adam/SGD [1e-3]
+	WeightDecay float64 // L2 weight decay added to the gradient, as torch's Adam/SGD (0: none; the CLI's default is tuned-lens's 1e-3)
 	Warmup      int     // linear warmup steps [-1 = tuned-lens's rule: Adam min(1000, steps/5), SGD 0]
 	Ridge       float64 // ridge strength of the closed-form start [1e-3]; < 0: start at the identity
 	Holdout     int     // window k is held out when k % Holdout == Holdout-1 [10]; < 0: none
@@ -63,9 +63,6 @@ func (o *StreamOptions) defaults() error {
 	}
 	if o.Momentum == 0 {
 		o.Momentum = 0.9
-	}
-	if o.WeightDecay == 0 {
-		o.WeightDecay = 1e-3
 	}
 	if o.Warmup < 0 {
 		o.Warmup = 0
