@@ -181,7 +181,9 @@ k % --holdout == --holdout - 1. It then
      warmup min(1000, steps/5)) or Nesterov SGD (lr (1 - momentum) x
      --lr-scale, no warmup), linear decay to 0, weight decay 1e-3: the
      tuned-lens package's recipe;
-  3. reports the held-out KL per layer beside the logit lens.
+  3. keeps per layer the trained translator only if it beats its start on
+     the first training minibatch, and reports the held-out KL per layer
+     beside the logit lens.
 Memory is one minibatch (the final distribution [rows x seq, V] as float32,
 twice) plus the translators and optimizer state (float64), whatever the
 text's length. The state is checkpointed to OUT.ckpt every
@@ -268,7 +270,7 @@ one with another model, input or option. OUT is never overwritten without
 				if f.JSON {
 					var layers []map[string]any
 					for l := 0; l < rep.Layers; l++ {
-						e := map[string]any{"layer": l, "start": rep.Init[l]}
+						e := map[string]any{"layer": l, "start": rep.Init[l], "kept": rep.Kept[l]}
 						if h := rep.Heldout; h != nil {
 							e["heldout_logit_lens_kl"], e["heldout_tuned_kl"] = outfile.Round(h.LogitKL[l]), outfile.Round(h.TunedKL[l])
 						}
@@ -293,15 +295,15 @@ one with another model, input or option. OUT is never overwritten without
 				w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 				if h := rep.Heldout; h != nil {
 					fmt.Printf("held-out KL(final || lens) over %d positions (nats):\n", rep.HeldoutPositions)
-					fmt.Fprintln(w, "layer\tstart\tlogit lens\ttuned lens\t")
+					fmt.Fprintln(w, "layer\tstart\tkept\tlogit lens\ttuned lens\t")
 					for l := 0; l < rep.Layers; l++ {
-						fmt.Fprintf(w, "%d\t%s\t%.4f\t%.4f\t\n", l, rep.Init[l], h.LogitKL[l], h.TunedKL[l])
+						fmt.Fprintf(w, "%d\t%s\t%s\t%.4f\t%.4f\t\n", l, rep.Init[l], rep.Kept[l], h.LogitKL[l], h.TunedKL[l])
 					}
 				} else {
 					fmt.Println("no held-out windows (--holdout 0, or fewer windows than --holdout)")
-					fmt.Fprintln(w, "layer\tstart\t")
+					fmt.Fprintln(w, "layer\tstart\tkept\t")
 					for l := 0; l < rep.Layers; l++ {
-						fmt.Fprintf(w, "%d\t%s\t\n", l, rep.Init[l])
+						fmt.Fprintf(w, "%d\t%s\t%s\t\n", l, rep.Init[l], rep.Kept[l])
 					}
 				}
 				w.Flush()

@@ -106,6 +106,7 @@ type streamState struct {
 	Params   [][]float64 // per layer: A [C*C] then b [C]
 	M1, M2   [][]float64 // Adam: first moment [P]; second moment and its running max (amsgrad) [2P]. SGD: momentum in M1
 	Init     []string    // per layer: "ridge" or "identity"
+	Start    [][]float64 // per layer: the start the steps began from (kept when they did not help)
 	Train    []float64   // per step: mean training KL over the layers
 }
 
@@ -116,7 +117,8 @@ type StreamReport struct {
 	TrainPositions    int // per epoch
 	HeldoutPositions  int
 	StepPositions     []int     // positions seen by each step of this run
-	Init              []string  // per layer
+	Init              []string  // per layer: "ridge" or "identity"
+	Kept              []string  // per layer: "trained", or "start" when the steps did not beat it
 	TrainKL           []float64 // mean training KL over the layers after each step (all runs)
 	Heldout           *EvalResult
 	ResumedAt, Epochs int
@@ -237,6 +239,8 @@ func (o *StreamOptions) lrAt(s int) float64 {
 //     decay, then clipping of the global gradient norm at 1 and Adam
 //     (amsgrad, betas (momentum, 0.999)) or Nesterov SGD at the scheduled
 //     rate, as tuned-lens trains.
+//     Each layer then keeps the trained translator only if its KL on the
+//     first training minibatch is below its start's.
 //  3. The held-out windows are scored with Eval (logit lens vs tuned lens),
 //     summed over minibatches weighted by their positions.
 //
@@ -351,6 +355,10 @@ func FitStream(m *forward.Model, src Source, T int, opt StreamOptions) (*Tuned, 
 			}
 			w.k, w.trained, bt.pending = 0, 0, nil
 		}
+		st.Start = make([][]float64, L)
+		for l := range st.Start {
+			st.Start[l] = append([]float64(nil), st.Params[l]...)
+		}
 		if opt.Checkpoint != "" {
 			if err := writeState(opt.Checkpoint, st); err != nil {
 				return nil, nil, err
@@ -437,6 +445,42 @@ func FitStream(m *forward.Model, src Source, T int, opt StreamOptions) (*Tuned, 
 	}
 	rep.TrainKL = st.Train
 	rep.Epochs = w.epochs
+	rep.Kept = make([]string, L)
+	for l := range rep.Kept {
+		rep.Kept[l] = "start"
+	}
+	if opt.Steps > 0 && len(st.Start) == L {
+		// Keep, per layer, the trained translator only if it beats its start
+		// on the first training minibatch (training data, never the held-out
+		// windows): steps that overshoot never make the lens worse than its
+		// start there, as Fit's kept-best rule.
+		if err := src.Reset(); err != nil {
+			return nil, nil, err
+		}
+		first := &batcher{w: &windows{src: src, holdout: opt.Holdout}}
+		tokens, B, Tb, err := first.next(opt.Rows, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		g, err := newGradBatch(m, tokens, B, Tb)
+		if err != nil {
+			return nil, nil, err
+		}
+		for l := 0; l < L; l++ {
+			kt, err1 := g.layer(l, st.Params[l], nil)
+			ks, err2 := g.layer(l, st.Start[l], nil)
+			if err := errors.Join(err1, err2); err != nil {
+				g.close()
+				return nil, nil, err
+			}
+			if kt < ks {
+				rep.Kept[l] = "trained"
+			} else {
+				st.Params[l] = st.Start[l]
+			}
+		}
+		g.close()
+	}
 	tl := &Tuned{C: C, Layers: make([]Translator, L), Meta: map[string]string{
 		"format":     "neoscope-tuned-lens-v1",
 		"layout":     "h' = h + h @ weight^T + bias (weight [out,in] as nn.Linear), then ln_f and the unembedding",

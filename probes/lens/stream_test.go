@@ -129,7 +129,10 @@ func TestFitStream(t *testing.T) {
 	}
 	for l := 0; l < m.Cfg.Layers; l++ {
 		h := rep.Heldout
-		t.Logf("layer %d (%s start): held-out logit-lens KL %.4f, tuned %.4f", l, rep.Init[l], h.LogitKL[l], h.TunedKL[l])
+		t.Logf("layer %d (%s start, %s kept): held-out logit-lens KL %.4f, tuned %.4f", l, rep.Init[l], rep.Kept[l], h.LogitKL[l], h.TunedKL[l])
+		if rep.Kept[l] != "trained" && rep.Kept[l] != "start" {
+			t.Errorf("layer %d: kept %q", l, rep.Kept[l])
+		}
 		if !(h.TunedKL[l] < h.LogitKL[l]) {
 			t.Errorf("layer %d: held-out tuned KL %.4f not below the logit lens' %.4f", l, h.TunedKL[l], h.LogitKL[l])
 		}
