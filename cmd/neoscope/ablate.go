@@ -12,6 +12,7 @@ import (
 
 	"github.com/neoscope/neoscope/probes/ablate"
 	"github.com/neoscope/neoscope/probes/plot"
+	"github.com/neoscope/neoscope/runtime/forward"
 )
 
 func init() {
@@ -74,37 +75,11 @@ a list of heads at once (e.g. --set 2.0,2.1) and reports that loss too.
 			if err != nil {
 				return err
 			}
-			if md == ablate.Mean && B == 1 {
-				logf("ablate: --mode mean over a batch of 1 row replaces each activation by itself: every ablation is a no-op")
-			}
-			r, err := ablate.NewRunner(m, tokens, B, T, lossFrom)
-			if err != nil {
-				return usageError{err}
-			}
-			defer r.Close()
-			for _, h := range heads {
-				if h.Layer >= m.Cfg.Layers || h.Head >= m.Cfg.Heads {
-					return usagef("--set: head %s outside the model's %d layers x %d heads", h, m.Cfg.Layers, m.Cfg.Heads)
-				}
-			}
-			p := newProgress(0, "ablate")
-			res, err := r.Run(ev, md, p.Callback())
-			p.Finish()
+			out, err := runAblate(m, tokens, B, T, ev, md, lossFrom, heads, set)
 			if err != nil {
 				return err
 			}
-			out := struct {
-				*ablate.Result
-				Set     string   `json:"set,omitempty"`
-				SetLoss *float64 `json:"set_ablation_loss,omitempty"`
-			}{Result: res}
-			if len(heads) > 0 {
-				v, err := r.HeadsLoss(heads, md)
-				if err != nil {
-					return err
-				}
-				out.Set, out.SetLoss = set, &v
-			}
+			res := out.Result
 			if plotFile != "" && res.Head != nil {
 				if err := plot.Heatmap(plotFile, fmt.Sprintf("%s ablation: loss increase over %.4f", md, res.Baseline),
 					"head", "layer", layerLabels(len(res.Head)), headLabels(len(res.Head[0])), addConst(res.Head, -res.Baseline)); err != nil {
@@ -159,6 +134,47 @@ a list of heads at once (e.g. --set 2.0,2.1) and reports that loss too.
 	c.Flags().StringVar(&set, "set", "", "also ablate these heads together, e.g. 2.0,2.1 (layer.head)")
 	c.Flags().StringVar(&plotFile, "plot", "", "write a heatmap of the head table (.png or .svg)")
 	rootCmd.AddCommand(c)
+}
+
+// ablateOut is what `ablate --json` prints (and `compare --probe ablate
+// --json` under each model).
+type ablateOut struct {
+	*ablate.Result
+	Set     string   `json:"set,omitempty"`
+	SetLoss *float64 `json:"set_ablation_loss,omitempty"`
+}
+
+// runAblate ablates each component of the kinds in ev on tokens [B*T], and
+// the heads together when there are any (set names them as given).
+func runAblate(m *forward.Model, tokens []int32, B, T int, ev ablate.Each, md ablate.Mode, lossFrom int, heads []ablate.Head, set string) (*ablateOut, error) {
+	if md == ablate.Mean && B == 1 {
+		logf("ablate: --mode mean over a batch of 1 row replaces each activation by itself: every ablation is a no-op")
+	}
+	r, err := ablate.NewRunner(m, tokens, B, T, lossFrom)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	defer r.Close()
+	for _, h := range heads {
+		if h.Layer >= m.Cfg.Layers || h.Head >= m.Cfg.Heads {
+			return nil, usagef("--set: head %s outside the model's %d layers x %d heads", h, m.Cfg.Layers, m.Cfg.Heads)
+		}
+	}
+	p := newProgress(0, "ablate")
+	res, err := r.Run(ev, md, p.Callback())
+	p.Finish()
+	if err != nil {
+		return nil, err
+	}
+	out := &ablateOut{Result: res}
+	if len(heads) > 0 {
+		v, err := r.HeadsLoss(heads, md)
+		if err != nil {
+			return nil, err
+		}
+		out.Set, out.SetLoss = set, &v
+	}
+	return out, nil
 }
 
 // checkPlotPath rejects a --plot name the plot package cannot write, before

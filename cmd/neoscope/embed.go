@@ -12,6 +12,7 @@ import (
 	"github.com/neoscope/neoscope/probes/embed"
 	"github.com/neoscope/neoscope/probes/lens"
 	"github.com/neoscope/neoscope/probes/plot"
+	"github.com/neoscope/neoscope/runtime/forward"
 )
 
 func init() {
@@ -54,37 +55,11 @@ u removed before ln_f.`,
 				return err
 			}
 			defer m.Close()
-			var tokens []int32
-			var B, T int
-			sample := "given tokens"
-			if in.given() {
-				if tokens, B, T, err = in.rows(m, dir); err != nil {
-					return err
-				}
-			} else {
-				tokens, B, T = embed.DefaultTokens(m, seed)
-				sample = fmt.Sprintf("random tokens, seed %d", seed)
-			}
-			V := m.Cfg.Vocab
-			chunk := max(1, min(V, (1<<22)/V))
-			p := newProgress(3*((V+chunk-1)/chunk), "embed: all-pairs cosines and top-1")
-			st, err := embed.Compute(m, embed.Options{Progress: p.Callback()})
-			p.Finish()
+			e, err := runEmbed(m, dir, &in, seed)
 			if err != nil {
 				return err
 			}
-			proj, err := embed.Project(m, tokens, B, T)
-			if err != nil {
-				return err
-			}
-			// What the direction does downstream: the logit lens with and
-			// without u (removed before ln_f) on the same tokens.
-			var lr *lens.Result
-			if T >= 2 {
-				if lr, err = lens.Run(m, tokens, B, T, lens.Options{Centered: true}); err != nil {
-					return err
-				}
-			}
+			st, proj, lr, B, T, sample := e.St, e.Proj, e.Lens, e.B, e.T, e.Sample
 			if plotFile != "" {
 				xs := make([]float64, len(proj))
 				mean, sd, nrm := make([]float64, len(proj)), make([]float64, len(proj)), make([]float64, len(proj))
@@ -99,36 +74,8 @@ u removed before ln_f.`,
 				}
 				logf("wrote %s", plotFile)
 			}
-			r := outfile.Round
 			if f.JSON {
-				out := map[string]any{
-					"model":                          dir,
-					"vocab":                          st.V,
-					"d_model":                        st.C,
-					"mean_norm":                      r(st.MeanNorm),
-					"norm_of_mean":                   r(st.NormOfMean),
-					"mean_pairwise_cos":              r(st.MeanPairwiseCos),
-					"mean_pairwise_cos_centered":     r(st.MeanPairwiseCosCentered),
-					"mean_abs_pairwise_cos_centered": r(st.MeanAbsPairwiseCosCentered),
-					"embed_self_top1":                r(st.SelfTop1),
-					"embed_self_top1_ln":             r(st.SelfTop1LN),
-					"resid_projection_tokens":        map[string]any{"B": B, "T": T, "sample": sample},
-				}
-				var layers []map[string]any
-				for i, l := range proj {
-					e := map[string]any{"layer": l.Layer, "mean": r(l.Mean), "std": r(l.Std),
-						"mean_norm": r(l.MeanNorm), "mean_cos": r(l.MeanCos), "mean_share": r(l.MeanShare)}
-					if lr != nil {
-						e["lens_loss"], e["lens_loss_without_u"] = r(lr.Loss[i]), r(lr.LossCentered[i])
-					}
-					layers = append(layers, e)
-				}
-				out["resid_projection"] = layers
-				if indices {
-					out["embed_top1_index"] = st.Top1Index
-					out["embed_top1_index_ln"] = st.Top1IndexLN
-				}
-				return printJSON(os.Stdout, out)
+				return printJSON(os.Stdout, e.json(indices))
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintf(w, "model\t%s (V=%d, d_model=%d)\n", dir, st.V, st.C)
@@ -170,6 +117,86 @@ u removed before ln_f.`,
 	c.Flags().BoolVar(&indices, "indices", false, "with --json: include embed_top1_index and embed_top1_index_ln [V]")
 	c.Flags().Uint64Var(&seed, "seed", 0, "seed of the random token sample (when no --tokens/--prompt/--text)")
 	rootCmd.AddCommand(c)
+}
+
+// embedRun is everything embed measures on one model.
+type embedRun struct {
+	Dir    string
+	St     *embed.Stats
+	Proj   []embed.Layer // L+1 entries
+	Lens   *lens.Result  // nil when T < 2
+	Tokens []int32       // [B*T] of the residual-stream projection
+	B, T   int
+	Sample string
+}
+
+// runEmbed measures m (directory dir): W_E statistics, then the residual
+// stream along the mean embedding on the tokens in selects (random tokens
+// drawn with seed when it selects none).
+func runEmbed(m *forward.Model, dir string, in *inputFlags, seed uint64) (*embedRun, error) {
+	e := &embedRun{Dir: dir, Sample: "given tokens"}
+	var err error
+	if in.given() {
+		if e.Tokens, e.B, e.T, err = in.rows(m, dir); err != nil {
+			return nil, err
+		}
+	} else {
+		e.Tokens, e.B, e.T = embed.DefaultTokens(m, seed)
+		e.Sample = fmt.Sprintf("random tokens, seed %d", seed)
+	}
+	V := m.Cfg.Vocab
+	chunk := max(1, min(V, (1<<22)/V))
+	p := newProgress(3*((V+chunk-1)/chunk), "embed "+filepath.Base(dir)+": all-pairs cosines and top-1")
+	e.St, err = embed.Compute(m, embed.Options{Progress: p.Callback()})
+	p.Finish()
+	if err != nil {
+		return nil, err
+	}
+	if e.Proj, err = embed.Project(m, e.Tokens, e.B, e.T); err != nil {
+		return nil, err
+	}
+	// What the direction does downstream: the logit lens with and
+	// without u (removed before ln_f) on the same tokens.
+	if e.T >= 2 {
+		if e.Lens, err = lens.Run(m, e.Tokens, e.B, e.T, lens.Options{Centered: true}); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// json is what `embed --json` prints (and `compare --probe embed --json`
+// under each model).
+func (e *embedRun) json(indices bool) map[string]any {
+	r, st := outfile.Round, e.St
+	out := map[string]any{
+		"model":                          e.Dir,
+		"vocab":                          st.V,
+		"d_model":                        st.C,
+		"mean_norm":                      r(st.MeanNorm),
+		"norm_of_mean":                   r(st.NormOfMean),
+		"mean_pairwise_cos":              r(st.MeanPairwiseCos),
+		"mean_pairwise_cos_centered":     r(st.MeanPairwiseCosCentered),
+		"mean_abs_pairwise_cos_centered": r(st.MeanAbsPairwiseCosCentered),
+		"embed_self_top1":                r(st.SelfTop1),
+		"embed_self_top1_ln":             r(st.SelfTop1LN),
+		"resid_projection_tokens":        map[string]any{"B": e.B, "T": e.T, "sample": e.Sample},
+	}
+	var layers []map[string]any
+	for i, l := range e.Proj {
+		x := map[string]any{"layer": l.Layer, "mean": r(l.Mean), "std": r(l.Std),
+			"mean_norm": r(l.MeanNorm), "mean_cos": r(l.MeanCos), "mean_share": r(l.MeanShare)}
+		if e.Lens != nil {
+			x["lens_loss"], x["lens_loss_without_u"] = r(e.Lens.Loss[i]), r(e.Lens.LossCentered[i])
+		}
+		layers = append(layers, x)
+	}
+	out["resid_projection"] = layers
+	if indices {
+		out["embed_top1_index"] = st.Top1Index
+		out["embed_top1_index_ln"] = st.Top1IndexLN
+	}
+	return out
 }
 
 // hits counts t with idx[t] == t.

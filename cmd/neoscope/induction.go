@@ -9,6 +9,7 @@ import (
 
 	"github.com/neoscope/neoscope/probes/induction"
 	"github.com/neoscope/neoscope/probes/plot"
+	"github.com/neoscope/neoscope/runtime/forward"
 	"github.com/neoscope/neoscope/runtime/tokenizer"
 )
 
@@ -56,29 +57,9 @@ token) and heads-ablation.png (loss increase).`,
 				return err
 			}
 			defer m.Close()
-			var rows [][]int32
-			src := ""
-			if tokFile != "" {
-				if rows, err = readTokenFile(tokFile); err != nil {
-					return err
-				}
-				if _, err := induction.CheckRepeated(rows); err != nil {
-					return usagef("%s: %v", tokFile, err)
-				}
-				if _, _, _, err := m.CheckTokens(rows); err != nil {
-					return usagef("%s: %v", tokFile, err)
-				}
-				src = tokFile
-			} else {
-				if 2*period > m.Cfg.Context {
-					return usagef("--period %d: 2P = %d tokens exceed the model's context of %d", period, 2*period, m.Cfg.Context)
-				}
-				keep, what := candidateFilter(dir, m.Cfg.Vocab)
-				rows, err = induction.RepeatedTokens(induction.Candidates(m.Cfg.Vocab, keep), batch, period, seed)
-				if err != nil {
-					return usageError{err}
-				}
-				src = fmt.Sprintf("random (seed %d, %s)", seed, what)
+			rows, src, err := inductionRows(m, dir, tokFile, period, batch, seed)
+			if err != nil {
+				return err
 			}
 			p := newProgress(0, "induction")
 			res, err := induction.Run(m, rows, !noAblate, p.Callback())
@@ -154,6 +135,33 @@ token) and heads-ablation.png (loss increase).`,
 	c.Flags().BoolVar(&noAblate, "no-ablation", false, "skip the per-head ablation (one pass per head)")
 	c.Flags().StringVar(&plotFile, "plot", "", "write heatmaps (.png or .svg): FILE, FILE-prev, FILE-ablation")
 	rootCmd.AddCommand(c)
+}
+
+// inductionRows reads tokFile (rows of 2P ids whose halves repeat) or, when
+// it is empty, draws batch rows of period random tokens repeated, from the
+// ids candidateFilter allows. src describes them.
+func inductionRows(m *forward.Model, dir, tokFile string, period, batch int, seed uint64) (rows [][]int32, src string, err error) {
+	if tokFile != "" {
+		if rows, err = readTokenFile(tokFile); err != nil {
+			return nil, "", err
+		}
+		if _, err := induction.CheckRepeated(rows); err != nil {
+			return nil, "", usagef("%s: %v", tokFile, err)
+		}
+		if _, _, _, err := m.CheckTokens(rows); err != nil {
+			return nil, "", usagef("%s: %v", tokFile, err)
+		}
+		return rows, tokFile, nil
+	}
+	if 2*period > m.Cfg.Context {
+		return nil, "", usagef("--period %d: 2P = %d tokens exceed the model's context of %d", period, 2*period, m.Cfg.Context)
+	}
+	keep, what := candidateFilter(dir, m.Cfg.Vocab)
+	rows, err = induction.RepeatedTokens(induction.Candidates(m.Cfg.Vocab, keep), batch, period, seed)
+	if err != nil {
+		return nil, "", usageError{err}
+	}
+	return rows, fmt.Sprintf("random (seed %d, %s)", seed, what), nil
 }
 
 // candidateFilter says which ids random tokens may use: with a tokenizer,

@@ -87,17 +87,8 @@ else the layer fraction l/L).
 					return usagef("--positions %d: outside 0..%d (or -%d..-1) for rows of %d tokens", p, T-1, T, T)
 				}
 			}
-			opt := lens.Options{Positions: positions, TopK: topk, FinalBlock: true, Centered: true}
 			runOne := func(m *forward.Model, dir string) (*lensRun, error) {
-				p := newProgress(1, "lens "+filepath.Base(dir))
-				o := opt
-				o.Progress = p.Callback()
-				res, err := lens.Run(m, tokens, B, T, o)
-				p.Finish()
-				if err != nil {
-					return nil, err
-				}
-				return &lensRun{Model: dir, Res: res, Name: tokenNamer(dir)}, nil
+				return runLens(m, dir, tokens, B, T, positions, topk)
 			}
 			runs := []*lensRun{}
 			r, err := runOne(m, dir)
@@ -137,8 +128,7 @@ else the layer fraction l/L).
 				logf("wrote %s", plotFile)
 			}
 			if f.JSON {
-				out := lensJSON(runs[0], tokens, T)
-				out["B"], out["T"] = B, T
+				out := lensTopJSON(runs[0], tokens, B, T)
 				if len(runs) > 1 {
 					out["compare"] = lensJSON(runs[1], tokens, T)
 				}
@@ -182,6 +172,26 @@ func rounded(x []float64) []float64 {
 	for i, v := range x {
 		out[i] = outfile.Round(v)
 	}
+	return out
+}
+
+// runLens runs the logit lens (with the final-block and centered variants)
+// on m, with top-k predictions at positions.
+func runLens(m *forward.Model, dir string, tokens []int32, B, T int, positions []int, topk int) (*lensRun, error) {
+	p := newProgress(1, "lens "+filepath.Base(dir))
+	res, err := lens.Run(m, tokens, B, T, lens.Options{Positions: positions, TopK: topk, FinalBlock: true, Centered: true, Progress: p.Callback()})
+	p.Finish()
+	if err != nil {
+		return nil, err
+	}
+	return &lensRun{Model: dir, Res: res, Name: tokenNamer(dir)}, nil
+}
+
+// lensTopJSON is what `lens --json` prints for its first model (and
+// `compare --probe lens --json` under each model).
+func lensTopJSON(r *lensRun, tokens []int32, B, T int) map[string]any {
+	out := lensJSON(r, tokens, T)
+	out["B"], out["T"] = B, T
 	return out
 }
 

@@ -64,10 +64,12 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 			}
 			specs := []string{f.Model}
 			if c.Flags().Changed("compare") {
-				if compare == "" {
-					return usagef("--compare: empty model")
+				for _, m := range strings.Split(compare, ",") {
+					if strings.TrimSpace(m) == "" {
+						return usagef("--compare %q: an empty model in the list", compare)
+					}
+					specs = append(specs, strings.TrimSpace(m))
 				}
-				specs = append(specs, compare)
 			}
 			be, err := f.openBackend()
 			if err != nil {
@@ -148,7 +150,7 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 	f.register(c)
 	in.register(c)
 	in.registerBOS(c)
-	c.Flags().StringVar(&compare, "compare", "", "a second model (directory or hub id) shown beside the first")
+	c.Flags().StringVar(&compare, "compare", "", "more models (directory or hub id; comma-separated for several) shown beside the first")
 	c.Flags().StringVar(&out, "out", "", "output folder (required); gets index.html, the charts as PNG and results.json")
 	c.Flags().StringVar(&title, "title", "", "page title (default: neoscope report: MODEL [vs MODEL2])")
 	c.Flags().IntVar(&opt.RepBatch, "rep-batch", 8, "rows of repeated random tokens for the induction section")

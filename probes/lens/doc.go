@@ -37,6 +37,10 @@
 //
 // Tuned lens (tuned.go): a per-layer affine translator h -> h + h A^T + b
 // (A [C,C] and b [C] as in the tuned-lens package's nn.Linear), fitted to
-// minimise the mean KL(p_final || softmax(LN_f(h + hA^T + b) W_U^T)). See
-// Fit for the optimisation recipe.
+// minimise the mean KL(p_final || softmax(LN_f(h + hA^T + b) W_U^T)). Fit
+// is the full-batch host recipe for small samples (N x V capped);
+// FitStream (stream.go) is what `tunedlens fit` runs: token windows streamed
+// from a Source (source.go) in minibatches, a ridge start from accumulated
+// sums, then Adam or SGD as the tuned-lens package trains, the [N,V]
+// products on the backend (grad.go), checkpointed and resumable.
 package lens

@@ -191,8 +191,15 @@ func ridge(H, Y []float64, N, C int, rel float64) (Translator, error) {
 		}
 		X.Set(i, C, 1)
 	}
-	var xtx mat.Dense
+	var xtx, xty mat.Dense
 	xtx.Mul(X.T(), X)
+	xty.Mul(X.T(), mat.NewDense(N, C, Y))
+	return ridgeSolve(&xtx, &xty, C, rel)
+}
+
+// ridgeSolve is ridge from the sums X^T X [C+1,C+1] and X^T Y [C+1,C]
+// (FitStream accumulates them over minibatches). xtx is modified.
+func ridgeSolve(xtx, xty *mat.Dense, C int, rel float64) (Translator, error) {
 	var tr float64
 	for c := 0; c < C; c++ {
 		tr += xtx.At(c, c)
@@ -201,9 +208,8 @@ func ridge(H, Y []float64, N, C int, rel float64) (Translator, error) {
 	for c := 0; c < C; c++ {
 		xtx.Set(c, c, xtx.At(c, c)+lam)
 	}
-	var xty, W mat.Dense
-	xty.Mul(X.T(), mat.NewDense(N, C, Y))
-	if err := W.Solve(&xtx, &xty); err != nil {
+	var W mat.Dense
+	if err := W.Solve(xtx, xty); err != nil {
 		return Translator{}, fmt.Errorf("tuned lens: ridge regression: %w", err)
 	}
 	t := Translator{A: make([]float64, C*C), B: make([]float64, C)}

@@ -3,7 +3,9 @@
 //   - Lines: several named series (x, y) on one chart, e.g. the logit-lens
 //     loss per layer of two models, with a legend;
 //   - Heatmap: a [rows][cols] table of values, e.g. a score per layer.head,
-//     each cell coloured and labelled with its value, and a colour bar.
+//     each cell coloured and labelled with its value, and a colour bar;
+//   - Heatmaps: several such tables side by side (e.g. one per model in
+//     `neoscope compare`) on ONE colour scale with one colour bar.
 //
 // The format follows the file extension: .png (96 dpi raster) or .svg
 // (vector); anything else is an error. Files are written atomically

@@ -192,55 +192,149 @@ func cellLabel(x float64) string {
 // bar and writes it to path (.png or .svg). rowLabels and colLabels may be
 // nil (indices are used) or must match the table's dimensions.
 func Heatmap(path, title, xlabel, ylabel string, rowLabels, colLabels []string, values [][]float64) error {
+	return Heatmaps(path, "", xlabel, ylabel, []Panel{{Title: title, RowLabels: rowLabels, ColLabels: colLabels, Values: values}})
+}
+
+// Panel is one table of a Heatmaps figure.
+type Panel struct {
+	Title                string
+	RowLabels, ColLabels []string // nil: indices
+	Values               [][]float64
+}
+
+// Heatmaps draws the panels side by side with ONE colour scale (chosen over
+// all their values as Heatmap chooses it for one table) and one colour bar,
+// so equal colours mean equal values across panels, e.g. the same score on
+// models of different sizes. title, when not empty, goes above the panels.
+func Heatmaps(path, title, xlabel, ylabel string, panels []Panel) error {
 	if _, err := format(path); err != nil {
 		return err
 	}
-	rows := len(values)
-	if rows == 0 || len(values[0]) == 0 {
-		return fmt.Errorf("plot %s: empty table", path)
+	if len(panels) == 0 {
+		return fmt.Errorf("plot %s: no tables", path)
 	}
-	cols := len(values[0])
-	for r, row := range values {
-		if len(row) != cols {
-			return fmt.Errorf("plot %s: row %d has %d values, row 0 has %d", path, r, len(row), cols)
+	for i := range panels {
+		pn := &panels[i]
+		rows := len(pn.Values)
+		if rows == 0 || len(pn.Values[0]) == 0 {
+			return fmt.Errorf("plot %s: empty table", path)
+		}
+		cols := len(pn.Values[0])
+		for r, row := range pn.Values {
+			if len(row) != cols {
+				return fmt.Errorf("plot %s: row %d has %d values, row 0 has %d", path, r, len(row), cols)
+			}
+		}
+		if pn.RowLabels == nil {
+			pn.RowLabels = indexLabels(rows)
+		}
+		if pn.ColLabels == nil {
+			pn.ColLabels = indexLabels(cols)
+		}
+		if len(pn.RowLabels) != rows || len(pn.ColLabels) != cols {
+			return fmt.Errorf("plot %s: %d row labels and %d column labels for a %dx%d table", path, len(pn.RowLabels), len(pn.ColLabels), rows, cols)
 		}
 	}
-	if rowLabels == nil {
-		rowLabels = indexLabels(rows)
+	cm := sharedColorMap(panels)
+
+	// Figure size: ~0.55in per cell plus margins, each panel within 5..12 in
+	// wide; the height fits the tallest panel.
+	cellIn := 0.55
+	barW := 1.1 * vg.Inch
+	var widths []vg.Length
+	var w, h vg.Length
+	for _, pn := range panels {
+		pw := vg.Length(math.Min(12, math.Max(5, cellIn*float64(len(pn.Values[0]))+2.5))) * vg.Inch
+		if len(panels) > 1 {
+			pw -= barW
+		}
+		widths = append(widths, pw)
+		w += pw
+		h = max(h, vg.Length(math.Min(12, math.Max(3.5, cellIn*float64(len(pn.Values))+1.8)))*vg.Inch)
 	}
-	if colLabels == nil {
-		colLabels = indexLabels(cols)
+	if len(panels) > 1 {
+		w += barW
 	}
-	if len(rowLabels) != rows || len(colLabels) != cols {
-		return fmt.Errorf("plot %s: %d row labels and %d column labels for a %dx%d table", path, len(rowLabels), len(colLabels), rows, cols)
+	titleH := vg.Length(0)
+	if title != "" {
+		titleH = 0.4 * vg.Inch
+		h += titleH
 	}
-	cm := colorMap(values)
+	var plots []*gplot.Plot
+	for i, pn := range panels {
+		plots = append(plots, heatPanel(pn, xlabel, ylabel, cm, widths[i]-barW*vg.Length(b2f(len(panels) == 1)), h-titleH))
+	}
+	bar := gplot.New()
+	bar.Add(&plotter.ColorBar{ColorMap: cm, Vertical: true})
+	bar.HideX()
+	bar.Y.Padding = 0
+	bar.Title.Text = " " // keeps the bar's top in line with the heat map's
+	return write(path, w, h, func(dc draw.Canvas) {
+		if title != "" {
+			top := dc
+			top.Min.Y = dc.Max.Y - titleH
+			top.FillText(text.Style{Color: color.Black, Font: font.From(plotter.DefaultFont, 13), XAlign: text.XCenter, YAlign: text.YCenter, Handler: gplot.DefaultTextHandler},
+				vg.Point{X: (dc.Min.X + dc.Max.X) / 2, Y: dc.Max.Y - titleH/2}, title)
+			dc.Max.Y -= titleH
+		}
+		x := dc.Min.X
+		for i, p := range plots {
+			c := dc
+			c.Min.X, c.Max.X = x, x+widths[i]
+			if len(panels) == 1 {
+				c.Max.X = dc.Max.X - barW
+			}
+			p.Draw(c)
+			x = c.Max.X
+		}
+		right := dc
+		right.Min.X = x + 0.15*vg.Inch
+		right.Max.X = dc.Max.X - 0.3*vg.Inch
+		bar.Draw(right)
+	})
+}
+
+// sharedColorMap is colorMap over the values of every panel.
+func sharedColorMap(panels []Panel) palette.ColorMap {
+	var all [][]float64
+	for _, pn := range panels {
+		all = append(all, pn.Values...)
+	}
+	return colorMap(all)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// heatPanel builds one heat map plot with cell labels, coloured by cm, for a
+// panel drawn in w x h.
+func heatPanel(pn Panel, xlabel, ylabel string, cm palette.ColorMap, w, h vg.Length) *gplot.Plot {
+	values := pn.Values
+	rows, cols := len(values), len(values[0])
 	g := grid{v: values, rows: rows, cols: cols}
 	hm := plotter.NewHeatMap(g, cm.Palette(255))
 	hm.Min, hm.Max = cm.Min(), cm.Max()
 	hm.NaN = color.Gray{Y: 0xb0}
 	hm.Underflow, hm.Overflow = hm.Palette.Colors()[0], hm.Palette.Colors()[len(hm.Palette.Colors())-1]
 
-	// Figure size: ~0.55in per cell plus margins, within 5..12 in.
-	cellIn := 0.55
-	w := vg.Length(math.Min(12, math.Max(5, cellIn*float64(cols)+2.5))) * vg.Inch
-	h := vg.Length(math.Min(12, math.Max(3.5, cellIn*float64(rows)+1.8))) * vg.Inch
-	barW := 1.1 * vg.Inch
-
 	p := gplot.New()
-	p.Title.Text = title
+	p.Title.Text = pn.Title
 	p.X.Label.Text = xlabel
 	p.Y.Label.Text = ylabel
 	p.Add(hm)
 	rev := make([]string, rows)
 	for i := range rev {
-		rev[i] = rowLabels[rows-1-i]
+		rev[i] = pn.RowLabels[rows-1-i]
 	}
-	p.NominalX(colLabels...)
+	p.NominalX(pn.ColLabels...)
 	p.NominalY(rev...)
 
 	// Cell labels, sized to the cell.
-	cellPt := math.Min(float64(w-barW-1.2*vg.Inch)/float64(cols), float64(h-1.2*vg.Inch)/float64(rows))
+	cellPt := math.Min(float64(w-1.2*vg.Inch)/float64(cols), float64(h-1.2*vg.Inch)/float64(rows))
 	size := vg.Points(math.Max(5, math.Min(10, cellPt/4)))
 	var xys plotter.XYs
 	var labels []string
@@ -266,22 +360,8 @@ func Heatmap(path, title, xlabel, ylabel string, rowLabels, colLabels []string, 
 			})
 		}
 	}
-	lab := &plotter.Labels{XYs: xys, Labels: labels, TextStyle: styles}
-	p.Add(lab)
-
-	bar := gplot.New()
-	bar.Add(&plotter.ColorBar{ColorMap: cm, Vertical: true})
-	bar.HideX()
-	bar.Y.Padding = 0
-	bar.Title.Text = " " // keeps the bar's top in line with the heat map's
-	return write(path, w, h, func(dc draw.Canvas) {
-		left, right := dc, dc
-		left.Max.X = dc.Max.X - barW
-		right.Min.X = left.Max.X + 0.15*vg.Inch
-		right.Max.X = dc.Max.X - 0.3*vg.Inch
-		p.Draw(left)
-		bar.Draw(right)
-	})
+	p.Add(&plotter.Labels{XYs: xys, Labels: labels, TextStyle: styles})
+	return p
 }
 
 func indexLabels(n int) []string {

@@ -164,3 +164,33 @@ func TestCellLabelNaN(t *testing.T) {
 		t.Errorf("cellLabel(0.125) = %q", got)
 	}
 }
+
+func TestHeatmapsSharedScale(t *testing.T) {
+	dir := t.TempDir()
+	a := Panel{Title: "small", Values: [][]float64{{0, 1}, {0.5, 0.25}}}
+	b := Panel{Title: "large", Values: [][]float64{{0, 10}, {2, 3}, {4, 5}}, RowLabels: []string{"x", "y", "z"}}
+	cm := sharedColorMap([]Panel{a, b})
+	if cm.Min() != 0 || cm.Max() != 10 {
+		t.Fatalf("shared colour scale [%g, %g], want [0, 10] over both panels", cm.Min(), cm.Max())
+	}
+	// Both signs anywhere: diverging and symmetric over all panels.
+	cm = sharedColorMap([]Panel{a, {Values: [][]float64{{-3}}}})
+	if cm.Min() != -3 || cm.Max() != 3 {
+		t.Fatalf("diverging shared scale [%g, %g], want [-3, 3]", cm.Min(), cm.Max())
+	}
+	one, two := filepath.Join(dir, "one.png"), filepath.Join(dir, "two.png")
+	if err := Heatmaps(one, "", "head", "layer", []Panel{a}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Heatmaps(two, "induction score", "head", "layer", []Panel{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, one, 300, 200)
+	checkFile(t, two, 600, 200)
+	if err := Heatmaps(filepath.Join(dir, "bad.png"), "", "", "", []Panel{a, {Values: [][]float64{{1}}, RowLabels: []string{"p", "q"}}}); err == nil {
+		t.Fatal("mismatched row labels accepted")
+	}
+	if err := Heatmaps(filepath.Join(dir, "none.png"), "", "", "", nil); err == nil {
+		t.Fatal("no panels accepted")
+	}
+}

@@ -27,6 +27,9 @@ type Entry struct {
 	Shape []int
 	Data  []byte
 	File  string // for error messages
+	// Mapped: Data lies in a read-only file mapping (MapSafetensors), so its
+	// pages can be dropped once converted (see releasePages).
+	Mapped bool
 }
 
 // Tensor is a float32 weight tensor in the layout it was stored in.
@@ -108,6 +111,9 @@ func Assemble(c *arch.Config, entries []Entry) (*Weights, error) {
 		data, err := Convert(e)
 		if err != nil {
 			return nil, err
+		}
+		if e.Mapped && e.DType != "F32" {
+			releasePages(e.Data) // upcast copy made: the F16/BF16 file pages are not needed
 		}
 		w.Tensors[canon] = &Tensor{Shape: shape, Data: data}
 	}

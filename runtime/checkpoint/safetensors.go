@@ -124,6 +124,9 @@ func MapSafetensors(path string) ([]Entry, func() error, error) {
 		closer()
 		return nil, nil, err
 	}
+	for i := range entries {
+		entries[i].Mapped = true
+	}
 	return entries, closer, nil
 }
 
