@@ -8,7 +8,7 @@
 #
 # Usage: benchmarks/sizes.sh [THREADS]
 #   env: SHAPES="gpt2-medium gpt2-large gpt2-xl gpt-neo-1.3B gpt-neo-2.7B"  DTYPE=f32|f16|bf16
-#        SHARDS=1  BATCH=1  SEQ=128  RUNS=3  MODELS=/work/bench-models  KEEP=0 (1: keep checkpoints)
+#        SHARDS=1  BATCH=1  SEQ=128  RUNS=3  MODELS=benchmarks/models  KEEP=0 (1: keep checkpoints)
 # Checkpoints are large (gpt-neo-2.7B: 10.6 GB in F32): they are written under $MODELS, never into
 # the repository, and deleted after their row unless KEEP=1. Timings on a shared machine drift:
 # compare the ratio column, measured in the same run.
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 threads=${1:-2}
 shapes=${SHAPES:-gpt2-medium gpt2-large gpt2-xl gpt-neo-1.3B gpt-neo-2.7B}
 dtype=${DTYPE:-f32}; shards=${SHARDS:-1}; batch=${BATCH:-1}; seq=${SEQ:-128}; runs=${RUNS:-3}
-models=${MODELS:-/work/bench-models}
+models=${MODELS:-benchmarks/models}
 py=/usr/bin/python3
 anchor=../shared/bench/torch_bench.py
 mkdir -p "$models"

@@ -4,7 +4,7 @@
 // pass, at the same threads, on 8 prompts of 2 x 10 random tokens (corrupt:
 // second half redrawn), metric KL.
 //
-//	go run -tags openblas ./benchmarks/circuit -model /work/bench-models/gpt-neo-125m -threads 2
+//	go run -tags openblas ./benchmarks/circuit -model benchmarks/model -threads 2
 //
 // It prints evaluations/s for both and projects a whole run from the
 // graph's edge count (an upper bound: 1 + E evaluations when no node dies

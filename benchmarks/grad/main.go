@@ -11,7 +11,7 @@
 // machine is shared: compare the ratios printed in one run, not absolute
 // times across runs.
 //
-// Seen 2026-12-05 on /work/bench-models/gpt-neo-125m (random F32, GPT-Neo-125M
+// Seen 2026-12-05 on benchmarks/model (random F32, GPT-Neo-125M
 // shapes), 2 AMD EPYC cores shared with other jobs, OpenBLAS 0.3.21 (OpenMP)
 // under both engines, 2 threads, B=8 T=20, median of 3.
 // At 17:11 UTC (load average 47, neoscope alone):

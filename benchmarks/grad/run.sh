@@ -10,7 +10,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-MODEL=${1:-/work/bench-models/gpt-neo-125m}
+MODEL=${1:-benchmarks/model}
 THREADS=${2:-2}
 RUNS=${3:-3}
 TAGS=$(printf 'int main(void){return 0;}' | cc -x c - -lopenblas -o /dev/null 2>/dev/null && echo openblas || true)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side edge-patching benchmark on the GPT-Neo-125M-shaped checkpoint
-# (../shared/bench/make_bench_model.py; /work/bench-models/gpt-neo-125m here):
+# (../shared/bench/make_bench_model.py; benchmarks/model here):
 # 8 prompts x 20 random tokens (clean) and the same prompts with 4 positions
 # resampled (corrupt), random io/s ids, metric ld, every EVERY-th edge of the
 # model's 32,491 (noise mode: one edge removed per configuration).
@@ -15,7 +15,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-MODEL=${1:-/work/bench-models/gpt-neo-125m}
+MODEL=${1:-benchmarks/model}
 THREADS=${2:-2}
 EVERY=${3:-40}
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
