@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -31,7 +32,7 @@ func TestCompareEqualsOwnJSON(t *testing.T) {
 		{"induction", []string{"induction", "--period", "6", "--batch", "4"}, []string{"--period", "6", "--batch", "4"}},
 	}
 	for i, c := range cases {
-		plotPath := filepath.Join(tmp, c.probe+".png")
+		plotPath := filepath.Join(tmp, fmt.Sprintf("%s-%d.png", c.probe, i))
 		args := append([]string{"compare", "--models", a + "," + b, "--probe", c.probe, "--json", "--plot", plotPath}, c.extra...)
 		out, errs, code := runCLI(t, args...)
 		if code != 0 {

@@ -92,7 +92,11 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 				}
 			}()
 			for i, spec := range specs {
-				dir, err := resolveModelFlag([]string{"--model", "--compare"}[i], spec)
+				flag := "--model"
+				if i > 0 {
+					flag = "--compare"
+				}
+				dir, err := resolveModelFlag(flag, spec)
 				if err != nil {
 					return err
 				}

@@ -12,6 +12,10 @@ import (
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
+// runProducer is the producer `neoscope run` records in its output's
+// metadata (outfile.CheckRerun).
+const runProducer = "neoscope run"
+
 func init() {
 	var f modelFlags
 	var in inputFlags
@@ -37,8 +41,11 @@ matches (all but hook_attn_scores, hook_pattern and logits).`,
 				return err
 			}
 			f.Model = dir
-			if err := checkOutput("--out", out, force, append(in.paths(), dir)...); err != nil {
-				return err
+			// A re-run may replace the activations file an earlier
+			// `neoscope run` wrote (its metadata says so); any other
+			// existing file needs --force, an input is never replaced.
+			if err := outfile.CheckRerun("--out", out, force, runProducer, append(in.paths(), dir)...); err != nil {
+				return usageError{err}
 			}
 			m, err := f.open()
 			if err != nil {
@@ -74,7 +81,7 @@ matches (all but hook_attn_scores, hook_pattern and logits).`,
 					return err
 				}
 			}
-			if err := outfile.Safetensors(out, tensors, map[string]string{"model": dir}); err != nil {
+			if err := outfile.Safetensors(out, tensors, map[string]string{"model": dir, "producer": runProducer}); err != nil {
 				return err
 			}
 			names := make([]string, 0, len(tensors))

@@ -29,10 +29,8 @@ func (e *RefusedError) Error() string {
 //     or directories (a directory stands for every file directly in it, e.g.
 //     a model's config.json and weights), compared by resolved path and by
 //     os.SameFile, so symlinks and hard links are seen through;
-//   - an existing file is replaced only with force, or when neoscope wrote
-//     it (a safetensors file whose metadata names neoscope as its producer:
-//     re-running a command replaces its own earlier output, never a file of
-//     anyone else's; a notice on stderr says so);
+//   - an existing file is replaced only with force (CheckRerun: or when it
+//     is the same command's earlier output, with a notice on stderr);
 //   - an existing directory is never replaced;
 //   - the parent directory, if it exists, must be writable (checked by
 //     creating and removing a temporary file). A missing parent is created by
@@ -41,6 +39,15 @@ func (e *RefusedError) Error() string {
 // Write itself stays atomic (temporary file, then rename), so a failed run
 // never leaves a half-written output.
 func Check(flag, path string, force bool, inputs ...string) error {
+	return CheckRerun(flag, path, force, "", inputs...)
+}
+
+// CheckRerun is Check for a command whose re-run may replace its own earlier
+// output without --force: an existing safetensors file whose metadata names
+// rerun as its producer (Safetensors records meta["producer"]). `neoscope
+// run` uses it, so that running the same experiment again into the same
+// activations file works as it did; every other output stays strict.
+func CheckRerun(flag, path string, force bool, rerun string, inputs ...string) error {
 	if path == "" {
 		return nil
 	}
@@ -63,7 +70,7 @@ func Check(flag, path string, force bool, inputs ...string) error {
 		if outSt.IsDir() {
 			return refuse("is a directory")
 		}
-		if !force && !Produced(path) {
+		if !force && !(rerun != "" && Produced(path, rerun)) {
 			return refuse("exists: pass --force to replace it")
 		}
 	}
@@ -131,13 +138,10 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// Producer is the metadata value Safetensors records under "producer".
-const Producer = "neoscope"
-
-// Produced reports whether path is a safetensors file that neoscope wrote
-// (its header's __metadata__ has producer = "neoscope"). It reads only the
-// header, and says false for anything it cannot parse.
-func Produced(path string) bool {
+// Produced reports whether path is a safetensors file whose header's
+// __metadata__ has producer = want (as Safetensors records it). It reads only
+// the header, and says false for anything it cannot parse.
+func Produced(path, want string) bool {
 	f, err := os.Open(path)
 	if err != nil {
 		return false
@@ -161,7 +165,7 @@ func Produced(path string) bool {
 	if json.Unmarshal(hdr, &h) != nil {
 		return false
 	}
-	if h.Meta["producer"] != Producer {
+	if h.Meta["producer"] != want {
 		return false
 	}
 	fmt.Fprintf(os.Stderr, "neoscope: replacing %s, an earlier output of neoscope\n", path)

@@ -71,8 +71,9 @@ func (t F32) Data() []byte {
 }
 func (t F32) DataLen() uint64 { return uint64(4 * len(t.Values)) }
 
-// Safetensors writes float32 tensors atomically as a safetensors file; its
-// metadata records meta plus producer = "neoscope" (see Produced).
+// Safetensors writes float32 tensors atomically as a safetensors file with
+// meta as its metadata (meta["producer"] names the command that wrote it, see
+// CheckRerun).
 func Safetensors(path string, tensors map[string]F32, meta map[string]string) error {
 	for n, t := range tensors {
 		want := 1
@@ -83,11 +84,7 @@ func Safetensors(path string, tensors map[string]F32, meta map[string]string) er
 			return fmt.Errorf("%s: tensor %q has %d values for shape %v", path, n, len(t.Values), t.ShapeOf)
 		}
 	}
-	m := map[string]string{"producer": Producer}
-	for k, v := range meta {
-		m[k] = v
-	}
-	return Write(path, func(w io.Writer) error { return safetensors.SerializeToWriter(tensors, m, w) })
+	return Write(path, func(w io.Writer) error { return safetensors.SerializeToWriter(tensors, meta, w) })
 }
 
 // Round rounds x to 9 significant digits for JSON output (float32 results

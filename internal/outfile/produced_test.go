@@ -6,26 +6,32 @@ import (
 	"testing"
 )
 
-// TestProducedOnly: Check lets a re-run replace a safetensors file neoscope
-// wrote, and refuses any other existing file (a foreign safetensors file
-// included) without force, and an input even with force.
-func TestProducedOnly(t *testing.T) {
+// TestCheckRerun: CheckRerun lets a command replace a safetensors file it
+// wrote itself (its producer); Check, and CheckRerun for another producer,
+// refuse every existing file without force (a foreign safetensors file and
+// another command's output included); an input is refused even with force.
+func TestCheckRerun(t *testing.T) {
 	dir := t.TempDir()
 	own := filepath.Join(dir, "own.safetensors")
-	if err := Safetensors(own, map[string]F32{"x": {ShapeOf: []int{2}, Values: []float32{1, 2}}}, nil); err != nil {
+	if err := Safetensors(own, map[string]F32{"x": {ShapeOf: []int{2}, Values: []float32{1, 2}}}, map[string]string{"producer": "neoscope run"}); err != nil {
 		t.Fatal(err)
 	}
-	if !Produced(own) {
-		t.Fatal("Produced: false for neoscope's own output")
+	if !Produced(own, "neoscope run") || Produced(own, "neoscope grad") {
+		t.Fatal("Produced does not tell the producer")
 	}
-	if err := Check("--out", own, false); err != nil {
+	if err := CheckRerun("--out", own, false, "neoscope run"); err != nil {
 		t.Errorf("re-run onto its own output refused: %v", err)
 	}
-	if err := Check("--out", own, true, own); err == nil {
+	if err := CheckRerun("--out", own, false, "neoscope grad"); err == nil {
+		t.Error("another command's output replaced without --force")
+	}
+	if err := Check("--out", own, false); err == nil {
+		t.Error("Check replaced an existing file without --force")
+	}
+	if err := CheckRerun("--out", own, true, "neoscope run", own); err == nil {
 		t.Error("an input accepted as the output")
 	}
 	foreign := filepath.Join(dir, "foreign.safetensors")
-	// A valid safetensors file with other metadata.
 	hdr := `{"__metadata__":{"producer":"torch"},"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`
 	b := append([]byte{byte(len(hdr)), 0, 0, 0, 0, 0, 0, 0}, hdr...)
 	b = append(b, 0, 0, 128, 63)
@@ -33,10 +39,7 @@ func TestProducedOnly(t *testing.T) {
 		if err := os.WriteFile(name, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if Produced(name) {
-			t.Errorf("Produced(%s): true", name)
-		}
-		if err := Check("--out", name, false); err == nil {
+		if err := CheckRerun("--out", name, false, "neoscope run"); err == nil {
 			t.Errorf("%s replaced without --force", name)
 		}
 	}
