@@ -221,7 +221,8 @@ func hookShape(name string, B, T int, m *forward.Model) ([]int, bool) {
 // recomputations from the other hooks (scores from q and k with masked keys
 // at -Inf, pattern = softmax(scores) with masked keys at exactly 0, z = pattern @ v, mlp.hook_post = gelu_new(mlp.hook_pre), the
 // residual adds; TransformerLens's hook_scale and hook_result: see tlHooks). Finally a replacement of every pattern by itself (the
-// AttnApply path) must leave the logits at the fixture's.
+// AttnApply path), and of every attn.hook_result by itself (attn_out as the
+// sum over heads + b_O, tlReplace), must leave the logits at the fixture's.
 func Hooks(t *testing.T, newBackend func() backend.Backend, opt Options) {
 	for _, name := range opt.names() {
 		t.Run(name, func(t *testing.T) {
@@ -359,6 +360,7 @@ func Hooks(t *testing.T, newBackend func() backend.Backend, opt Options) {
 			fixtures.Must(t, err)
 			s2.Close()
 			ref.CheckAgainst(t, "logits via AttnApply", fixtures.F32(logits2), sliceRows(ref.Get(t, "logits"), 0, rows), "logits")
+			tlReplace(t, ref, m, ids, B, T, rows)
 		})
 	}
 }

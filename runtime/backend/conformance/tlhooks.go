@@ -120,3 +120,15 @@ func tlHooks(t *testing.T, ref *fixtures.Ref, m *forward.Model, get func(string)
 	fixtures.CloseTol(t, "ln_final.hook_scale from resid", fixtures.F32(sf), scale(resid[L*n:(L+1)*n]), rt)
 	normalized("ln_final.", fixtures.F32(get(fmt.Sprintf("blocks.%d.hook_resid_post", L-1))), sf, nm.FinalLNW, nm.FinalLNB)
 }
+
+// tlReplace: replacing every attn.hook_result by itself makes each layer's
+// hook_attn_out the sum over heads + b_O (Copy, Add and a rank-1 product for
+// the bias) instead of the fused product; the logits stay at the fixture's.
+func tlReplace(t *testing.T, ref *fixtures.Ref, m *forward.Model, ids []int32, B, T int, rows []int) {
+	t.Helper()
+	h := (&forward.Hooks{}).Replace("blocks.*.attn.hook_result", forward.EditHost(func(a *forward.Act, d []float32) error { return nil }))
+	s, logits, err := m.Run(ids, B, T, h, true)
+	fixtures.Must(t, err)
+	s.Close()
+	ref.CheckAgainst(t, "logits via the sum of hook_result", fixtures.F32(logits), sliceRows(ref.Get(t, "logits"), 0, rows), "logits")
+}
