@@ -305,10 +305,13 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 		if wantScores {
 			a := act("attn.hook_attn_scores", backend.Mat{T: sc, Rows: B * NH * T, Cols: T, Stride: T}, B, NH, T, T)
 			a.Tensor = sc
+			// Edited scores are not fed back: replacing them is refused (replace the pattern).
+			if err := observeOnlyAt(h, a.Name); err != nil {
+				return err
+			}
 			if err := h.at(a); err != nil {
 				return err
 			}
-			// Edited scores are not fed back: replacing scores is not supported; replace the pattern.
 		}
 		a := act("attn.hook_pattern", backend.Mat{T: pat, Rows: B * NH * T, Cols: T, Stride: T}, B, NH, T, T)
 		a.Tensor = pat

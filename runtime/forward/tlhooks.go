@@ -57,11 +57,23 @@ func checkReplaceable(pattern string, names []string) error {
 	return nil
 }
 
+// observeOnlyAt refuses replacements at an observe-only point for passes
+// that skip Validate (Blocks called directly).
+func observeOnlyAt(h *Hooks, name string) error {
+	if len(h.plan(name).fns) > 0 {
+		return checkReplaceable(name, []string{name})
+	}
+	return nil
+}
+
 // observeScale delivers name ([B,T,1], see above) for the LayerNorm input x
 // ([B*T, C]) when h wants it.
 func (m *Model) observeScale(h *Hooks, name string, x backend.Mat, B, T int) error {
 	if !h.wants(name) {
 		return nil
+	}
+	if err := observeOnlyAt(h, name); err != nil {
+		return err
 	}
 	be := m.BE
 	data := make([]float32, x.Rows*x.Cols)

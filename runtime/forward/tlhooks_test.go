@@ -251,6 +251,16 @@ func TestTLHookReplace(t *testing.T) {
 					t.Errorf("Replace(%q): Run accepted it", p)
 				}
 			}
+			// Without Validate (Blocks called directly) the pass refuses too.
+			for _, p := range []string{"blocks.1.ln2.hook_scale", "blocks.1.attn.hook_attn_scores"} {
+				st, err := m.Start(tok.Ints(), B, T, nil)
+				fixtures.Must(t, err)
+				err = m.Blocks(st, 0, L, (&forward.Hooks{}).Replace(p, same))
+				st.Close()
+				if err == nil || !strings.Contains(err.Error(), "can only be observed") {
+					t.Errorf("Blocks with Replace(%q): error %v, want one saying the point can only be observed", p, err)
+				}
+			}
 			if err := (&forward.Hooks{}).Observe("*.hook_scale", "blocks.*.attn.hook_result").Replace("blocks.*.attn.hook_result", same).Validate(m); err != nil {
 				t.Errorf("observing hook_scale / replacing hook_result refused: %v", err)
 			}
