@@ -27,7 +27,8 @@ func init() {
 		Long: `run writes a safetensors file with "logits" [B,T,V] and every hook point
 matched by --cache, under its TransformerLens name (float32). --grad adds
 "grad.<hook>": the gradient of the mean next-token loss at each hook point it
-matches (all but hook_attn_scores, hook_pattern and logits).`,
+matches (all but hook_attn_scores, hook_pattern, the hook_scale points,
+attn.hook_result and logits).`,
 		Example: `  neoscope run --tokens batch.json --out acts.safetensors \
       --cache 'blocks.*.hook_resid_pre,blocks.*.attn.hook_pattern'
   neoscope run --prompt "When Mary and John went to the store" --out acts.safetensors`,

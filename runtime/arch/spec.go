@@ -165,15 +165,17 @@ func (c *Config) TopHooks() []string {
 // BlockHooks are the hook points of block l (without the "blocks.l."
 // prefix), in execution order: rotary models add attn.hook_rot_q and
 // attn.hook_rot_k (q and k after rotation); a parallel-residual block has no
-// hook_resid_mid (nothing flows between attention and MLP).
+// hook_resid_mid (nothing flows between attention and MLP). ln1/ln2.hook_scale
+// and attn.hook_result are TransformerLens's (runtime/forward computes them
+// only when a hook wants them).
 func (c *Config) BlockHooks(l int) []string {
-	h := []string{"hook_resid_pre", "ln1.hook_normalized", "attn.hook_q", "attn.hook_k", "attn.hook_v"}
+	h := []string{"hook_resid_pre", "ln1.hook_scale", "ln1.hook_normalized", "attn.hook_q", "attn.hook_k", "attn.hook_v"}
 	if c.Pos == PosRotary {
 		h = append(h, "attn.hook_rot_q", "attn.hook_rot_k")
 	}
-	h = append(h, "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z", "hook_attn_out")
+	h = append(h, "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z", "attn.hook_result", "hook_attn_out")
 	if !c.Parallel {
 		h = append(h, "hook_resid_mid")
 	}
-	return append(h, "ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_post", "hook_mlp_out", "hook_resid_post")
+	return append(h, "ln2.hook_scale", "ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_post", "hook_mlp_out", "hook_resid_post")
 }

@@ -126,7 +126,9 @@ func (h *Hooks) wants(name string) bool {
 }
 
 // Validate checks that every pattern matches at least one hook name of m,
-// so a typo is an error rather than an empty cache.
+// so a typo is an error rather than an empty cache. A Replace pattern that
+// matches an observe-only point (the hook_scale points, attn.hook_attn_scores;
+// see tlhooks.go) is refused.
 func (h *Hooks) Validate(m *Model) error {
 	if h == nil {
 		return nil
@@ -152,6 +154,9 @@ func (h *Hooks) Validate(m *Model) error {
 		if err := check(r.pattern); err != nil {
 			return err
 		}
+		if err := checkReplaceable(r.pattern, names); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -166,7 +171,7 @@ func (m *Model) HookNames() []string {
 			names = append(names, fmt.Sprintf("blocks.%d.%s", l, s))
 		}
 	}
-	return append(names, "ln_final.hook_normalized", "logits")
+	return append(names, "ln_final.hook_scale", "ln_final.hook_normalized", "logits")
 }
 
 // at runs the replacements then the observation at one hook point.

@@ -16,19 +16,27 @@
 //
 //	hook_embed, hook_pos_embed                 [B,T,C]
 //	blocks.{l}.hook_resid_pre                  [B,T,C]
+//	blocks.{l}.ln1.hook_scale                  [B,T,1]  (sqrt(var+eps) of ln1's input; observe only)
 //	blocks.{l}.ln1.hook_normalized             [B,T,C]  (after LayerNorm weight and bias)
 //	blocks.{l}.attn.hook_q / hook_k / hook_v   [B,T,NH,HS]
 //	blocks.{l}.attn.hook_attn_scores           [B,NH,T,T] (scaled, masked entries -Inf)
 //	blocks.{l}.attn.hook_pattern               [B,NH,T,T]
 //	blocks.{l}.attn.hook_z                     [B,T,NH,HS]
+//	blocks.{l}.attn.hook_result                [B,T,NH,C] (z_h @ W_O[h], no b_O; only when wanted)
 //	blocks.{l}.hook_attn_out                   [B,T,C]  (z @ W_O + b_O)
 //	blocks.{l}.hook_resid_mid                  [B,T,C]
+//	blocks.{l}.ln2.hook_scale                  [B,T,1]
 //	blocks.{l}.ln2.hook_normalized             [B,T,C]
 //	blocks.{l}.mlp.hook_pre, mlp.hook_post     [B,T,F]
 //	blocks.{l}.hook_mlp_out                    [B,T,C]
 //	blocks.{l}.hook_resid_post                 [B,T,C]
+//	ln_final.hook_scale                        [B,T,1]
 //	ln_final.hook_normalized                   [B,T,C]
 //	logits                                     [B,T,V]
+//
+// The hook_scale points and attn.hook_result (TransformerLens's) cost nothing
+// unless wanted; tlhooks.go says how they are computed and which can be
+// replaced. Replacing attn.hook_attn_scores is refused (replace the pattern).
 package forward
 
 import (

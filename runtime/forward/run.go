@@ -18,12 +18,13 @@ type State struct {
 	Final                                  backend.Tensor // ln_final output [B*T, C], after FinalNorm
 	m                                      *Model
 	x, q, k, v, qkv, z, attnOut, mlpOut, h backend.Tensor
+	result                                 backend.Tensor // attn.hook_result [B*T, NH*C], only when wanted
 	pattern, scores                        backend.Tensor
 }
 
 // Close frees the state's buffers.
 func (s *State) Close() {
-	for _, t := range []backend.Tensor{s.Resid, s.Final, s.x, s.q, s.k, s.v, s.qkv, s.z, s.attnOut, s.mlpOut, s.h, s.pattern, s.scores} {
+	for _, t := range []backend.Tensor{s.Resid, s.Final, s.x, s.q, s.k, s.v, s.qkv, s.z, s.attnOut, s.mlpOut, s.h, s.pattern, s.scores, s.result} {
 		if t != nil {
 			s.m.BE.Free(t)
 		}
@@ -227,6 +228,9 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 	if err := be.LayerNorm(X, resid, ly.ln1W, ly.ln1B, float32(cfg.LNEps)); err != nil {
 		return fail("ln1", err)
 	}
+	if err := m.observeScale(h, name("ln1.hook_scale"), resid, B, T); err != nil {
+		return err
+	}
 	if err := h.at(act("ln1.hook_normalized", X, B, T, C)); err != nil {
 		return err
 	}
@@ -301,10 +305,13 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 		if wantScores {
 			a := act("attn.hook_attn_scores", backend.Mat{T: sc, Rows: B * NH * T, Cols: T, Stride: T}, B, NH, T, T)
 			a.Tensor = sc
+			// Edited scores are not fed back: replacing them is refused (replace the pattern).
+			if err := observeOnlyAt(h, a.Name); err != nil {
+				return err
+			}
 			if err := h.at(a); err != nil {
 				return err
 			}
-			// Edited scores are not fed back: replacing scores is not supported; replace the pattern.
 		}
 		a := act("attn.hook_pattern", backend.Mat{T: pat, Rows: B * NH * T, Cols: T, Stride: T}, B, NH, T, T)
 		a.Tensor = pat
@@ -323,8 +330,8 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 		return err
 	}
 	AO := s.mat(ao, C)
-	if err := m.linear(AO, Z, ly.o); err != nil {
-		return fail("attention output projection", err)
+	if err := m.attnOut(s, l, h, AO, Z); err != nil { // attn.hook_result when wanted
+		return err
 	}
 	if err := h.at(act("hook_attn_out", AO, B, T, C)); err != nil {
 		return err
@@ -340,6 +347,9 @@ func (m *Model) block(s *State, l int, h *Hooks) error {
 	// MLP: on the residual after attention, or (parallel) on the block input.
 	if err := be.LayerNorm(X, resid, ly.ln2W, ly.ln2B, float32(cfg.LNEps)); err != nil {
 		return fail("ln2", err)
+	}
+	if err := m.observeScale(h, name("ln2.hook_scale"), resid, B, T); err != nil {
+		return err
 	}
 	if err := h.at(act("ln2.hook_normalized", X, B, T, C)); err != nil {
 		return err
@@ -390,6 +400,9 @@ func (m *Model) FinalNorm(s *State, h *Hooks) error {
 	}
 	if err := m.BE.LayerNorm(s.mat(F, C), s.mat(s.Resid, C), m.lnfW, m.lnfB, float32(m.Cfg.LNEps)); err != nil {
 		return fmt.Errorf("forward: ln_final: %w", err)
+	}
+	if err := m.observeScale(h, "ln_final.hook_scale", s.mat(s.Resid, C), s.B, s.T); err != nil {
+		return err
 	}
 	return h.at(&Act{Name: "ln_final.hook_normalized", M: s.mat(F, C), Shape: []int{s.B, s.T, m.Cfg.DModel}, B: s.B, T: s.T, BE: m.BE})
 }

@@ -202,6 +202,10 @@ func hookShape(name string, B, T int, m *forward.Model) ([]int, bool) {
 		return []int{B, c.Heads, T, T}, true
 	case strings.HasSuffix(name, "mlp.hook_pre"), strings.HasSuffix(name, "mlp.hook_post"):
 		return []int{B, T, c.DMLP}, true
+	case strings.HasSuffix(name, ".hook_scale"): // LayerNorm scale, TransformerLens's [batch, pos, 1]
+		return []int{B, T, 1}, true
+	case strings.HasSuffix(name, "attn.hook_result"): // per-head output z_h @ W_O[h]
+		return []int{B, T, c.Heads, c.DModel}, true
 	case name == "hook_embed", name == "hook_pos_embed", strings.HasSuffix(name, ".hook_normalized"),
 		strings.HasSuffix(name, "hook_resid_pre"), strings.HasSuffix(name, "hook_resid_mid"),
 		strings.HasSuffix(name, "hook_resid_post"), strings.HasSuffix(name, "hook_attn_out"),
@@ -218,8 +222,9 @@ func hookShape(name string, B, T int, m *forward.Model) ([]int, bool) {
 // resid[0]; and the per-token losses), and otherwise against float64
 // recomputations from the other hooks (scores from q and k with masked keys
 // at -Inf, pattern = softmax(scores) with masked keys at exactly 0, z = pattern @ v, mlp.hook_post = gelu_new(mlp.hook_pre), the
-// residual adds). Finally a replacement of every pattern by itself (the
-// AttnApply path) must leave the logits at the fixture's.
+// residual adds; TransformerLens's hook_scale and hook_result: see tlHooks). Finally a replacement of every pattern by itself (the
+// AttnApply path), and of every attn.hook_result by itself (attn_out as the
+// sum over heads + b_O, tlReplace), must leave the logits at the fixture's.
 func Hooks(t *testing.T, newBackend func() backend.Backend, opt Options) {
 	for _, name := range opt.names() {
 		t.Run(name, func(t *testing.T) {
@@ -361,6 +366,7 @@ func Hooks(t *testing.T, newBackend func() backend.Backend, opt Options) {
 				compare(t, p+"z = pattern @ v", get(p+"attn.hook_z"), wz, a[0], a[1])
 			}
 			fixtures.CloseTol(t, "blocks.L-1.hook_resid_post", fixtures.F32(get(fmt.Sprintf("blocks.%d.hook_resid_post", L-1))), resid[L*n:], rt)
+			tlHooks(t, ref, m, get, B, T, resid, rt) // hook_scale, hook_result
 
 			// Replacing every pattern by itself goes through AttnApply.
 			h2 := (&forward.Hooks{}).Replace("blocks.*.attn.hook_pattern", forward.EditHost(func(a *forward.Act, d []float32) error { return nil }))
@@ -368,6 +374,7 @@ func Hooks(t *testing.T, newBackend func() backend.Backend, opt Options) {
 			fixtures.Must(t, err)
 			s2.Close()
 			ref.CheckAgainst(t, "logits via AttnApply", fixtures.F32(logits2), sliceRows(ref.Get(t, "logits"), 0, rows), "logits")
+			tlReplace(t, ref, m, ids, B, T, rows)
 		})
 	}
 }
