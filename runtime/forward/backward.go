@@ -286,7 +286,8 @@ type Gradients struct {
 }
 
 // unsupportedGrad lists hook points whose gradient Backward does not produce.
-var unsupportedGrad = []string{"attn.hook_attn_scores", "attn.hook_pattern"}
+var unsupportedGrad = []string{"attn.hook_attn_scores", "attn.hook_pattern",
+	"ln1.hook_scale", "ln2.hook_scale", "ln_final.hook_scale", "attn.hook_result"}
 
 // ValidateGrad checks gradient hook patterns: each must match a hook point,
 // and none may match only points without a gradient.
@@ -303,7 +304,7 @@ func (h *Hooks) ValidateGrad(m *Model) error {
 			}
 		}
 		if !ok {
-			return fmt.Errorf("gradient pattern %q: no gradient at the points it names (none at hook_attn_scores, hook_pattern, logits)", p)
+			return fmt.Errorf("gradient pattern %q: no gradient at the points it names (none at hook_attn_scores, hook_pattern, hook_scale, hook_result, logits)", p)
 		}
 	}
 	return nil

@@ -36,11 +36,6 @@ var observeOnly = []struct{ suffix, instead string }{
 	{"attn.hook_attn_scores", "replace attn.hook_pattern instead"},
 }
 
-func init() {
-	// The backward pass (backward.go) has no gradient at these points either.
-	unsupportedGrad = append(unsupportedGrad, "ln1.hook_scale", "ln2.hook_scale", "ln_final.hook_scale", "attn.hook_result")
-}
-
 // checkReplaceable refuses a Replace pattern that matches an observe-only
 // hook point of names.
 func checkReplaceable(pattern string, names []string) error {
