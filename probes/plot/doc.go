@@ -7,7 +7,7 @@
 //   - Scatter: named points (x, y) with the line y = x, e.g. an attribution
 //     estimate against exact patching, one point per head or edge, the
 //     points farthest from y = x in red with their names;
-//   - Graph (graph.go): a circuit drawing.
+//   - DrawGraph (graph.go): a layered drawing of a circuit.
 //
 // The format follows the file extension: .png (96 dpi raster) or .svg
 // (vector); anything else is an error. Files are written atomically
