@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/neoscope/neoscope/internal/outfile"
 	"github.com/neoscope/neoscope/probes/attrib"
 	"github.com/neoscope/neoscope/probes/induction"
 	"github.com/neoscope/neoscope/probes/plot"
@@ -308,7 +309,13 @@ func Write(dir string, p Page) (err error) {
 	if err := os.WriteFile(filepath.Join(tmp, "index.html"), buf.Bytes(), 0o644); err != nil {
 		return err
 	}
-	js, err := json.MarshalIndent(map[string]any{"command": p.Command, "neoscope_version": p.Version, "time": v.Time, "models": p.Results}, "", " ")
+	doc := map[string]any{"command": p.Command, "neoscope_version": p.Version, "time": v.Time, "models": p.Results}
+	js, err := json.MarshalIndent(doc, "", " ")
+	var uv *json.UnsupportedValueError
+	if errors.As(err, &uv) { // NaN (e.g. an undefined correlation): written as null
+		safe, _ := outfile.NullNaN(doc)
+		js, err = json.MarshalIndent(safe, "", " ")
+	}
 	if err != nil {
 		return err
 	}

@@ -235,6 +235,16 @@ func TestIOISection(t *testing.T) {
 	if gapNote != r.IOI.Summary.Gap.TooSmall {
 		t.Errorf("gap too small %v, page's note shown %v", r.IOI.Summary.Gap.TooSmall, gapNote)
 	}
+
+	// An undefined correlation (constant values) reads "undefined" on the
+	// page and null in results.json; the write does not fail.
+	a.Nodes.Pearson = math.NaN()
+	fixtures.Must(t, report.Write(out, report.Page{Results: []*report.Result{r}}))
+	page, _ = os.ReadFile(filepath.Join(out, "index.html"))
+	res, _ := os.ReadFile(filepath.Join(out, "results.json"))
+	if !bytes.Contains(page, []byte("Pearson undefined")) || !bytes.Contains(res, []byte(`"pearson": null`)) {
+		t.Error("a NaN correlation is not shown as undefined / null")
+	}
 }
 
 // writeTinyTokenizer writes vocab.json and merges.txt: the 256 byte symbols,
