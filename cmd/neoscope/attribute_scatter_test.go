@@ -52,3 +52,12 @@ func TestAttributePlotScatter(t *testing.T) {
 		t.Error("a refused run wrote x.png")
 	}
 }
+
+// report --attrib-edges refuses a negative count before any work.
+func TestReportAttribEdgesFlag(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "r")
+	expectUsage(t, "--attrib-edges must be 0", "report", "--out", out, "--backend", "cpu", "--attrib-edges", "-1")
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a refused report wrote its folder")
+	}
+}

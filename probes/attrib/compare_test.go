@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 
 	"github.com/neoscope/neoscope/cpu"
@@ -40,7 +41,7 @@ func TestCompare(t *testing.T) {
 			fixtures.Must(t, err)
 			defer m.Close()
 			const k = 4
-			a, err := attrib.Compare(m, []attrib.Task{task(c)}, k)
+			a, err := attrib.Compare(m, []attrib.Task{task(c)}, k, 0)
 			fixtures.Must(t, err)
 
 			var estN, exN []float64
@@ -107,6 +108,49 @@ func TestCompare(t *testing.T) {
 				t.Logf("%s %s: %d points, Pearson %.3f, Spearman %.3f, worst %s", name, s.what, len(s.v.Names), s.v.Pearson, s.v.Spearman, s.v.Names[s.v.Worst[0]])
 			}
 
+			if a.GraphEdges != len(c.json.Edges) || a.EdgesSampled {
+				t.Errorf("all edges: graph_edges %d, sampled %v", a.GraphEdges, a.EdgesSampled)
+			}
+
+			// A cap of 100 edges: the 50 largest |EAP| and 50 others, in
+			// canonical order, each with the reference exact value.
+			capped, err := attrib.Compare(m, []attrib.Task{task(c)}, k, 100)
+			fixtures.Must(t, err)
+			if len(capped.Edges.Names) != 100 || !capped.EdgesSampled || capped.GraphEdges != len(c.json.Edges) {
+				t.Fatalf("capped: %d edges of %d, sampled %v", len(capped.Edges.Names), capped.GraphEdges, capped.EdgesSampled)
+			}
+			pos := map[string]int{}
+			for i, e := range c.json.Edges {
+				pos[e] = i
+			}
+			var capRef []float64
+			last := -1
+			for _, e := range capped.Edges.Names {
+				i, ok := pos[e]
+				if !ok || i <= last {
+					t.Fatalf("capped: %s unknown or out of canonical order", e)
+				}
+				last = i
+				capRef = append(capRef, exE[i])
+			}
+			fixtures.Close(t, "capped edge_patch_ld - ld_clean", capped.Edges.Exact, capRef, c.tol(t, "edge_patch_ld")+c.tol(t, "ld_clean"))
+			// Every reference edge with |eap_edge| clearly above the 50th
+			// largest is kept.
+			mags := make([]float64, len(c.json.EAP))
+			for i, v := range c.json.EAP {
+				mags[i] = math.Abs(v)
+			}
+			sort.Sort(sort.Reverse(sort.Float64Slice(mags)))
+			kept := map[string]bool{}
+			for _, e := range capped.Edges.Names {
+				kept[e] = true
+			}
+			for i, v := range c.json.EAP {
+				if math.Abs(v) > mags[49]+c.tol(t, "eap_edge") && !kept[c.json.Edges[i]] {
+					t.Errorf("capped: %s (|EAP| %.5f, 50th largest %.5f) dropped", c.json.Edges[i], math.Abs(v), mags[49])
+				}
+			}
+
 			// Two batches of the same rows: the same values.
 			tk := task(c)
 			if tk.B >= 2 {
@@ -114,7 +158,7 @@ func TestCompare(t *testing.T) {
 				n := h * tk.T
 				t1 := attrib.Task{Clean: tk.Clean[:n], Corrupt: tk.Corrupt[:n], B: h, T: tk.T, Pos: tk.Pos, IO: tk.IO[:h], S: tk.S[:h]}
 				t2 := attrib.Task{Clean: tk.Clean[n:], Corrupt: tk.Corrupt[n:], B: tk.B - h, T: tk.T, Pos: tk.Pos, IO: tk.IO[h:], S: tk.S[h:]}
-				a2, err := attrib.Compare(m, []attrib.Task{t1, t2}, k)
+				a2, err := attrib.Compare(m, []attrib.Task{t1, t2}, k, 0)
 				fixtures.Must(t, err)
 				fixtures.Close(t, "split nodes exact", a2.Nodes.Exact, a.Nodes.Exact, 1e-5)
 				fixtures.Close(t, "split edges exact", a2.Edges.Exact, a.Edges.Exact, 1e-5)
@@ -125,7 +169,7 @@ func TestCompare(t *testing.T) {
 			}
 		})
 	}
-	if _, err := attrib.Compare(nil, nil, 3); err == nil {
+	if _, err := attrib.Compare(nil, nil, 3, 0); err == nil {
 		t.Error("Compare with no tasks: no error")
 	}
 }

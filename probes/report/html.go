@@ -434,6 +434,10 @@ func (c *column) attribution(tmp, slug string, r *Result, k int) error {
 		{fmt.Sprintf("AtP vs exact, %d heads and MLPs", len(a.Nodes.Names)), corr(a.Nodes)},
 		{fmt.Sprintf("EAP vs exact, %d edges", len(a.Edges.Names)), corr(a.Edges)},
 	}
+	if a.EdgesSampled {
+		c.Attrib = append(c.Attrib, KV{"edges patched exactly", fmt.Sprintf("%d of the graph's %d: the %d largest |EAP| and a uniform sample of the rest",
+			len(a.Edges.Names), a.GraphEdges, len(a.Edges.Names)/2)})
+	}
 	if r.IOI != nil && r.IOI.Summary.Gap.TooSmall {
 		g := r.IOI.Summary.Gap
 		c.AttribGap = g.Reason

@@ -38,6 +38,10 @@ type Options struct {
 	Seed       uint64 // seed of the repeated tokens
 	TopK       int    // heads listed under each heatmap (default 5)
 	IOIPrompts int    // IOI prompts (default 40); negative: no IOI section
+	// AttribEdges caps the edges the attribution section patches exactly
+	// (default 1000: the 500 largest |EAP| and a sample of the rest;
+	// negative: every edge). Each costs a partial forward pass.
+	AttribEdges int
 
 	// Log, when set, gets one line per stage (the CLI prints them to stderr).
 	Log func(format string, a ...any)
@@ -58,6 +62,9 @@ func (o *Options) defaults() {
 	}
 	if o.IOIPrompts == 0 {
 		o.IOIPrompts = 40
+	}
+	if o.AttribEdges == 0 {
+		o.AttribEdges = 1000
 	}
 }
 
@@ -314,7 +321,7 @@ func (r *Result) runIOI(m *forward.Model, tok *tokenizer.Tokenizer, opt Options)
 		tasks[i] = attrib.Task{Clean: b.Clean, Corrupt: b.Corrupt, B: b.B, T: b.T, Pos: b.Pos, IO: b.IO, S: b.S}
 	}
 	opt.logf("%s: AtP and EAP beside exact patching of every head, MLP and edge", r.Name)
-	r.Attribution, err = attrib.Compare(m, tasks, opt.TopK)
+	r.Attribution, err = attrib.Compare(m, tasks, opt.TopK, max(opt.AttribEdges, 0))
 	if err != nil {
 		// The rest of the report stands; the page says why this part is
 		// missing (e.g. an architecture the patching engine lacks).

@@ -236,6 +236,19 @@ func TestIOISection(t *testing.T) {
 		t.Errorf("gap too small %v, page's note shown %v", r.IOI.Summary.Gap.TooSmall, gapNote)
 	}
 
+	if a.EdgesSampled || len(a.Edges.Names) != a.GraphEdges {
+		t.Errorf("default cap: %d of %d edges, sampled %v; want every edge of the small graph", len(a.Edges.Names), a.GraphEdges, a.EdgesSampled)
+	}
+	rc := analyze(t, "tiny-neo+tok", dir, nil, report.Options{RepBatch: 2, RepPeriod: 8, IOIPrompts: 6, Seed: 1, AttribEdges: 60})
+	if ac := rc.Attribution; ac == nil || len(ac.Edges.Names) != 60 || !ac.EdgesSampled || ac.GraphEdges != a.GraphEdges {
+		t.Errorf("AttribEdges 60: %+v", ac)
+	}
+	outc := filepath.Join(t.TempDir(), "rc")
+	fixtures.Must(t, report.Write(outc, report.Page{Results: []*report.Result{rc}}))
+	if pc, _ := os.ReadFile(filepath.Join(outc, "index.html")); !bytes.Contains(pc, []byte(fmt.Sprintf("60 of the graph’s %d", a.GraphEdges))) && !bytes.Contains(pc, []byte(fmt.Sprintf("60 of the graph&#39;s %d", a.GraphEdges))) {
+		t.Error("the page does not say how many edges were patched exactly")
+	}
+
 	// An undefined correlation (constant values) reads "undefined" on the
 	// page and null in results.json; the write does not fail.
 	a.Nodes.Pearson = math.NaN()
