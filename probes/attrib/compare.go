@@ -3,7 +3,6 @@ package attrib
 import (
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"sort"
 
@@ -116,11 +115,7 @@ func Compare(m *forward.Model, tasks []Task, k, maxEdges int) (*Agreement, error
 // pickEdges returns n indices in increasing order: the n/2 largest |est|
 // and a uniform sample (fixed seed) of the others.
 func pickEdges(est []float64, n int) []int {
-	idx := make([]int, len(est))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return math.Abs(est[idx[a]]) > math.Abs(est[idx[b]]) })
+	idx := byAbs(est)
 	top, rest := idx[:n/2], append([]int{}, idx[n/2:]...)
 	rng := rand.New(rand.NewPCG(13, 0x5ca77e4))
 	rng.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })

@@ -56,11 +56,7 @@ func Verify(m *forward.Model, t Task, r *Result, n int) error {
 	if r.EAP == nil {
 		names, est = nodeScores(r)
 	}
-	idx := make([]int, len(est))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return math.Abs(est[idx[a]]) > math.Abs(est[idx[b]]) })
+	idx := byAbs(est)
 	idx = idx[:min(n, len(idx))]
 	pick, pickEst := make([]string, len(idx)), make([]float64, len(idx))
 	for i, j := range idx {
@@ -72,6 +68,16 @@ func Verify(m *forward.Model, t Task, r *Result, n int) error {
 	}
 	r.Verify = compare(pick, pickEst, exact, 5)
 	return nil
+}
+
+// byAbs lists the indices of est by |est|, largest first (ties in order).
+func byAbs(est []float64) []int {
+	idx := make([]int, len(est))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return math.Abs(est[idx[a]]) > math.Abs(est[idx[b]]) })
+	return idx
 }
 
 // exactChanges patches each named node or edge (sweep.ParseConfig syntax)
