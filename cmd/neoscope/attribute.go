@@ -22,7 +22,7 @@ import (
 
 func init() {
 	var f modelFlags
-	var task, clean, corrupt, ioIDs, sIDs, metric, method, format, out, plotFile string
+	var task, clean, corrupt, ioIDs, sIDs, metric, method, format, out, plotFile, scatterFile string
 	var pos, verify, top int
 	var force bool
 	c := &cobra.Command{
@@ -43,7 +43,9 @@ Each estimates patched M minus clean M. Edges and their order are those of
 the fixtures' CIRCUITS.md (runtime/graph). --method atp prints the node
 scores (tables, or JSON with --json); --method eap adds one score per edge
 (--format csv --out FILE writes columns config,eap). --plot FILE draws the
-per-head AtP heatmap.`,
+per-head AtP heatmap. --verify N re-evaluates the N largest |scores| exactly;
+--plot-scatter FILE then draws those estimates against their exact values
+(y = x marks agreement; the 5 worst misses are named).`,
 		Example: `  neoscope attribute --model ../shared/fixtures/tiny-neo --task patch --clean clean.json \
       --corrupt corrupt.json --io 189,119,56,126 --s 122,321,324,487 --metric ld --method atp --json
   neoscope attribute ... --method eap --format csv --out eap.csv`,
@@ -86,6 +88,14 @@ per-head AtP heatmap.`,
 			if verify < 0 {
 				return usagef("--verify %d: want a count >= 0", verify)
 			}
+			if scatterFile != "" {
+				if verify == 0 {
+					return usagef("--plot-scatter needs --verify N (the exact values it plots)")
+				}
+				if e := strings.ToLower(filepath.Ext(scatterFile)); e != ".png" && e != ".svg" {
+					return usagef("--plot-scatter %q: want a .png or .svg file name", scatterFile)
+				}
+			}
 			cr, kr, err := readPair(clean, corrupt)
 			if err != nil {
 				return err
@@ -104,6 +114,9 @@ per-head AtP heatmap.`,
 			}
 			f.Model = dir
 			if err := checkOutput("--out", out, force, clean, corrupt, dir); err != nil {
+				return err
+			}
+			if err := checkOutput("--plot-scatter", scatterFile, force, clean, corrupt, dir, out); err != nil {
 				return err
 			}
 			m, err := openGrad(&f)
@@ -147,6 +160,12 @@ per-head AtP heatmap.`,
 				}
 				logf("wrote %s", plotFile)
 			}
+			if scatterFile != "" {
+				if err := plotVerify(scatterFile, res, method); err != nil {
+					return err
+				}
+				logf("wrote %s", scatterFile)
+			}
 			if out != "" {
 				if format == "csv" {
 					err = outfile.Write(out, func(w io.Writer) error { return writeAttribCSV(w, res, method) })
@@ -178,9 +197,25 @@ per-head AtP heatmap.`,
 	c.Flags().StringVar(&out, "out", "", "write the scores to FILE (csv: config and score columns)")
 	c.Flags().StringVar(&plotFile, "plot", "", "write the per-head AtP heatmap (.png or .svg)")
 	c.Flags().IntVar(&verify, "verify", 0, "re-evaluate the N largest |scores| exactly through the batched patching engine; prints the rank correlation and the worst misses")
+	c.Flags().StringVar(&scatterFile, "plot-scatter", "", "with --verify N: write the estimates against their exact values (.png or .svg)")
 	c.Flags().IntVar(&top, "top", 10, "edges listed in the table output")
 	c.Flags().BoolVar(&force, "force", false, "replace an existing --out")
 	rootCmd.AddCommand(c)
+}
+
+// plotVerify draws --verify's estimates against their exact values.
+func plotVerify(path string, r *attrib.Result, method string) error {
+	v := r.Verify
+	pts := make([]plot.Point, len(v.Names))
+	for i, n := range v.Names {
+		pts[i] = plot.Point{Name: n, X: v.Exact[i], Y: v.Estimate[i]}
+	}
+	what := "AtP"
+	if method == "eap" {
+		what = "EAP"
+	}
+	return plot.Scatter(path, fmt.Sprintf("%s vs exact patching, the %d largest |estimates|", what, len(pts)),
+		"exact change of the logit difference (patched - clean)", what+" estimate", pts, len(v.Worst))
 }
 
 // openGrad opens the model on a backend with a backward pass: with

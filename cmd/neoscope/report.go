@@ -62,6 +62,12 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 			default:
 				opt.IOIPrompts = ioiN
 			}
+			if opt.AttribEdges < 0 {
+				return usagef("--attrib-edges must be 0 (every edge) or more, got %d", opt.AttribEdges)
+			}
+			if opt.AttribEdges == 0 {
+				opt.AttribEdges = -1
+			}
 			specs := []string{f.Model}
 			if c.Flags().Changed("compare") {
 				for _, m := range strings.Split(compare, ",") {
@@ -163,6 +169,7 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 	c.Flags().IntVar(&opt.TopK, "top", 5, "heads listed under each heatmap")
 	c.Flags().StringArrayVar(&circuitDirs, "circuit", nil, "a `neoscope circuit` output folder to show (repeatable)")
 	c.Flags().IntVar(&ioiN, "ioi-prompts", 40, "IOI prompts (for models with a tokenizer); 0 leaves IOI out")
+	c.Flags().IntVar(&opt.AttribEdges, "attrib-edges", 1000, "edges patched exactly beside their EAP estimate (the largest |EAP| and a sample of the rest); 0: every edge")
 	rootCmd.AddCommand(c)
 }
 

@@ -47,7 +47,7 @@ func TestReportLayoutInChromium(t *testing.T) {
 		dir    string
 		width  int
 		images int
-	}{{single, 1400, 8}, {single, 1920, 8}, {compare, 1400, 9}} {
+	}{{single, 1400, 10}, {single, 1920, 10}, {compare, 1400, 9}} {
 		t.Run(fmt.Sprintf("%s-%d", filepath.Base(c.dir), c.width), func(t *testing.T) {
 			checkLayout(t, chromium, c.dir, c.width, c.images)
 		})

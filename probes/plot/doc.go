@@ -1,4 +1,4 @@
-// Package plot draws the two chart kinds the probes need, on gonum.org/v1/plot:
+// Package plot draws the chart kinds the probes need, on gonum.org/v1/plot:
 //
 //   - Lines: several named series (x, y) on one chart, e.g. the logit-lens
 //     loss per layer of two models, with a legend;
@@ -6,6 +6,10 @@
 //     each cell coloured and labelled with its value, and a colour bar;
 //   - Heatmaps: several such tables side by side (e.g. one per model in
 //     `neoscope compare`) on ONE colour scale with one colour bar.
+//   - Scatter: named points (x, y) with the line y = x, e.g. an attribution
+//     estimate against exact patching, one point per head or edge, the
+//     points farthest from y = x in red with their names;
+//   - DrawGraph (graph.go): a layered drawing of a circuit.
 //
 // The format follows the file extension: .png (96 dpi raster) or .svg
 // (vector); anything else is an error. Files are written atomically
@@ -22,4 +26,8 @@
 //     figure grows with the number of columns and rows (readable to ~16x16).
 //   - Lines skips NaN and ±Inf points (gonum refuses them) rather than
 //     failing: a probe with an undefined value at one layer still plots.
+//     Scatter skips such points likewise.
+//   - Scatter's axes share one range, so y = x is the diagonal; with more
+//     than 200 points the glyphs are smaller and translucent (an edge graph
+//     has thousands). Names are placed toward the chart's centre.
 package plot

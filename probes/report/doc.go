@@ -31,6 +31,10 @@
 //	Layer ablation         probes/ablate: whole attention layers and MLPs
 //	IOI                    probes/ioi: patching and DLA, for models with a tokenizer
 //	                       (otherwise a note says why it is absent)
+//	Attribution patching   probes/attrib: AtP (heads, MLPs) and EAP (edges) against
+//	  vs exact patching    exact patching on the IOI prompts, two scatter charts and
+//	                       the largest disagreements (IOI models only; at most
+//	                       Options.AttribEdges edges are patched exactly)
 //
 // Tokens: the ablation runs on the given tokens, else on the induction task's
 // repeated random tokens (loss on the second half); the lens runs on the given

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/neoscope/neoscope/internal/outfile"
+	"github.com/neoscope/neoscope/probes/attrib"
 	"github.com/neoscope/neoscope/probes/induction"
 	"github.com/neoscope/neoscope/probes/plot"
 )
@@ -110,6 +112,9 @@ type layerRow struct {
 	Attn0, MLP0 string // the ablated losses themselves
 }
 
+// missRow is one large disagreement of an estimate with exact patching.
+type missRow struct{ Name, Estimate, Exact, Diff string }
+
 type lensRow struct{ Layer, Loss, KL string }
 
 type projRow struct{ Layer, Mean, Std, Norm, Cos, Share string }
@@ -134,6 +139,14 @@ type column struct {
 	Layers    []layerRow
 	Baseline  string
 	RepLoss   string
+
+	// Attribution patching vs exact patching.
+	Attrib      []KV
+	AttribGap   string // set when the IOI gap is too small or reversed
+	AttribNodes image
+	AttribEdges image
+	WorstNodes  []missRow
+	WorstEdges  []missRow
 }
 
 type view struct {
@@ -141,6 +154,7 @@ type view struct {
 	Version              string
 	Cols                 []column
 	Two                  bool
+	TopK                 int
 	LayerChart           image
 	LensChart            image
 	EmbedChart           image
@@ -184,7 +198,7 @@ func Write(dir string, p Page) (err error) {
 	}
 
 	v := view{Title: p.Title, Command: p.Command, Version: p.Version, Time: p.Time.UTC().Format("2006-01-02 15:04 UTC"),
-		Two: len(p.Results) > 1,
+		Two: len(p.Results) > 1, TopK: p.TopK,
 		CSS: template.CSS(styleCSS), JS: template.JS(checkJS), Mark: template.HTML(generatorMark)}
 	var series []plot.Series
 	for i, r := range p.Results {
@@ -230,6 +244,11 @@ func Write(dir string, p Page) (err error) {
 			}
 			c.TopPatch = top(rankAbs(r.IOI.PatchHeadZ), p.TopK, "%+.3f")
 			c.TopDLA = top(rankAbs(r.IOI.DLA.Head), p.TopK, "%+.3f")
+		}
+		if r.Attribution != nil {
+			if err := c.attribution(tmp, slug, r, p.TopK); err != nil {
+				return err
+			}
 		}
 		c.TopInd = top(r.Induction.TopInduction, p.TopK, "%.3f")
 		c.TopPrev = top(r.Induction.TopPrevToken, p.TopK, "%.3f")
@@ -290,7 +309,13 @@ func Write(dir string, p Page) (err error) {
 	if err := os.WriteFile(filepath.Join(tmp, "index.html"), buf.Bytes(), 0o644); err != nil {
 		return err
 	}
-	js, err := json.MarshalIndent(map[string]any{"command": p.Command, "neoscope_version": p.Version, "time": v.Time, "models": p.Results}, "", " ")
+	doc := map[string]any{"command": p.Command, "neoscope_version": p.Version, "time": v.Time, "models": p.Results}
+	js, err := json.MarshalIndent(doc, "", " ")
+	var uv *json.UnsupportedValueError
+	if errors.As(err, &uv) { // NaN (e.g. an undefined correlation): written as null
+		safe, _ := outfile.NullNaN(doc)
+		js, err = json.MarshalIndent(safe, "", " ")
+	}
 	if err != nil {
 		return err
 	}
@@ -393,6 +418,76 @@ func ioiRows(r *Result) []KV {
 		{"heads' share of DLA", fmt.Sprintf("%.3f", x.Summary.DLAHeadShare)},
 		{"heads or MLPs?", x.Summary.Answer},
 	}
+}
+
+// attribution fills the column's attribution section: facts, the two
+// scatter charts (AtP over heads and MLPs, EAP over edges) and the k worst
+// disagreements of each.
+func (c *column) attribution(tmp, slug string, r *Result, k int) error {
+	a := r.Attribution
+	corr := func(v *attrib.Verification) string {
+		return fmt.Sprintf("Pearson %s, Spearman %s", fmtCorr(v.Pearson), fmtCorr(v.Spearman))
+	}
+	c.Attrib = []KV{
+		{"prompts", fmt.Sprint(a.Prompts)},
+		{"logit difference, clean / corrupt", fmt.Sprintf("%.4f / %.4f", a.LDClean, a.LDCorrupt)},
+		{fmt.Sprintf("AtP vs exact, %d heads and MLPs", len(a.Nodes.Names)), corr(a.Nodes)},
+		{fmt.Sprintf("EAP vs exact, %d edges", len(a.Edges.Names)), corr(a.Edges)},
+	}
+	if a.EdgesSampled {
+		c.Attrib = append(c.Attrib, KV{"edges patched exactly", fmt.Sprintf("%d of the graph's %d: the %d largest |EAP| and a uniform sample of the rest",
+			len(a.Edges.Names), a.GraphEdges, len(a.Edges.Names)/2)})
+	}
+	if r.IOI != nil && r.IOI.Summary.Gap.TooSmall {
+		g := r.IOI.Summary.Gap
+		c.AttribGap = g.Reason
+		if g.Mean < 0 && !r.IOI.GapReversed { // the reason speaks of noise only
+			c.AttribGap = "its sign is reversed (on average the clean prompts prefer IO less than the corrupted ones), and " + g.Reason
+		}
+	}
+	for _, x := range []struct {
+		v     *attrib.Verification
+		name  string
+		title string
+		est   string
+		dst   *image
+		rows  *[]missRow
+	}{
+		{a.Nodes, "atp-scatter", "AtP vs exact patching, heads and MLPs", "AtP estimate", &c.AttribNodes, &c.WorstNodes},
+		{a.Edges, "eap-scatter", "EAP vs exact patching, edges", "EAP estimate", &c.AttribEdges, &c.WorstEdges},
+	} {
+		pts := make([]plot.Point, len(x.v.Names))
+		for i, n := range x.v.Names {
+			pts[i] = plot.Point{Name: n, X: x.v.Exact[i], Y: x.v.Estimate[i]}
+		}
+		file := slug + "-" + x.name + ".png"
+		title := x.title
+		if len(title)+len(r.Name) <= 44 {
+			title += " — " + r.Name
+		}
+		if err := plot.Scatter(filepath.Join(tmp, file), title, "exact change of the logit difference (patched − clean)", x.est, pts, k); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		img, err := embedImage(tmp, file, x.title+" of "+r.Name)
+		if err != nil {
+			return err
+		}
+		*x.dst = img
+		for _, i := range x.v.Worst[:min(k, len(x.v.Worst))] {
+			*x.rows = append(*x.rows, missRow{x.v.Names[i], fmt.Sprintf("%+.4f", x.v.Estimate[i]),
+				fmt.Sprintf("%+.4f", x.v.Exact[i]), fmt.Sprintf("%+.4f", x.v.Estimate[i]-x.v.Exact[i])})
+		}
+	}
+	return nil
+}
+
+// fmtCorr prints a correlation, "undefined" for NaN (constant values or
+// fewer than 3 points).
+func fmtCorr(x float64) string {
+	if math.IsNaN(x) {
+		return "undefined"
+	}
+	return fmt.Sprintf("%.3f", x)
 }
 
 func embedImage(dir, file, alt string) (image, error) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/neoscope/neoscope/probes/ablate"
+	"github.com/neoscope/neoscope/probes/attrib"
 	"github.com/neoscope/neoscope/probes/embed"
 	"github.com/neoscope/neoscope/probes/induction"
 	"github.com/neoscope/neoscope/probes/ioi"
@@ -37,6 +38,10 @@ type Options struct {
 	Seed       uint64 // seed of the repeated tokens
 	TopK       int    // heads listed under each heatmap (default 5)
 	IOIPrompts int    // IOI prompts (default 40); negative: no IOI section
+	// AttribEdges caps the edges the attribution section patches exactly
+	// (default 1000: the 500 largest |EAP| and a sample of the rest;
+	// negative: every edge). Each costs a partial forward pass.
+	AttribEdges int
 
 	// Log, when set, gets one line per stage (the CLI prints them to stderr).
 	Log func(format string, a ...any)
@@ -57,6 +62,9 @@ func (o *Options) defaults() {
 	}
 	if o.IOIPrompts == 0 {
 		o.IOIPrompts = 40
+	}
+	if o.AttribEdges == 0 {
+		o.AttribEdges = 1000
 	}
 }
 
@@ -117,6 +125,12 @@ type Result struct {
 	IOINote string      `json:"ioi_note,omitempty"`
 	IOISeed uint64      `json:"ioi_seed"`
 	IOIText string      `json:"ioi_example,omitempty"` // one clean prompt, as text
+
+	// Attribution: AtP (every head and MLP) and EAP (every edge) beside
+	// exact patching on the IOI prompts, when IOI ran; else AttribNote says
+	// why not.
+	Attribution *attrib.Agreement `json:"attribution,omitempty"`
+	AttribNote  string            `json:"attribution_note,omitempty"`
 
 	// Notes are remarks shown under the model's column (e.g. truncation).
 	Notes []string `json:"notes,omitempty"`
@@ -268,6 +282,9 @@ func Analyze(in Input, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	if r.IOI == nil {
+		r.AttribNote = "it runs on the IOI prompts, and there are none for this model (" + r.IOINote + ")"
+	}
 	return r, nil
 }
 
@@ -295,6 +312,21 @@ func (r *Result) runIOI(m *forward.Model, tok *tokenizer.Tokenizer, opt Options)
 	done()
 	if err != nil {
 		return fmt.Errorf("%s: IOI: %w", r.Name, err)
+	}
+
+	// Attribution patching beside exact patching, on the same prompts (one
+	// task per length group; Compare weights them by rows).
+	tasks := make([]attrib.Task, len(batches))
+	for i, b := range batches {
+		tasks[i] = attrib.Task{Clean: b.Clean, Corrupt: b.Corrupt, B: b.B, T: b.T, Pos: b.Pos, IO: b.IO, S: b.S}
+	}
+	opt.logf("%s: AtP and EAP beside exact patching of every head, MLP and edge", r.Name)
+	r.Attribution, err = attrib.Compare(m, tasks, opt.TopK, max(opt.AttribEdges, 0))
+	if err != nil {
+		// The rest of the report stands; the page says why this part is
+		// missing (e.g. an architecture the patching engine lacks).
+		r.Attribution, r.AttribNote = nil, "not computed: "+err.Error()
+		opt.logf("%s: attribution vs exact patching: %v", r.Name, err)
 	}
 	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"html"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/neoscope/neoscope/cpu"
 	"github.com/neoscope/neoscope/internal/fixtures"
+	"github.com/neoscope/neoscope/probes/attrib"
 	"github.com/neoscope/neoscope/probes/ioi"
 	"github.com/neoscope/neoscope/probes/report"
 	"github.com/neoscope/neoscope/runtime/forward"
@@ -79,6 +82,9 @@ func TestAnalyzeGolden(t *testing.T) {
 			if r.IOI != nil || !strings.Contains(r.IOINote, "no tokenizer") {
 				t.Errorf("IOI on a model without tokenizer: %v, note %q", r.IOI != nil, r.IOINote)
 			}
+			if r.Attribution != nil || !strings.Contains(r.AttribNote, "no tokenizer") {
+				t.Errorf("attribution section on a model without IOI prompts: %v, note %q", r.Attribution != nil, r.AttribNote)
+			}
 			if !strings.Contains(r.AblationTokens, "fixture tokens: 3 row(s) of 24 tokens") {
 				t.Errorf("AblationTokens = %q", r.AblationTokens)
 			}
@@ -108,7 +114,7 @@ func TestWriteCompare(t *testing.T) {
 	if !strings.Contains(s, "T &lt;&amp;&gt; test") {
 		t.Error("title not escaped")
 	}
-	for _, id := range []string{"card", "embed", "lens", "induction", "ablation", "layers", "ioi", "method"} {
+	for _, id := range []string{"card", "embed", "lens", "induction", "ablation", "layers", "ioi", "attribution", "method"} {
 		if !strings.Contains(s, `<section id="`+id+`"`) || !strings.Contains(s, `href="#`+id+`"`) {
 			t.Errorf("section %q or its contents entry missing", id)
 		}
@@ -195,10 +201,62 @@ func TestIOISection(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "r")
 	fixtures.Must(t, report.Write(out, report.Page{Results: []*report.Result{r}}))
 	page, _ := os.ReadFile(filepath.Join(out, "index.html"))
-	for _, f := range []string{"m1-ioi-patch.png", "m1-ioi-dla.png"} {
+	for _, f := range []string{"m1-ioi-patch.png", "m1-ioi-dla.png", "m1-atp-scatter.png", "m1-eap-scatter.png"} {
 		if !bytes.Contains(page, []byte(`data-file="`+f+`"`)) {
 			t.Errorf("%s not in the page", f)
 		}
+	}
+
+	// Attribution vs exact patching on the same prompts: every head, MLP
+	// and edge, the same clean logit difference as the IOI section, and the
+	// worst disagreements named in the page.
+	a := r.Attribution
+	if a == nil {
+		t.Fatalf("no attribution section: %s", r.AttribNote)
+	}
+	L, NH := r.Cfg.Layers, r.Cfg.Heads
+	if a.Prompts != 6 || len(a.Nodes.Names) != L*NH+L || len(a.Nodes.Exact) != L*NH+L || len(a.Edges.Exact) != len(a.Edges.Names) || len(a.Edges.Names) == 0 {
+		t.Fatalf("attribution: %d prompts, %d nodes, %d edges", a.Prompts, len(a.Nodes.Names), len(a.Edges.Names))
+	}
+	if math.Abs(a.LDClean-r.IOI.LDClean) > 1e-9 || math.Abs(a.LDCorrupt-r.IOI.LDCorrupt) > 1e-9 {
+		t.Errorf("attribution LD clean/corrupt %v/%v, IOI section %v/%v", a.LDClean, a.LDCorrupt, r.IOI.LDClean, r.IOI.LDCorrupt)
+	}
+	for _, v := range []*attrib.Verification{a.Nodes, a.Edges} {
+		if len(v.Worst) != 5 {
+			t.Fatalf("%d worst disagreements, want TopK = 5", len(v.Worst))
+		}
+		for _, i := range v.Worst {
+			if !bytes.Contains(page, []byte("<td>"+html.EscapeString(v.Names[i])+"</td>")) {
+				t.Errorf("worst disagreement %s not in the page's table", v.Names[i])
+			}
+		}
+	}
+	gapNote := bytes.Contains(page, []byte("clean–corrupt gap is too small"))
+	if gapNote != r.IOI.Summary.Gap.TooSmall {
+		t.Errorf("gap too small %v, page's note shown %v", r.IOI.Summary.Gap.TooSmall, gapNote)
+	}
+
+	if a.EdgesSampled || len(a.Edges.Names) != a.GraphEdges {
+		t.Errorf("default cap: %d of %d edges, sampled %v; want every edge of the small graph", len(a.Edges.Names), a.GraphEdges, a.EdgesSampled)
+	}
+	rc := analyze(t, "tiny-neo+tok", dir, nil, report.Options{RepBatch: 2, RepPeriod: 8, IOIPrompts: 6, Seed: 1, AttribEdges: 60})
+	if ac := rc.Attribution; ac == nil || len(ac.Edges.Names) != 60 || !ac.EdgesSampled || ac.GraphEdges != a.GraphEdges {
+		t.Errorf("AttribEdges 60: %+v", ac)
+	}
+	outc := filepath.Join(t.TempDir(), "rc")
+	fixtures.Must(t, report.Write(outc, report.Page{Results: []*report.Result{rc}}))
+	if pc, _ := os.ReadFile(filepath.Join(outc, "index.html")); !bytes.Contains(pc, []byte(fmt.Sprintf("60 of the graph’s %d", a.GraphEdges))) && !bytes.Contains(pc, []byte(fmt.Sprintf("60 of the graph&#39;s %d", a.GraphEdges))) {
+		t.Error("the page does not say how many edges were patched exactly")
+	}
+
+	// An undefined correlation (constant values) reads "undefined" on the
+	// page and null in results.json; the write does not fail.
+	a.Nodes.Pearson = math.NaN()
+	fixtures.Must(t, report.Write(out, report.Page{Results: []*report.Result{r}}))
+	page, _ = os.ReadFile(filepath.Join(out, "index.html"))
+	res, _ := os.ReadFile(filepath.Join(out, "results.json"))
+	if !bytes.Contains(page, []byte("Pearson undefined")) || !bytes.Contains(res, []byte(`"pearson": null`)) {
+		t.Error("a NaN correlation is not shown as undefined / null")
 	}
 }
 
