@@ -75,11 +75,11 @@
 // kernel source compiled by g++, launched by name with the same grid, block,
 // shared memory size and packed arguments the GPU would get. Only the device
 // is emulated, so shape checks, view offsets, grid sizes and argument
-// packing are all tested here. A short whole forward pass of both fixture
-// models (B=1, T=9) is compared with the CPU backend in every run, and the
-// golden tests run the fixtures' full reference batches against PyTorch's
-// outputs (emulated only with NEOSCOPE_EMU_GOLDEN=1: 53 s on two cores;
-// always on a real device). The emulator runs blocks two at a time in a
+// packing are all tested here. The exported conformance suite
+// (runtime/backend/conformance) runs in every `make test` on this emulated
+// device: every op, the whole forward pass and every hook point against the
+// fixtures (one batch row per fixture, all three families), and the sweep
+// figures of the last layer; on a real device it runs whole. The emulator runs blocks two at a time in a
 // random order with NaN-filled shared memory (kernels/README.md). What it
 // cannot show: speed, memory-model races inside a block, warp divergence, and the GPU's expf/tanhf (a few ulp from
 // glibc's): the GPU run of the suite allows 1e-4 instead of 2e-5.
