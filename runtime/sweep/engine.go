@@ -625,6 +625,13 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 			return nil, err
 		}
 	}
+	return e.groupMeans(cfgs, gid, rows, out)
+}
+
+// groupMeans fills out[i] with the mean over the B rows of configuration
+// i's group (gid[i]; -1: the unablated baseline) and refuses a NaN.
+func (e *Engine) groupMeans(cfgs []Config, gid []int, rows, out []float64) ([]float64, error) {
+	B := e.task.B
 	for i, g := range gid {
 		if g < 0 {
 			out[i] = e.Baseline

@@ -693,17 +693,7 @@ func (e *Engine) evalPatch(cfgs []Config) ([]float64, error) {
 			return nil, err
 		}
 	}
-	for i, g := range gid {
-		if g < 0 {
-			out[i] = e.Baseline
-			continue
-		}
-		out[i] = forward.Mean(rows[g*B : (g+1)*B])
-		if math.IsNaN(out[i]) {
-			return nil, fmt.Errorf("sweep: configuration %s gave NaN", cfgs[i])
-		}
-	}
-	return out, nil
+	return e.groupMeans(cfgs, gid, rows, out)
 }
 
 // rowsOf views group g's rows of a [R*B*T, cols] state buffer.
