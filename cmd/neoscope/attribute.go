@@ -96,15 +96,7 @@ per-head AtP heatmap. --verify N re-evaluates the N largest |scores| exactly;
 					return usagef("--plot-scatter %q: want a .png or .svg file name", scatterFile)
 				}
 			}
-			cr, kr, err := readPair(clean, corrupt)
-			if err != nil {
-				return err
-			}
-			ioAns, err := patchIDs("--io", ioIDs, len(cr))
-			if err != nil {
-				return err
-			}
-			s, err := patchIDs("--s", sIDs, len(cr))
+			cr, kr, ioAns, s, err := readPatchTask(clean, corrupt, ioIDs, sIDs)
 			if err != nil {
 				return err
 			}

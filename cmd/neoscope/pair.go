@@ -19,6 +19,20 @@ func readPair(clean, corrupt string) (cr, kr [][]int32, err error) {
 	return cr, kr, nil
 }
 
+// readPatchTask is readPair plus the --io and --s ids, one per row.
+func readPatchTask(clean, corrupt, ioIDs, sIDs string) (cr, kr [][]int32, io, s []int32, err error) {
+	if cr, kr, err = readPair(clean, corrupt); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if io, err = patchIDs("--io", ioIDs, len(cr)); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if s, err = patchIDs("--s", sIDs, len(cr)); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return cr, kr, io, s, nil
+}
+
 // checkPair validates a pair read by readPair against the model (ids in the
 // vocabulary, rows within the context, equal shapes) and flattens it.
 func checkPair(m *forward.Model, clean, corrupt string, cr, kr [][]int32) (cf, kf []int32, B, T int, err error) {

@@ -47,15 +47,7 @@ shape; --io and --s give one answer id per row.`,
 			if err := checkPlotPath(plotFile); err != nil {
 				return err
 			}
-			cr, kr, err := readPair(clean, corrupt)
-			if err != nil {
-				return err
-			}
-			io, err := patchIDs("--io", ioIDs, len(cr))
-			if err != nil {
-				return err
-			}
-			s, err := patchIDs("--s", sIDs, len(cr))
+			cr, kr, io, s, err := readPatchTask(clean, corrupt, ioIDs, sIDs)
 			if err != nil {
 				return err
 			}
