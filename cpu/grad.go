@@ -86,38 +86,27 @@ func (be *Backend) LayerNormBackward(dx, dout, x backend.Mat, w backend.Tensor, 
 	be.parallel(R, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr := xd[r*x.Stride : r*x.Stride+C]
-			var s float64
-			for _, v := range xr {
-				s += float64(v)
-			}
-			mu := s / float64(C)
-			var vs float64
-			for _, v := range xr {
-				d := float64(v) - mu
-				vs += d * d
-			}
-			rs := 1 / math.Sqrt(vs/float64(C)+float64(eps))
-			mean[r], rstd[r] = mu, rs
 			gr := gd[r*dout.Stride : r*dout.Stride+C]
-			mu32, rs32 := float32(mu), float32(rs)
-			var mg, mgx float64
-			for j, v := range xr {
-				g := gr[j] * wd[j]
-				mg += float64(g)
-				mgx += float64(g * (v - mu32))
-			}
+			mu := sum4(xr) / float64(C)
+			mu32 := float32(mu)
+			rs := 1 / math.Sqrt(sqDev4(xr, mu)/float64(C)+float64(eps))
+			mean[r], rstd[r] = mu, rs
+			rs32 := float32(rs)
+			mg, mgx := lnDots(gr, wd, xr, mu32)
 			mg32 := float32(mg / float64(C))
 			mgx32 := float32(mgx * rs * rs * rs / float64(C)) // rstd^2 * mean(g*xhat)
 			out := dd[r*dx.Stride : r*dx.Stride+C]
 			// dx = rstd*(g - mean(g)) - (x-mean)*rstd^2*mean(g*xhat), in float32
-			// (the same as rstd*(g - mean(g) - xhat*mean(g*xhat))).
+			// (the same as rstd*(g - mean(g) - xhat*mean(g*xhat))); out may
+			// alias dout (a row is read whole before it is written).
+			out, gr, wr := out[:len(xr)], gr[:len(xr)], wd[:len(xr)]
 			if accumulate {
 				for j, v := range xr {
-					out[j] += rs32*(gr[j]*wd[j]-mg32) - (v-mu32)*mgx32
+					out[j] += rs32*(gr[j]*wr[j]-mg32) - (v-mu32)*mgx32
 				}
 			} else {
 				for j, v := range xr {
-					out[j] = rs32*(gr[j]*wd[j]-mg32) - (v-mu32)*mgx32
+					out[j] = rs32*(gr[j]*wr[j]-mg32) - (v-mu32)*mgx32
 				}
 			}
 		}
@@ -158,6 +147,74 @@ func (be *Backend) LayerNormBackward(dx, dout, x backend.Mat, w backend.Tensor, 
 		}
 	})
 	return nil
+}
+
+// The row reductions of LayerNormBackward, in float64 with four
+// independent accumulators (a single chain of float64 adds is bound by the
+// add latency: this runs the EAP's 3*NH+1 receiver backward passes a layer
+// about 3x faster).
+
+// sum4 is sum_j x[j].
+func sum4(x []float32) float64 {
+	var s0, s1, s2, s3 float64
+	j := 0
+	for ; j+4 <= len(x); j += 4 {
+		v := x[j : j+4 : j+4]
+		s0 += float64(v[0])
+		s1 += float64(v[1])
+		s2 += float64(v[2])
+		s3 += float64(v[3])
+	}
+	for ; j < len(x); j++ {
+		s0 += float64(x[j])
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// sqDev4 is sum_j (x[j]-mu)^2.
+func sqDev4(x []float32, mu float64) float64 {
+	var s0, s1, s2, s3 float64
+	j := 0
+	for ; j+4 <= len(x); j += 4 {
+		v := x[j : j+4 : j+4]
+		d0, d1, d2, d3 := float64(v[0])-mu, float64(v[1])-mu, float64(v[2])-mu, float64(v[3])-mu
+		s0 += d0 * d0
+		s1 += d1 * d1
+		s2 += d2 * d2
+		s3 += d3 * d3
+	}
+	for ; j < len(x); j++ {
+		d := float64(x[j]) - mu
+		s0 += d * d
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// lnDots is sum_j g_j and sum_j g_j*(x_j-mu) with g = dout*w (products in
+// float32, sums in float64).
+func lnDots(dout, w, x []float32, mu float32) (mg, mgx float64) {
+	n := len(x)
+	dout, w = dout[:n], w[:n]
+	var a0, a1, a2, a3, b0, b1, b2, b3 float64
+	j := 0
+	for ; j+4 <= n; j += 4 {
+		g, wv, xv := dout[j:j+4:j+4], w[j:j+4:j+4], x[j:j+4:j+4]
+		g0, g1, g2, g3 := g[0]*wv[0], g[1]*wv[1], g[2]*wv[2], g[3]*wv[3]
+		a0 += float64(g0)
+		a1 += float64(g1)
+		a2 += float64(g2)
+		a3 += float64(g3)
+		b0 += float64(g0 * (xv[0] - mu))
+		b1 += float64(g1 * (xv[1] - mu))
+		b2 += float64(g2 * (xv[2] - mu))
+		b3 += float64(g3 * (xv[3] - mu))
+	}
+	for ; j < n; j++ {
+		g := dout[j] * w[j]
+		a0 += float64(g)
+		b0 += float64(g * (x[j] - mu))
+	}
+	return (a0 + a1) + (a2 + a3), (b0 + b1) + (b2 + b3)
 }
 
 // GELUNewBackward: with u = s(x + 0.044715x^3), s = sqrt(2/pi),
