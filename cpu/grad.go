@@ -399,12 +399,14 @@ func (be *Backend) SoftmaxXentBackward(logits backend.Mat, targets []int32, scal
 				mx = max(mx, x)
 			}
 			var sum float64
-			for _, x := range row {
-				sum += math.Exp(float64(x - mx))
+			for j, x := range row { // one exp per logit, kept in the row
+				e := math.Exp(float64(x - mx))
+				sum += e
+				row[j] = float32(e)
 			}
 			inv := 1 / sum
-			for j, x := range row {
-				row[j] = float32(math.Exp(float64(x-mx))*inv) * scale
+			for j, e := range row {
+				row[j] = float32(float64(e)*inv) * scale
 			}
 			row[t] -= scale
 		}

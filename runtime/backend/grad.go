@@ -35,3 +35,12 @@ type Grad interface {
 	// become zero.
 	SoftmaxXentBackward(logits Mat, targets []int32, scale float32) error
 }
+
+// Taker is optional: a backend whose tensors already live in host memory
+// hands a tensor made by New over to the caller instead of copying it out
+// (the data Download would give). The tensor is empty afterwards: Free of it
+// does nothing and it must not be used again. The parameter gradients (as
+// many floats as the weights) are handed over this way.
+type Taker interface {
+	Take(t Tensor) []float32
+}

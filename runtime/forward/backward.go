@@ -346,11 +346,17 @@ type paramGrads struct {
 	t map[string]backend.Tensor
 }
 
-// host downloads the gradient of name in the checkpoint's layout.
+// host downloads the gradient of name in the checkpoint's layout (takes
+// it without a copy where the backend is a backend.Taker: t is empty then).
 func (p *paramGrads) host(name string, t backend.Tensor) ([]float32, error) {
-	data := make([]float32, t.Len())
-	if err := p.m.BE.Download(data, t); err != nil {
-		return nil, err
+	var data []float32
+	if tk, ok := p.m.BE.(backend.Taker); ok {
+		data = tk.Take(t)
+	} else {
+		data = make([]float32, t.Len())
+		if err := p.m.BE.Download(data, t); err != nil {
+			return nil, err
+		}
 	}
 	cfg := p.m.Cfg
 	spec := cfg.Spec
