@@ -342,8 +342,24 @@ func (b *blockBufs) free(be backend.Backend) {
 // name. A fused per-head qkv weight's and bias's gradients are held in the
 // block order the forward pass uses (perHeadQKV) until host() puts them back.
 type paramGrads struct {
-	m *Model
-	t map[string]backend.Tensor
+	m       *Model
+	t       map[string]backend.Tensor
+	written map[string]bool // by a product that overwrote it (first)
+}
+
+// first says whether a matrix product writing the gradient of name is its
+// first (and marks it written): that one overwrites (beta = 0) instead of
+// adding into the zeros, so BLAS never reads the fresh buffer, which halves
+// the page faults of first touching the weights' worth of gradients.
+func (p *paramGrads) first(name string) bool {
+	if p.written[name] {
+		return false
+	}
+	if p.written == nil {
+		p.written = map[string]bool{}
+	}
+	p.written[name] = true
+	return true
 }
 
 // host downloads the gradient of name in the checkpoint's layout (takes
@@ -484,6 +500,7 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 	if err != nil {
 		return nil, err
 	}
+	dUacc := dU != nil && !pg.first(unembedName)
 	dFinal := backend.Whole(bb.dx)
 	final := backend.Whole(tp.final)
 	switch obj.kind {
@@ -512,7 +529,7 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 			return nil, err
 		}
 		if dU != nil {
-			if err := gb.MatMulTN(backend.Whole(dU), backend.Whole(dlt), rows(final), true); err != nil {
+			if err := gb.MatMulTN(backend.Whole(dU), backend.Whole(dlt), rows(final), dUacc); err != nil {
 				return nil, err
 			}
 		}
@@ -520,7 +537,7 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 		if g.Value, err = m.MeanLoss(st, obj.from); err != nil {
 			return nil, err
 		}
-		if err := tp.lossBackward(gb, obj.from, dFinal, dU); err != nil {
+		if err := tp.lossBackward(gb, obj.from, dFinal, dU, dUacc); err != nil {
 			return nil, err
 		}
 	default:
@@ -608,9 +625,9 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 }
 
 // lossBackward writes dM/d ln_final output for the mean next-token loss
-// into dFinal and adds the unembedding's gradient into dU (when not nil),
-// a chunk of logits at a time.
-func (tp *Tape) lossBackward(gb backend.Grad, from int, dFinal backend.Mat, dU backend.Tensor) error {
+// into dFinal and writes (adds, when acc) the unembedding's gradient into
+// dU (when not nil), a chunk of logits at a time.
+func (tp *Tape) lossBackward(gb backend.Grad, from int, dFinal backend.Mat, dU backend.Tensor, acc bool) error {
 	m, be := tp.m, tp.m.BE
 	B, T, V := tp.B, tp.T, m.Cfg.Vocab
 	R := B * T
@@ -646,7 +663,7 @@ func (tp *Tape) lossBackward(gb backend.Grad, from int, dFinal backend.Mat, dU b
 			return err
 		}
 		if dU != nil {
-			if err := gb.MatMulTN(backend.Whole(dU), lg, fin, true); err != nil {
+			if err := gb.MatMulTN(backend.Whole(dU), lg, fin, acc || r0 > 0); err != nil {
 				return err
 			}
 		}
@@ -664,10 +681,11 @@ func linGrad(gb backend.Grad, pg *paramGrads, l lin, wName, bName string, x, dy 
 	if err != nil {
 		return err
 	}
+	acc := !pg.first(wName)
 	if l.Trans { // dW [out,in] = dy^T x
-		err = gb.MatMulTN(backend.Whole(dw), dy, x, true)
+		err = gb.MatMulTN(backend.Whole(dw), dy, x, acc)
 	} else { // dW [in,out] = x^T dy
-		err = gb.MatMulTN(backend.Whole(dw), x, dy, true)
+		err = gb.MatMulTN(backend.Whole(dw), x, dy, acc)
 	}
 	if err != nil || bName == "" {
 		return err
@@ -676,7 +694,7 @@ func linGrad(gb backend.Grad, pg *paramGrads, l lin, wName, bName string, x, dy 
 	if err != nil {
 		return err
 	}
-	return gb.ColSum(db, dy, true)
+	return gb.ColSum(db, dy, !pg.first(bName))
 }
 
 // linBack: dx (+)= dy @ op(W)^T.
