@@ -203,6 +203,13 @@ func TestAtPEAP(t *testing.T) {
 				}
 			}
 			fixtures.Close(t, "eap_edge", r.EAP, c.json.EAP, c.tol(t, "eap_edge"))
+			// The same scores when G holds only one layer's receivers (the
+			// fixtures' gradients otherwise fit one flush).
+			defer func(b int64) { attrib.GatherBytes = b }(attrib.GatherBytes)
+			attrib.GatherBytes = 0
+			r1, err := attrib.EAP(m, task(c))
+			fixtures.Must(t, err)
+			fixtures.Close(t, "eap_edge (flush per 3*NH+1 receivers)", r1.EAP, c.json.EAP, c.tol(t, "eap_edge"))
 			// The position scores sum to the head scores.
 			for l := range r.HeadZPos {
 				for h, row := range r.HeadZPos[l] {
