@@ -86,29 +86,10 @@ func (be *Backend) LayerNormBackward(dx, dout, x backend.Mat, w backend.Tensor, 
 	be.parallel(R, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr := xd[r*x.Stride : r*x.Stride+C]
-			gr := gd[r*dout.Stride : r*dout.Stride+C]
 			mu := sum4(xr) / float64(C)
-			mu32 := float32(mu)
 			rs := 1 / math.Sqrt(sqDev4(xr, mu)/float64(C)+float64(eps))
 			mean[r], rstd[r] = mu, rs
-			rs32 := float32(rs)
-			mg, mgx := lnDots(gr, wd, xr, mu32)
-			mg32 := float32(mg / float64(C))
-			mgx32 := float32(mgx * rs * rs * rs / float64(C)) // rstd^2 * mean(g*xhat)
-			out := dd[r*dx.Stride : r*dx.Stride+C]
-			// dx = rstd*(g - mean(g)) - (x-mean)*rstd^2*mean(g*xhat), in float32
-			// (the same as rstd*(g - mean(g) - xhat*mean(g*xhat))); out may
-			// alias dout (a row is read whole before it is written).
-			out, gr, wr := out[:len(xr)], gr[:len(xr)], wd[:len(xr)]
-			if accumulate {
-				for j, v := range xr {
-					out[j] += rs32*(gr[j]*wr[j]-mg32) - (v-mu32)*mgx32
-				}
-			} else {
-				for j, v := range xr {
-					out[j] = rs32*(gr[j]*wr[j]-mg32) - (v-mu32)*mgx32
-				}
-			}
+			lnBackRow(dd[r*dx.Stride:r*dx.Stride+C], gd[r*dout.Stride:r*dout.Stride+C], xr, wd, mu, rs, accumulate)
 		}
 	})
 	if dw == nil && db == nil {
@@ -144,6 +125,67 @@ func (be *Backend) LayerNormBackward(dx, dout, x backend.Mat, w backend.Tensor, 
 			if dbd != nil {
 				dbd[lo+j] += float32(ab[j])
 			}
+		}
+	})
+	return nil
+}
+
+// lnBackRow is one row of LayerNormBackward given the row's mean and rstd:
+// dx = rstd*(g - mean(g)) - (x-mean)*rstd^2*mean(g*xhat), g = dout*w, in
+// float32 (the same as rstd*(g - mean(g) - xhat*mean(g*xhat))) with the
+// means in float64; out may alias dout (the row is read whole first).
+func lnBackRow(out, dout, x, w []float32, mu, rs float64, accumulate bool) {
+	C := len(x)
+	mu32, rs32 := float32(mu), float32(rs)
+	mg, mgx := lnDots(dout, w, x, mu32)
+	mg32 := float32(mg / float64(C))
+	mgx32 := float32(mgx * rs * rs * rs / float64(C)) // rstd^2 * mean(g*xhat)
+	out, dout, w = out[:C], dout[:C], w[:C]
+	if accumulate {
+		for j, v := range x {
+			out[j] += rs32*(dout[j]*w[j]-mg32) - (v-mu32)*mgx32
+		}
+	} else {
+		for j, v := range x {
+			out[j] = rs32*(dout[j]*w[j]-mg32) - (v-mu32)*mgx32
+		}
+	}
+}
+
+// LayerNormRowStats: x's row means and 1/sqrt(var+eps) [R, 2] (backend.LNStats).
+func (be *Backend) LayerNormRowStats(x backend.Mat, eps float32) (backend.Tensor, error) {
+	R, C := x.Rows, x.Cols
+	st, err := be.New(R, 2)
+	if err != nil {
+		return nil, err
+	}
+	sd, xd := host(st), view(x)
+	be.parallel(R, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr := xd[r*x.Stride : r*x.Stride+C]
+			mu := sum4(xr) / float64(C)
+			sd[2*r] = float32(mu)
+			sd[2*r+1] = float32(1 / math.Sqrt(sqDev4(xr, mu)/float64(C)+float64(eps)))
+		}
+	})
+	return st, nil
+}
+
+// LayerNormBackwardStats: LayerNormBackward's dx with the row statistics of
+// LayerNormRowStats (backend.LNStats).
+func (be *Backend) LayerNormBackwardStats(dx, dout, x backend.Mat, stats, w backend.Tensor, accumulate bool) error {
+	sameDims("layernorm_backward", dx, x)
+	sameDims("layernorm_backward", dout, x)
+	R, C := x.Rows, x.Cols
+	wd, sd := host(w), host(stats)
+	if len(wd) != C || len(sd) != 2*R {
+		panic(fmt.Sprintf("backend: layernorm_backward: weight of %d and %d stats for %dx%d", len(wd), len(sd), R, C))
+	}
+	xd, gd, dd := view(x), view(dout), view(dx)
+	be.parallel(R, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			lnBackRow(dd[r*dx.Stride:r*dx.Stride+C], gd[r*dout.Stride:r*dout.Stride+C], xd[r*x.Stride:r*x.Stride+C], wd,
+				float64(sd[2*r]), float64(sd[2*r+1]), accumulate)
 		}
 	})
 	return nil

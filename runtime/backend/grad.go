@@ -44,3 +44,15 @@ type Grad interface {
 type Taker interface {
 	Take(t Tensor) []float32
 }
+
+// LNStats is optional (the CPU backend has it): LayerNormBackward split so
+// that several backward passes through one LayerNorm (the EAP's 3*NH
+// receivers of a layer read ln_1 of the same input) compute x's row
+// statistics once.
+type LNStats interface {
+	// LayerNormRowStats returns x's row means and 1/sqrt(var + eps): [R, 2].
+	LayerNormRowStats(x Mat, eps float32) (Tensor, error)
+	// LayerNormBackwardStats is LayerNormBackward without dw and db, with
+	// stats from LayerNormRowStats(x, eps); dx may alias dout.
+	LayerNormBackwardStats(dx, dout, x Mat, stats, w Tensor, accumulate bool) error
+}

@@ -960,6 +960,19 @@ func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre,
 		return err
 	}
 	if opt.Receiver != nil {
+		// 3*NH backward passes through ln_1 of the same input: its row
+		// statistics once where the backend can keep them (backend.LNStats).
+		lnBack := func(dst, d backend.Mat) error {
+			return gb.LayerNormBackward(dst, d, in, ly.ln1W, eps, nil, nil, false)
+		}
+		if ls, ok := be.(backend.LNStats); ok {
+			st, err := ls.LayerNormRowStats(in, eps)
+			if err != nil {
+				return err
+			}
+			defer be.Free(st)
+			lnBack = func(dst, d backend.Mat) error { return ls.LayerNormBackwardStats(dst, d, in, st, ly.ln1W, false) }
+		}
 		for hd := 0; hd < NH; hd++ {
 			for _, p := range projs {
 				if err := m.linBack(tmpX, p.d.ColSlice(hd*HS, HS), headLin(p.w, hd, HS), false); err != nil {
@@ -970,7 +983,7 @@ func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre,
 				if err != nil {
 					return err
 				}
-				if err := gb.LayerNormBackward(dst, tmpX, in, ly.ln1W, eps, nil, nil, false); err != nil {
+				if err := lnBack(dst, tmpX); err != nil {
 					return err
 				}
 				if err := opt.Receiver(r, dst); err != nil {
