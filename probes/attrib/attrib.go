@@ -168,7 +168,7 @@ type eapAcc struct {
 
 func newEAP(m *forward.Model, t Task, clean, corrupt *forward.Hooks) (*eapAcc, error) {
 	cfg, be := m.Cfg, m.BE
-	L, H, HS, C := cfg.Layers, cfg.Heads, cfg.DHead, cfg.DModel
+	L, H, C := cfg.Layers, cfg.Heads, cfg.DModel
 	R := t.B * t.T
 	gr := graph.New(L, H, cfg.ParallelAt)
 	a := &eapAcc{m: m, g: gr, N: R * C, rowsPerNode: R, scores: make([]float64, len(gr.Edges))}
@@ -226,13 +226,7 @@ func newEAP(m *forward.Model, t Task, clean, corrupt *forward.Hooks) (*eapAcc, e
 				}
 				defer be.Free(dz)
 				for h := 0; h < H; h++ {
-					wo, err := be.Upload(m.WOut(s.Layer, h), HS, C)
-					if err != nil {
-						return err
-					}
-					err = be.MatMul(row(si+h), backend.Whole(dz).ColSlice(h*HS, HS), backend.Whole(wo), false, nil, false)
-					be.Free(wo)
-					if err != nil {
+					if err := m.HeadOut(row(si+h), backend.Whole(dz), s.Layer, h); err != nil {
 						return err
 					}
 				}
