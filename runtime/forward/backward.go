@@ -510,6 +510,15 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 			return nil, err
 		}
 		g.Value = Mean(ld)
+		rows := func(x backend.Mat) backend.Mat {
+			return backend.Mat{T: x.T, Off: obj.pos * C, Rows: B, Cols: C, Stride: T * C}
+		}
+		if dU == nil { // the two answers' unembedding rows, not the [B, V] logits
+			if err := m.logitDiffBackward(rows(dFinal), obj.a, obj.c); err != nil {
+				return nil, err
+			}
+			break
+		}
 		// dlogits [B, V] = (onehot(a) - onehot(c)) / B at row b*T+pos.
 		V := cfg.Vocab
 		dl := make([]float32, B*V)
@@ -522,16 +531,11 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 			return nil, err
 		}
 		defer be.Free(dlt)
-		rows := func(x backend.Mat) backend.Mat {
-			return backend.Mat{T: x.T, Off: obj.pos * C, Rows: B, Cols: C, Stride: T * C}
-		}
 		if err := be.MatMul(rows(dFinal), backend.Whole(dlt), m.unembed, false, nil, false); err != nil {
 			return nil, err
 		}
-		if dU != nil {
-			if err := gb.MatMulTN(backend.Whole(dU), backend.Whole(dlt), rows(final), dUacc); err != nil {
-				return nil, err
-			}
+		if err := gb.MatMulTN(backend.Whole(dU), backend.Whole(dlt), rows(final), dUacc); err != nil {
+			return nil, err
 		}
 	case "loss":
 		if g.Value, err = m.MeanLoss(st, obj.from); err != nil {
