@@ -6,10 +6,11 @@ import (
 	"github.com/neoscope/neoscope/runtime/backend"
 )
 
-// The logit difference reads two logits a row: it needs the two answers'
-// unembedding rows, not the [B, V] logits (a pass over the whole [V, C]
-// unembedding, 154 MB on GPT-Neo-125M, for each LogitDiffs and again for
-// its gradient).
+// The logit difference's gradient reaches two unembedding rows a row: it
+// needs the two answers' rows, not a [B, V] one-hot difference times the
+// whole [V, C] unembedding (154 MB on GPT-Neo-125M). (LogitDiffs itself
+// stays on LogitStats: the patching engine's metric reads the same kernel,
+// so identical runs give identical logit differences.)
 
 // answerRows gathers the unembedding rows of the answers: [2B, C], row 2b
 // is U[a[b]] and row 2b+1 is U[c[b]].
@@ -33,35 +34,6 @@ func (m *Model) answerRows(a, c []int32) (backend.Tensor, error) {
 		return nil, err
 	}
 	return u, nil
-}
-
-// answerLogits returns, for every row b, the logits of a[b] and of c[b] at
-// position pos: [2B].
-func (m *Model) answerLogits(s *State, pos int, a, c []int32) ([]float32, error) {
-	B, C := len(a), m.Cfg.DModel
-	x := backend.Mat{T: s.Final, Off: pos * C, Rows: B, Cols: C, Stride: s.T * C} // ln_final rows b*T+pos
-	u, err := m.answerRows(a, c)
-	if err != nil {
-		return nil, err
-	}
-	defer m.BE.Free(u)
-	p, err := m.BE.New(B, 2*B) // every row against every answer: the diagonal pairs are read
-	if err != nil {
-		return nil, err
-	}
-	defer m.BE.Free(p)
-	if err := m.BE.MatMul(backend.Whole(p), x, backend.Whole(u), true, nil, false); err != nil {
-		return nil, err
-	}
-	all := make([]float32, B*2*B)
-	if err := m.BE.Download(all, p); err != nil {
-		return nil, err
-	}
-	out := make([]float32, 2*B)
-	for b := 0; b < B; b++ {
-		out[2*b], out[2*b+1] = all[b*2*B+2*b], all[b*2*B+2*b+1]
-	}
-	return out, nil
 }
 
 // logitDiffBackward writes dM/dx for M = mean_b (logit a[b] - logit c[b])

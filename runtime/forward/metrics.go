@@ -71,8 +71,15 @@ func (m *Model) LogitDiffs(s *State, pos int, a, c []int32) ([]float64, error) {
 	if pos < 0 || pos >= s.T {
 		return nil, fmt.Errorf("logit diff: position %d outside 0..%d", pos, s.T-1)
 	}
-	g, err := m.answerLogits(s, pos, a, c)
-	if err != nil {
+	rows := make([]int32, s.B)
+	idx := make([]int32, 2*s.B)
+	for b := range rows {
+		rows[b] = int32(b*s.T + pos)
+		idx[2*b], idx[2*b+1] = a[b], c[b]
+	}
+	lse := make([]float32, s.B)
+	g := make([]float32, 2*s.B)
+	if err := m.BE.LogitStats(s.mat(s.Final, m.Cfg.DModel), m.unembed, rows, idx, lse, g); err != nil {
 		return nil, fmt.Errorf("forward: logit differences (unembedding): %w", err)
 	}
 	out := make([]float64, s.B)
