@@ -417,8 +417,14 @@ func (be *Backend) EmbedBackward(dwte, dwpe, dx backend.Mat, tokens []int32, B, 
 
 // SoftmaxXentBackward: logits[i] <- scale*(softmax(logits[i]) - onehot(targets[i])).
 func (be *Backend) SoftmaxXentBackward(logits backend.Mat, targets []int32, scale float32) error {
-	if len(targets) != logits.Rows {
-		panic(fmt.Sprintf("backend: softmax_xent_backward: %d targets for %d rows", len(targets), logits.Rows))
+	return be.SoftmaxXentBackwardLoss(logits, targets, scale, nil)
+}
+
+// SoftmaxXentBackwardLoss is SoftmaxXentBackward writing each row's loss
+// logsumexp - logit[target] (in float64) into loss when not nil (backend.XentLoss).
+func (be *Backend) SoftmaxXentBackwardLoss(logits backend.Mat, targets []int32, scale float32, loss []float64) error {
+	if len(targets) != logits.Rows || (loss != nil && len(loss) != logits.Rows) {
+		panic(fmt.Sprintf("backend: softmax_xent_backward: %d targets and %d losses for %d rows", len(targets), len(loss), logits.Rows))
 	}
 	if logits.Rows == 0 {
 		return nil
@@ -431,6 +437,9 @@ func (be *Backend) SoftmaxXentBackward(logits backend.Mat, targets []int32, scal
 			t := targets[r]
 			if t < 0 {
 				clear(row)
+				if loss != nil {
+					loss[r] = 0
+				}
 				continue
 			}
 			if int(t) >= V {
@@ -440,11 +449,15 @@ func (be *Backend) SoftmaxXentBackward(logits backend.Mat, targets []int32, scal
 			for _, x := range row {
 				mx = max(mx, x)
 			}
+			xt := row[t] // the target's logit, before the row is overwritten
 			var sum float64
 			for j, x := range row { // one exp per logit, kept in the row
 				e := math.Exp(float64(x - mx))
 				sum += e
 				row[j] = float32(e)
+			}
+			if loss != nil {
+				loss[r] = float64(mx) + math.Log(sum) - float64(xt)
 			}
 			inv := 1 / sum
 			for j, e := range row {

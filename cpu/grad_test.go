@@ -331,3 +331,38 @@ func TestLayerNormBackwardStats(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftmaxXentBackwardLoss: the losses SoftmaxXentBackwardLoss writes are
+// logsumexp - logit[target] in float64 (0 for a negative target), and its
+// gradient is SoftmaxXentBackward's.
+func TestSoftmaxXentBackwardLoss(t *testing.T) {
+	be := New()
+	r := rand.New(rand.NewSource(5))
+	R, V := 5, 37
+	x := randVec(r, R*V, 3)
+	targets := []int32{3, -1, 36, 0, 3}
+	a, b := tensorOf(append([]float32(nil), x...)), tensorOf(append([]float32(nil), x...))
+	loss := make([]float64, R)
+	be.SoftmaxXentBackward(backend.Mat{T: a, Rows: R, Cols: V, Stride: V}, targets, 0.5)
+	if err := be.SoftmaxXentBackwardLoss(backend.Mat{T: b, Rows: R, Cols: V, Stride: V}, targets, 0.5, loss); err != nil {
+		t.Fatal(err)
+	}
+	for i := range a.Data {
+		if a.Data[i] != b.Data[i] {
+			t.Fatalf("gradient [%d]: %g, SoftmaxXentBackward %g", i, b.Data[i], a.Data[i])
+		}
+	}
+	for i, tg := range targets {
+		want := 0.0
+		if tg >= 0 {
+			var s float64
+			for _, v := range x[i*V : (i+1)*V] {
+				s += math.Exp(float64(v))
+			}
+			want = math.Log(s) - float64(x[i*V+int(tg)])
+		}
+		if math.Abs(loss[i]-want) > 1e-6*(1+math.Abs(want)) {
+			t.Errorf("row %d: loss %g, want %g", i, loss[i], want)
+		}
+	}
+}

@@ -243,6 +243,13 @@ func TestParamGrads(t *testing.T) {
 				defer tp.Close()
 				g, err := tp.Backward(forward.NextTokenLoss(0), forward.BackwardOptions{Params: true})
 				fixtures.Must(t, err)
+				// The loss Backward reports (from the logits of its own
+				// pass) is MeanLoss's on the recorded pass.
+				wantLoss, err := m.MeanLoss(tp.State(), 0)
+				fixtures.Must(t, err)
+				if d := math.Abs(g.Value - wantLoss); d > 1e-5*(1+math.Abs(wantLoss)) {
+					t.Errorf("Backward's loss %g, MeanLoss %g", g.Value, wantLoss)
+				}
 				for key, want := range ref {
 					k := m.Cfg.Spec.Canonical(key)
 					got, ok := g.Params[k]

@@ -56,3 +56,11 @@ type LNStats interface {
 	// stats from LayerNormRowStats(x, eps); dx may alias dout.
 	LayerNormBackwardStats(dx, dout, x Mat, stats, w Tensor, accumulate bool) error
 }
+
+// XentLoss is optional (the CPU backend has it): SoftmaxXentBackward that
+// also writes each row's loss, logsumexp(logits[i]) - logits[i][targets[i]]
+// (0 where the target is negative), into loss, so that the mean next-token
+// loss and its gradient share one pass over the logits.
+type XentLoss interface {
+	SoftmaxXentBackwardLoss(logits Mat, targets []int32, scale float32, loss []float64) error
+}

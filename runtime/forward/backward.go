@@ -538,12 +538,21 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 			return nil, err
 		}
 	case "loss":
-		if g.Value, err = m.MeanLoss(st, obj.from); err != nil {
+		if obj.from < 0 || obj.from > T-2 {
+			_, err := m.MeanLoss(st, obj.from) // its error names the range
 			return nil, err
 		}
-		if err := tp.lossBackward(gb, obj.from, dFinal, dU, dUacc); err != nil {
+		var v float64
+		var ok bool
+		if v, ok, err = tp.lossBackward(gb, obj.from, dFinal, dU, dUacc); err != nil {
 			return nil, err
 		}
+		if !ok { // the backend gives no losses with the gradient
+			if v, err = m.MeanLoss(st, obj.from); err != nil {
+				return nil, err
+			}
+		}
+		g.Value = v
 	default:
 		return nil, fmt.Errorf("grad: no objective")
 	}
@@ -630,8 +639,9 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 
 // lossBackward writes dM/d ln_final output for the mean next-token loss
 // into dFinal and writes (adds, when acc) the unembedding's gradient into
-// dU (when not nil), a chunk of logits at a time.
-func (tp *Tape) lossBackward(gb backend.Grad, from int, dFinal backend.Mat, dU backend.Tensor, acc bool) error {
+// dU (when not nil), a chunk of logits at a time. Where the backend is a
+// backend.XentLoss it also returns the mean loss (ok), from the same logits.
+func (tp *Tape) lossBackward(gb backend.Grad, from int, dFinal backend.Mat, dU backend.Tensor, acc bool) (mean float64, ok bool, err error) {
 	m, be := tp.m, tp.m.BE
 	B, T, V := tp.B, tp.T, m.Cfg.Vocab
 	R := B * T
@@ -647,9 +657,14 @@ func (tp *Tape) lossBackward(gb backend.Grad, from int, dFinal backend.Mat, dU b
 	// At most 8M logits (32 MB) at a time: each chunk reads and writes the
 	// whole [V, C] unembedding gradient once, so fewer, larger chunks.
 	chunk := max(1, min(R, (1<<23)/V))
+	xl, ok := be.(backend.XentLoss)
+	var losses []float64
+	if ok {
+		losses = make([]float64, chunk)
+	}
 	buf, err := be.New(chunk, V)
 	if err != nil {
-		return err
+		return 0, false, err
 	}
 	defer be.Free(buf)
 	final := backend.Whole(tp.final)
@@ -658,21 +673,31 @@ func (tp *Tape) lossBackward(gb backend.Grad, from int, dFinal backend.Mat, dU b
 		lg := backend.Mat{T: buf, Rows: rows, Cols: V, Stride: V}
 		fin := final.RowSlice(r0, rows)
 		if err := be.MatMul(lg, fin, m.unembed, true, nil, false); err != nil {
-			return err
+			return 0, false, err
 		}
-		if err := gb.SoftmaxXentBackward(lg, targets[r0:r0+rows], 1/float32(n)); err != nil {
-			return err
+		if ok {
+			err = xl.SoftmaxXentBackwardLoss(lg, targets[r0:r0+rows], 1/float32(n), losses[:rows])
+			for i, l := range losses[:rows] {
+				if targets[r0+i] >= 0 {
+					mean += l
+				}
+			}
+		} else {
+			err = gb.SoftmaxXentBackward(lg, targets[r0:r0+rows], 1/float32(n))
+		}
+		if err != nil {
+			return 0, false, err
 		}
 		if err := be.MatMul(dFinal.RowSlice(r0, rows), lg, m.unembed, false, nil, false); err != nil {
-			return err
+			return 0, false, err
 		}
 		if dU != nil {
 			if err := gb.MatMulTN(backend.Whole(dU), lg, fin, acc || r0 > 0); err != nil {
-				return err
+				return 0, false, err
 			}
 		}
 	}
-	return nil
+	return mean / float64(n), ok, nil
 }
 
 // linGrad adds the gradients of y = x @ op(W) + b for dy into the named
