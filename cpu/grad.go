@@ -451,10 +451,10 @@ func (be *Backend) SoftmaxXentBackwardLoss(logits backend.Mat, targets []int32, 
 			}
 			xt := row[t] // the target's logit, before the row is overwritten
 			var sum float64
-			for j, x := range row { // one exp per logit, kept in the row
-				e := math.Exp(float64(x - mx))
-				sum += e
-				row[j] = float32(e)
+			for j, x := range row { // one exp per logit (exp32, as the forward's softmax), kept in the row
+				e := exp32(x - mx)
+				sum += float64(e)
+				row[j] = e
 			}
 			if loss != nil {
 				loss[r] = float64(mx) + math.Log(sum) - float64(xt)
