@@ -193,8 +193,8 @@ func (be *Backend) LayerNormBackwardStats(dx, dout, x backend.Mat, stats, w back
 
 // The row reductions of LayerNormBackward, in float64 with four
 // independent accumulators (a single chain of float64 adds is bound by the
-// add latency: this runs the EAP's 3*NH+1 receiver backward passes a layer
-// about 3x faster).
+// add latency): LayerNormBackward over 3 EAP runs on GPT-Neo-125M at 8 x 20
+// took 0.60 s of CPU before, 0.44 s after (pprof).
 
 // sum4 is sum_j x[j].
 func sum4(x []float32) float64 {
