@@ -109,6 +109,14 @@ func (be *Backend) DownloadMat(dst []float32, m backend.Mat) error {
 	return nil
 }
 
+// Take hands t's data over without a copy (backend.Taker); t is empty afterwards.
+func (be *Backend) Take(t backend.Tensor) []float32 {
+	ct := t.(*Tensor)
+	d := ct.Data
+	ct.Data = nil
+	return d
+}
+
 // maxFreeBuffers bounds the buffers kept per length.
 const maxFreeBuffers = 16
 

@@ -86,40 +86,10 @@ func (be *Backend) LayerNormBackward(dx, dout, x backend.Mat, w backend.Tensor, 
 	be.parallel(R, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr := xd[r*x.Stride : r*x.Stride+C]
-			var s float64
-			for _, v := range xr {
-				s += float64(v)
-			}
-			mu := s / float64(C)
-			var vs float64
-			for _, v := range xr {
-				d := float64(v) - mu
-				vs += d * d
-			}
-			rs := 1 / math.Sqrt(vs/float64(C)+float64(eps))
+			mu := sum4(xr) / float64(C)
+			rs := 1 / math.Sqrt(sqDev4(xr, mu)/float64(C)+float64(eps))
 			mean[r], rstd[r] = mu, rs
-			gr := gd[r*dout.Stride : r*dout.Stride+C]
-			mu32, rs32 := float32(mu), float32(rs)
-			var mg, mgx float64
-			for j, v := range xr {
-				g := gr[j] * wd[j]
-				mg += float64(g)
-				mgx += float64(g * (v - mu32))
-			}
-			mg32 := float32(mg / float64(C))
-			mgx32 := float32(mgx * rs * rs * rs / float64(C)) // rstd^2 * mean(g*xhat)
-			out := dd[r*dx.Stride : r*dx.Stride+C]
-			// dx = rstd*(g - mean(g)) - (x-mean)*rstd^2*mean(g*xhat), in float32
-			// (the same as rstd*(g - mean(g) - xhat*mean(g*xhat))).
-			if accumulate {
-				for j, v := range xr {
-					out[j] += rs32*(gr[j]*wd[j]-mg32) - (v-mu32)*mgx32
-				}
-			} else {
-				for j, v := range xr {
-					out[j] = rs32*(gr[j]*wd[j]-mg32) - (v-mu32)*mgx32
-				}
-			}
+			lnBackRow(dd[r*dx.Stride:r*dx.Stride+C], gd[r*dout.Stride:r*dout.Stride+C], xr, wd, mu, rs, accumulate)
 		}
 	})
 	if dw == nil && db == nil {
@@ -158,6 +128,135 @@ func (be *Backend) LayerNormBackward(dx, dout, x backend.Mat, w backend.Tensor, 
 		}
 	})
 	return nil
+}
+
+// lnBackRow is one row of LayerNormBackward given the row's mean and rstd:
+// dx = rstd*(g - mean(g)) - (x-mean)*rstd^2*mean(g*xhat), g = dout*w, in
+// float32 (the same as rstd*(g - mean(g) - xhat*mean(g*xhat))) with the
+// means in float64; out may alias dout (the row is read whole first).
+func lnBackRow(out, dout, x, w []float32, mu, rs float64, accumulate bool) {
+	C := len(x)
+	mu32, rs32 := float32(mu), float32(rs)
+	mg, mgx := lnDots(dout, w, x, mu32)
+	mg32 := float32(mg / float64(C))
+	mgx32 := float32(mgx * rs * rs * rs / float64(C)) // rstd^2 * mean(g*xhat)
+	out, dout, w = out[:C], dout[:C], w[:C]
+	if accumulate {
+		for j, v := range x {
+			out[j] += rs32*(dout[j]*w[j]-mg32) - (v-mu32)*mgx32
+		}
+	} else {
+		for j, v := range x {
+			out[j] = rs32*(dout[j]*w[j]-mg32) - (v-mu32)*mgx32
+		}
+	}
+}
+
+// LayerNormRowStats: x's row means and 1/sqrt(var+eps) [R, 2] (backend.LNStats).
+func (be *Backend) LayerNormRowStats(x backend.Mat, eps float32) (backend.Tensor, error) {
+	R, C := x.Rows, x.Cols
+	st, err := be.New(R, 2)
+	if err != nil {
+		return nil, err
+	}
+	sd, xd := host(st), view(x)
+	be.parallel(R, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr := xd[r*x.Stride : r*x.Stride+C]
+			mu := sum4(xr) / float64(C)
+			sd[2*r] = float32(mu)
+			sd[2*r+1] = float32(1 / math.Sqrt(sqDev4(xr, mu)/float64(C)+float64(eps)))
+		}
+	})
+	return st, nil
+}
+
+// LayerNormBackwardStats: LayerNormBackward's dx with the row statistics of
+// LayerNormRowStats (backend.LNStats).
+func (be *Backend) LayerNormBackwardStats(dx, dout, x backend.Mat, stats, w backend.Tensor, accumulate bool) error {
+	sameDims("layernorm_backward", dx, x)
+	sameDims("layernorm_backward", dout, x)
+	R, C := x.Rows, x.Cols
+	wd, sd := host(w), host(stats)
+	if len(wd) != C || len(sd) != 2*R {
+		panic(fmt.Sprintf("backend: layernorm_backward: weight of %d and %d stats for %dx%d", len(wd), len(sd), R, C))
+	}
+	xd, gd, dd := view(x), view(dout), view(dx)
+	be.parallel(R, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			lnBackRow(dd[r*dx.Stride:r*dx.Stride+C], gd[r*dout.Stride:r*dout.Stride+C], xd[r*x.Stride:r*x.Stride+C], wd,
+				float64(sd[2*r]), float64(sd[2*r+1]), accumulate)
+		}
+	})
+	return nil
+}
+
+// The row reductions of LayerNormBackward, in float64 with four
+// independent accumulators (a single chain of float64 adds is bound by the
+// add latency): LayerNormBackward over 3 EAP runs on GPT-Neo-125M at 8 x 20
+// took 0.60 s of CPU before, 0.44 s after (pprof).
+
+// sum4 is sum_j x[j].
+func sum4(x []float32) float64 {
+	var s0, s1, s2, s3 float64
+	j := 0
+	for ; j+4 <= len(x); j += 4 {
+		v := x[j : j+4 : j+4]
+		s0 += float64(v[0])
+		s1 += float64(v[1])
+		s2 += float64(v[2])
+		s3 += float64(v[3])
+	}
+	for ; j < len(x); j++ {
+		s0 += float64(x[j])
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// sqDev4 is sum_j (x[j]-mu)^2.
+func sqDev4(x []float32, mu float64) float64 {
+	var s0, s1, s2, s3 float64
+	j := 0
+	for ; j+4 <= len(x); j += 4 {
+		v := x[j : j+4 : j+4]
+		d0, d1, d2, d3 := float64(v[0])-mu, float64(v[1])-mu, float64(v[2])-mu, float64(v[3])-mu
+		s0 += d0 * d0
+		s1 += d1 * d1
+		s2 += d2 * d2
+		s3 += d3 * d3
+	}
+	for ; j < len(x); j++ {
+		d := float64(x[j]) - mu
+		s0 += d * d
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// lnDots is sum_j g_j and sum_j g_j*(x_j-mu) with g = dout*w (products in
+// float32, sums in float64).
+func lnDots(dout, w, x []float32, mu float32) (mg, mgx float64) {
+	n := len(x)
+	dout, w = dout[:n], w[:n]
+	var a0, a1, a2, a3, b0, b1, b2, b3 float64
+	j := 0
+	for ; j+4 <= n; j += 4 {
+		g, wv, xv := dout[j:j+4:j+4], w[j:j+4:j+4], x[j:j+4:j+4]
+		g0, g1, g2, g3 := g[0]*wv[0], g[1]*wv[1], g[2]*wv[2], g[3]*wv[3]
+		a0 += float64(g0)
+		a1 += float64(g1)
+		a2 += float64(g2)
+		a3 += float64(g3)
+		b0 += float64(g0 * (xv[0] - mu))
+		b1 += float64(g1 * (xv[1] - mu))
+		b2 += float64(g2 * (xv[2] - mu))
+		b3 += float64(g3 * (xv[3] - mu))
+	}
+	for ; j < n; j++ {
+		g := dout[j] * w[j]
+		a0 += float64(g)
+		b0 += float64(g * (x[j] - mu))
+	}
+	return (a0 + a1) + (a2 + a3), (b0 + b1) + (b2 + b3)
 }
 
 // GELUNewBackward: with u = s(x + 0.044715x^3), s = sqrt(2/pi),
@@ -318,8 +417,14 @@ func (be *Backend) EmbedBackward(dwte, dwpe, dx backend.Mat, tokens []int32, B, 
 
 // SoftmaxXentBackward: logits[i] <- scale*(softmax(logits[i]) - onehot(targets[i])).
 func (be *Backend) SoftmaxXentBackward(logits backend.Mat, targets []int32, scale float32) error {
-	if len(targets) != logits.Rows {
-		panic(fmt.Sprintf("backend: softmax_xent_backward: %d targets for %d rows", len(targets), logits.Rows))
+	return be.SoftmaxXentBackwardLoss(logits, targets, scale, nil)
+}
+
+// SoftmaxXentBackwardLoss is SoftmaxXentBackward writing each row's loss
+// logsumexp - logit[target] (in float64) into loss when not nil (backend.XentLoss).
+func (be *Backend) SoftmaxXentBackwardLoss(logits backend.Mat, targets []int32, scale float32, loss []float64) error {
+	if len(targets) != logits.Rows || (loss != nil && len(loss) != logits.Rows) {
+		panic(fmt.Sprintf("backend: softmax_xent_backward: %d targets and %d losses for %d rows", len(targets), len(loss), logits.Rows))
 	}
 	if logits.Rows == 0 {
 		return nil
@@ -332,6 +437,9 @@ func (be *Backend) SoftmaxXentBackward(logits backend.Mat, targets []int32, scal
 			t := targets[r]
 			if t < 0 {
 				clear(row)
+				if loss != nil {
+					loss[r] = 0
+				}
 				continue
 			}
 			if int(t) >= V {
@@ -341,13 +449,19 @@ func (be *Backend) SoftmaxXentBackward(logits backend.Mat, targets []int32, scal
 			for _, x := range row {
 				mx = max(mx, x)
 			}
+			xt := row[t] // the target's logit, before the row is overwritten
 			var sum float64
-			for _, x := range row {
-				sum += math.Exp(float64(x - mx))
+			for j, x := range row { // one exp per logit (exp32, as the forward's softmax), kept in the row
+				e := exp32(x - mx)
+				sum += float64(e)
+				row[j] = e
+			}
+			if loss != nil {
+				loss[r] = float64(mx) + math.Log(sum) - float64(xt)
 			}
 			inv := 1 / sum
-			for j, x := range row {
-				row[j] = float32(math.Exp(float64(x-mx))*inv) * scale
+			for j, e := range row {
+				row[j] = float32(float64(e)*inv) * scale
 			}
 			row[t] -= scale
 		}

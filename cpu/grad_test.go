@@ -281,3 +281,88 @@ func TestMatMulTNColSumEmbedBackward(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerNormBackwardStats: the split LayerNormBackward (row statistics
+// once, backend.LNStats) gives LayerNormBackward's dx on odd, strided
+// shapes, overwriting, accumulating, and in place (dx aliasing dout).
+func TestLayerNormBackwardStats(t *testing.T) {
+	be := New()
+	r := rand.New(rand.NewSource(2))
+	R, C, stride := 7, 13, 17
+	eps := float32(1e-5)
+	x := tensorOf(randVec(r, R*stride, 1))
+	xm := backend.Mat{T: x, Rows: R, Cols: C, Stride: stride}
+	w := tensorOf(randVec(r, C, 1))
+	g := randVec(r, R*stride, 1)
+	st, err := be.LayerNormRowStats(xm, eps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, acc := range []bool{false, true} {
+		prev := randVec(r, R*stride, 1)
+		want, got := tensorOf(append([]float32(nil), prev...)), tensorOf(append([]float32(nil), prev...))
+		gm := backend.Mat{T: tensorOf(g), Rows: R, Cols: C, Stride: stride}
+		be.LayerNormBackward(backend.Mat{T: want, Rows: R, Cols: C, Stride: stride}, gm, xm, w, eps, nil, nil, acc)
+		if err := be.LayerNormBackwardStats(backend.Mat{T: got, Rows: R, Cols: C, Stride: stride}, gm, xm, st, w, acc); err != nil {
+			t.Fatal(err)
+		}
+		inPlace := tensorOf(append([]float32(nil), g...))
+		if !acc {
+			ip := backend.Mat{T: inPlace, Rows: R, Cols: C, Stride: stride}
+			if err := be.LayerNormBackwardStats(ip, ip, xm, st, w, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < R; i++ {
+			for j := 0; j < C; j++ {
+				k := i*stride + j
+				if d := math.Abs(float64(got.Data[k] - want.Data[k])); d > 1e-5*(1+math.Abs(float64(want.Data[k]))) {
+					t.Fatalf("accumulate=%v [%d,%d]: %g, LayerNormBackward %g", acc, i, j, got.Data[k], want.Data[k])
+				}
+				if !acc && math.Abs(float64(inPlace.Data[k]-want.Data[k])) > 1e-5*(1+math.Abs(float64(want.Data[k]))) {
+					t.Fatalf("in place [%d,%d]: %g, LayerNormBackward %g", i, j, inPlace.Data[k], want.Data[k])
+				}
+			}
+			for j := C; j < stride; j++ { // the padding is left alone
+				if k := i*stride + j; got.Data[k] != prev[k] {
+					t.Fatalf("[%d,%d] outside the view written", i, j)
+				}
+			}
+		}
+	}
+}
+
+// TestSoftmaxXentBackwardLoss: the losses SoftmaxXentBackwardLoss writes are
+// logsumexp - logit[target] in float64 (0 for a negative target), and its
+// gradient is SoftmaxXentBackward's.
+func TestSoftmaxXentBackwardLoss(t *testing.T) {
+	be := New()
+	r := rand.New(rand.NewSource(5))
+	R, V := 5, 37
+	x := randVec(r, R*V, 3)
+	targets := []int32{3, -1, 36, 0, 3}
+	a, b := tensorOf(append([]float32(nil), x...)), tensorOf(append([]float32(nil), x...))
+	loss := make([]float64, R)
+	be.SoftmaxXentBackward(backend.Mat{T: a, Rows: R, Cols: V, Stride: V}, targets, 0.5)
+	if err := be.SoftmaxXentBackwardLoss(backend.Mat{T: b, Rows: R, Cols: V, Stride: V}, targets, 0.5, loss); err != nil {
+		t.Fatal(err)
+	}
+	for i := range a.Data {
+		if a.Data[i] != b.Data[i] {
+			t.Fatalf("gradient [%d]: %g, SoftmaxXentBackward %g", i, b.Data[i], a.Data[i])
+		}
+	}
+	for i, tg := range targets {
+		want := 0.0
+		if tg >= 0 {
+			var s float64
+			for _, v := range x[i*V : (i+1)*V] {
+				s += math.Exp(float64(v))
+			}
+			want = math.Log(s) - float64(x[i*V+int(tg)])
+		}
+		if math.Abs(loss[i]-want) > 1e-6*(1+math.Abs(want)) {
+			t.Errorf("row %d: loss %g, want %g", i, loss[i], want)
+		}
+	}
+}

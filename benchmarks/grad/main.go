@@ -11,32 +11,42 @@
 // machine is shared: compare the ratios printed in one run, not absolute
 // times across runs.
 //
-// Seen 2026-12-05 on benchmarks/model (random F32, GPT-Neo-125M
-// shapes), 2 AMD EPYC cores shared with other jobs, OpenBLAS 0.3.21 (OpenMP)
-// under both engines, 2 threads, B=8 T=20, median of 3.
-// At 17:11 UTC (load average 47, neoscope alone):
+// Seen 2026-12-05 on benchmarks/model (random F32, GPT-Neo-125M shapes),
+// 2 cores, the machine otherwise quiet, OpenBLAS 0.3.21 (OpenMP) under both
+// engines, 2 threads, B=8 T=20, median of 3, bash benchmarks/grad/run.sh
+// (neoscope, then PyTorch; wall s / forwards, CPU s beside):
 //
-//	                                  wall    forwards   CPU s   forwards
-//	forward (logits)                  0.580 s   1.00     0.388    1.00
-//	AtP, all heads/positions/MLPs     1.153 s   1.99     1.072    2.76   (goal <= 3)
-//	EAP, all 32,491 edges             2.261 s   3.90     1.889    4.87   (goal <= 4)
-//	parameter gradients (loss)        2.421 s   4.17     1.607    4.14
+//	                        17:55 UTC (before)   18:14 UTC (now)     PyTorch 18:14 UTC     PyTorch / neoscope (wall, CPU)
+//	forward (logits)        0.185 s  1.00        0.164 s  1.00       0.171 s  1.00
+//	AtP                     0.506 s  2.73        0.488 s  2.97       0.557 s  3.26          1.14x, 1.26x
+//	EAP, 32,491 edges       0.899 s  4.85        0.726 s  4.42       1.565 s  9.16          2.16x, 2.38x
+//	parameter gradients     0.861 s  4.65        0.644 s  3.92       0.593 s  3.47          0.92x, 1.00x
 //
-// At 17:00 UTC, bash benchmarks/grad/run.sh (load 99 falling to 88, one
-// after the other; neoscope before the EAP gather and prefix changes):
+// (AtP's forward units moved up because the forward got faster between the
+// runs; its own time went down.) What the changes between them cut: the
+// parameter gradients' 500 MB host copy (the CPU backend hands its buffers
+// over, backend.Taker), the first product into each gradient reading the
+// fresh zeros (beta 0), the second unembedding pass for the reported loss
+// (backend.XentLoss), float64 exps in the softmax backward; for EAP, ln_1's
+// row statistics once per layer (backend.LNStats) and unrolled reductions,
+// several layers' receivers per score product, W_O on the backend, and the
+// logit difference's gradient from its 2B unembedding rows.
 //
-//	                     neoscope wall / CPU     PyTorch wall / CPU     PyTorch / neoscope (wall, CPU)
-//	forward (logits)      1.18 s / 0.46 s          5.74 s / 2.08 s        4.9x, 4.5x
-//	AtP                   4.10 s / 1.28 s         13.52 s / 5.00 s        3.3x, 3.9x
-//	EAP                   7.39 s / 2.41 s         39.65 s / 16.79 s       5.4x, 7.0x
-//	parameter gradients   8.09 s / 1.93 s         11.06 s / 4.21 s        1.4x, 2.2x
+// Where the time goes now. EAP (0.73 s): the corrupt forward and the clean
+// recorded forward without logits (0.11 + 0.14 s; Record copies each
+// block's activations out), the blocks' backward (about 0.2 s, as AtP),
+// the senders' output differences (0.07 s, 144 head products), the 432
+// receiver products and their ln_1 backward (about 0.1 s) and the score
+// products G @ D^T (about 0.07 s: 8 GFLOP, D of 157 x B*T*C floats read
+// three times). The goal of 4 forwards would need the receivers' or the
+// scores' share halved again. Parameter gradients: the same FLOPs as
+// PyTorch's (the logits once, the blocks' two products each) plus first
+// touching 500 MB of fresh gradient buffers each call; CPU seconds are
+// even with PyTorch's, wall time 8% behind.
 //
-// In its own forward units PyTorch took 2.4 (AtP), 8.1 (EAP) and 2.0
-// (parameter gradients) in CPU seconds. Where the CPU time goes (pprof, EAP):
-// the matrix products of the two forwards and the backward, then
-// LayerNormBackward (one per receiver: 432 of [160, 768]), the per-layer
-// score products G @ D^T (about 9 GFLOP), and the per-head receiver products.
-// At 8 x 128 tokens, peak RSS (/usr/bin/time, -only): forward with logits
+// At 8 x 128 tokens, peak RSS (/usr/bin/time, -only; measured before the
+// changes above, which add no buffer at that size: G stays one layer's 3*NH+1
+// rows and the parameter gradients are no longer copied): forward with logits
 // 944 MB, AtP 858 MB (activations recomputed per block), EAP 1676 MB (the
 // senders' output differences, 157 x B*T*C floats, are most of the extra),
 // parameter gradients 1680 MB: all under twice the forward's.

@@ -146,9 +146,12 @@ func run(m *forward.Model, t Task, edges bool) (*Result, error) {
 }
 
 // eapAcc turns receiver gradients into edge scores: the senders' output
-// differences D [S, N] (N = B*T*C) live on the backend; the gradients of one
-// layer's receivers are gathered into G [R_l, N] and scored in one product
-// G @ D^T, so D is read once per layer.
+// differences D [S, N] (N = B*T*C) live on the backend; the gradients of
+// receivers are gathered into G [maxR, N] (one layer's 3*NH+1 receivers at
+// least, several layers' while G stays within GatherBytes) and scored in
+// one product G @ D[prefix]^T, so D is read once per flush, not once per
+// layer: on GPT-Neo-125M at 8 x 20 tokens, 3 flushes instead of 13 (the
+// scores of senders that do not feed a receiver are computed and dropped).
 type eapAcc struct {
 	m           *forward.Model
 	g           *graph.Graph
@@ -156,19 +159,26 @@ type eapAcc struct {
 	rowsPerNode int            // B*T
 	D           backend.Tensor // [S, N]
 	G           backend.Tensor // [maxR, N]
-	rows        []graph.Node   // receivers gathered in G
+	maxR        int
+	rows        []graph.Node // receivers gathered in G
+	src         []int        // [E] sender index of each edge
 	scores      []float64
 	sc          backend.Tensor // [maxR, S]
 }
 
 func newEAP(m *forward.Model, t Task, clean, corrupt *forward.Hooks) (*eapAcc, error) {
 	cfg, be := m.Cfg, m.BE
-	L, H, HS, C := cfg.Layers, cfg.Heads, cfg.DHead, cfg.DModel
+	L, H, C := cfg.Layers, cfg.Heads, cfg.DModel
 	R := t.B * t.T
 	gr := graph.New(L, H, cfg.ParallelAt)
 	a := &eapAcc{m: m, g: gr, N: R * C, rowsPerNode: R, scores: make([]float64, len(gr.Edges))}
 	S := len(gr.Senders)
-	maxR := 3*H + 1
+	maxR := max(3*H+1, min(len(gr.Receivers), int(GatherBytes/(4*int64(a.N)))))
+	a.maxR = maxR
+	a.src = make([]int, len(gr.Edges))
+	for e, ed := range gr.Edges {
+		a.src[e], _ = gr.SenderIndex(ed.S.String())
+	}
 	var err error
 	if a.D, err = be.New(S, a.N); err != nil {
 		return nil, err
@@ -216,13 +226,7 @@ func newEAP(m *forward.Model, t Task, clean, corrupt *forward.Hooks) (*eapAcc, e
 				}
 				defer be.Free(dz)
 				for h := 0; h < H; h++ {
-					wo, err := be.Upload(m.WOut(s.Layer, h), HS, C)
-					if err != nil {
-						return err
-					}
-					err = be.MatMul(row(si+h), backend.Whole(dz).ColSlice(h*HS, HS), backend.Whole(wo), false, nil, false)
-					be.Free(wo)
-					if err != nil {
+					if err := m.HeadOut(row(si+h), backend.Whole(dz), s.Layer, h); err != nil {
 						return err
 					}
 				}
@@ -245,10 +249,14 @@ func (a *eapAcc) free() {
 	}
 }
 
+// GatherBytes bounds the receiver gradients EAP gathers before scoring
+// them (at least one layer's are gathered whatever it says).
+var GatherBytes int64 = 96 << 20
+
 // slot gives the row of G receiver r's gradient is written into, scoring
-// the gathered receivers first when r belongs to another layer.
+// the gathered receivers first when G is full.
 func (a *eapAcc) slot(r graph.Node) (backend.Mat, error) {
-	if len(a.rows) > 0 && (r.Kind == graph.Logits || a.rows[0].Kind == graph.Logits || a.rows[0].Layer != r.Layer) {
+	if len(a.rows) >= a.maxR {
 		if err := a.flush(); err != nil {
 			return backend.Mat{}, err
 		}
@@ -266,10 +274,11 @@ func (a *eapAcc) receive(r graph.Node, g backend.Mat) error {
 	return nil
 }
 
-// flush scores the gathered receivers against the senders that feed them:
-// for each run of consecutive receivers fed by the same prefix of the
-// canonical sender order (a layer's MLP reads that layer's heads too, its
-// heads' q, k, v do not), one product G[run] @ D[prefix]^T.
+// flush scores the gathered receivers against the senders: one product
+// G @ D[:ns]^T, ns the widest prefix of the canonical sender order that
+// feeds one of them (a layer's MLP reads that layer's heads too, its heads'
+// q, k, v do not; the logits read every sender); each receiver keeps the
+// scores of its own in-edges.
 func (a *eapAcc) flush() error {
 	n := len(a.rows)
 	if n == 0 {
@@ -277,39 +286,30 @@ func (a *eapAcc) flush() error {
 	}
 	be := a.m.BE
 	S := len(a.g.Senders)
-	prefix := make([]int, n) // senders feeding each receiver: a prefix of the canonical order
-	for k, r := range a.rows {
+	ns := 0
+	for _, r := range a.rows {
 		ri, _ := a.g.ReceiverIndex(r.String())
 		in := a.g.In[ri]
 		for e := in[0]; e < in[1]; e++ {
-			si, _ := a.g.SenderIndex(a.g.Edges[e].S.String())
-			prefix[k] = max(prefix[k], si+1)
+			ns = max(ns, a.src[e]+1)
 		}
 	}
-	host := make([]float32, S)
-	for k0 := 0; k0 < n; {
-		k1, ns := k0+1, prefix[k0]
-		for k1 < n && prefix[k1] == ns {
-			k1++
-		}
-		sc := backend.Mat{T: a.sc, Off: k0 * S, Rows: k1 - k0, Cols: ns, Stride: S}
-		G := backend.Mat{T: a.G, Off: k0 * a.N, Rows: k1 - k0, Cols: a.N, Stride: a.N}
-		D := backend.Mat{T: a.D, Rows: ns, Cols: a.N, Stride: a.N}
-		if err := be.MatMul(sc, G, D, true, nil, false); err != nil {
+	sc := backend.Mat{T: a.sc, Rows: n, Cols: ns, Stride: S}
+	G := backend.Mat{T: a.G, Rows: n, Cols: a.N, Stride: a.N}
+	D := backend.Mat{T: a.D, Rows: ns, Cols: a.N, Stride: a.N}
+	if err := be.MatMul(sc, G, D, true, nil, false); err != nil {
+		return err
+	}
+	host := make([]float32, ns)
+	for k, r := range a.rows {
+		if err := be.DownloadMat(host, sc.RowSlice(k, 1)); err != nil {
 			return err
 		}
-		for k := k0; k < k1; k++ {
-			if err := be.DownloadMat(host[:ns], sc.RowSlice(k-k0, 1)); err != nil {
-				return err
-			}
-			ri, _ := a.g.ReceiverIndex(a.rows[k].String())
-			in := a.g.In[ri]
-			for e := in[0]; e < in[1]; e++ {
-				si, _ := a.g.SenderIndex(a.g.Edges[e].S.String())
-				a.scores[e] = float64(host[si])
-			}
+		ri, _ := a.g.ReceiverIndex(r.String())
+		in := a.g.In[ri]
+		for e := in[0]; e < in[1]; e++ {
+			a.scores[e] = float64(host[a.src[e]])
 		}
-		k0 = k1
 	}
 	a.rows = a.rows[:0]
 	return nil

@@ -203,6 +203,13 @@ func TestAtPEAP(t *testing.T) {
 				}
 			}
 			fixtures.Close(t, "eap_edge", r.EAP, c.json.EAP, c.tol(t, "eap_edge"))
+			// The same scores when G holds only one layer's receivers (the
+			// fixtures' gradients otherwise fit one flush).
+			defer func(b int64) { attrib.GatherBytes = b }(attrib.GatherBytes)
+			attrib.GatherBytes = 0
+			r1, err := attrib.EAP(m, task(c))
+			fixtures.Must(t, err)
+			fixtures.Close(t, "eap_edge (flush per 3*NH+1 receivers)", r1.EAP, c.json.EAP, c.tol(t, "eap_edge"))
 			// The position scores sum to the head scores.
 			for l := range r.HeadZPos {
 				for h, row := range r.HeadZPos[l] {
@@ -236,6 +243,13 @@ func TestParamGrads(t *testing.T) {
 				defer tp.Close()
 				g, err := tp.Backward(forward.NextTokenLoss(0), forward.BackwardOptions{Params: true})
 				fixtures.Must(t, err)
+				// The loss Backward reports (from the logits of its own
+				// pass) is MeanLoss's on the recorded pass.
+				wantLoss, err := m.MeanLoss(tp.State(), 0)
+				fixtures.Must(t, err)
+				if d := math.Abs(g.Value - wantLoss); d > 1e-5*(1+math.Abs(wantLoss)) {
+					t.Errorf("Backward's loss %g, MeanLoss %g", g.Value, wantLoss)
+				}
 				for key, want := range ref {
 					k := m.Cfg.Spec.Canonical(key)
 					got, ok := g.Params[k]

@@ -35,3 +35,32 @@ type Grad interface {
 	// become zero.
 	SoftmaxXentBackward(logits Mat, targets []int32, scale float32) error
 }
+
+// Taker is optional: a backend whose tensors already live in host memory
+// hands a tensor made by New over to the caller instead of copying it out
+// (the data Download would give). The tensor is empty afterwards: Free of it
+// does nothing and it must not be used again. The parameter gradients (as
+// many floats as the weights) are handed over this way.
+type Taker interface {
+	Take(t Tensor) []float32
+}
+
+// LNStats is optional (the CPU backend has it): LayerNormBackward split so
+// that several backward passes through one LayerNorm (the EAP's 3*NH
+// receivers of a layer read ln_1 of the same input) compute x's row
+// statistics once.
+type LNStats interface {
+	// LayerNormRowStats returns x's row means and 1/sqrt(var + eps): [R, 2].
+	LayerNormRowStats(x Mat, eps float32) (Tensor, error)
+	// LayerNormBackwardStats is LayerNormBackward without dw and db, with
+	// stats from LayerNormRowStats(x, eps); dx may alias dout.
+	LayerNormBackwardStats(dx, dout, x Mat, stats, w Tensor, accumulate bool) error
+}
+
+// XentLoss is optional (the CPU backend has it): SoftmaxXentBackward that
+// also writes each row's loss, logsumexp(logits[i]) - logits[i][targets[i]]
+// (0 where the target is negative), into loss, so that the mean next-token
+// loss and its gradient share one pass over the logits.
+type XentLoss interface {
+	SoftmaxXentBackwardLoss(logits Mat, targets []int32, scale float32, loss []float64) error
+}

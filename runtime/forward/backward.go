@@ -342,15 +342,37 @@ func (b *blockBufs) free(be backend.Backend) {
 // name. A fused per-head qkv weight's and bias's gradients are held in the
 // block order the forward pass uses (perHeadQKV) until host() puts them back.
 type paramGrads struct {
-	m *Model
-	t map[string]backend.Tensor
+	m       *Model
+	t       map[string]backend.Tensor
+	written map[string]bool // by a product that overwrote it (first)
 }
 
-// host downloads the gradient of name in the checkpoint's layout.
+// first says whether a matrix product writing the gradient of name is its
+// first (and marks it written): that one overwrites (beta = 0) instead of
+// adding into the zeros, so BLAS never reads the fresh buffer, which halves
+// the page faults of first touching the weights' worth of gradients.
+func (p *paramGrads) first(name string) bool {
+	if p.written[name] {
+		return false
+	}
+	if p.written == nil {
+		p.written = map[string]bool{}
+	}
+	p.written[name] = true
+	return true
+}
+
+// host downloads the gradient of name in the checkpoint's layout (takes
+// it without a copy where the backend is a backend.Taker: t is empty then).
 func (p *paramGrads) host(name string, t backend.Tensor) ([]float32, error) {
-	data := make([]float32, t.Len())
-	if err := p.m.BE.Download(data, t); err != nil {
-		return nil, err
+	var data []float32
+	if tk, ok := p.m.BE.(backend.Taker); ok {
+		data = tk.Take(t)
+	} else {
+		data = make([]float32, t.Len())
+		if err := p.m.BE.Download(data, t); err != nil {
+			return nil, err
+		}
 	}
 	cfg := p.m.Cfg
 	spec := cfg.Spec
@@ -478,6 +500,7 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 	if err != nil {
 		return nil, err
 	}
+	dUacc := dU != nil && !pg.first(unembedName)
 	dFinal := backend.Whole(bb.dx)
 	final := backend.Whole(tp.final)
 	switch obj.kind {
@@ -487,6 +510,15 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 			return nil, err
 		}
 		g.Value = Mean(ld)
+		rows := func(x backend.Mat) backend.Mat {
+			return backend.Mat{T: x.T, Off: obj.pos * C, Rows: B, Cols: C, Stride: T * C}
+		}
+		if dU == nil { // the two answers' unembedding rows, not the [B, V] logits
+			if err := m.logitDiffBackward(rows(dFinal), obj.a, obj.c); err != nil {
+				return nil, err
+			}
+			break
+		}
 		// dlogits [B, V] = (onehot(a) - onehot(c)) / B at row b*T+pos.
 		V := cfg.Vocab
 		dl := make([]float32, B*V)
@@ -499,24 +531,28 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 			return nil, err
 		}
 		defer be.Free(dlt)
-		rows := func(x backend.Mat) backend.Mat {
-			return backend.Mat{T: x.T, Off: obj.pos * C, Rows: B, Cols: C, Stride: T * C}
-		}
 		if err := be.MatMul(rows(dFinal), backend.Whole(dlt), m.unembed, false, nil, false); err != nil {
 			return nil, err
 		}
-		if dU != nil {
-			if err := gb.MatMulTN(backend.Whole(dU), backend.Whole(dlt), rows(final), true); err != nil {
+		if err := gb.MatMulTN(backend.Whole(dU), backend.Whole(dlt), rows(final), dUacc); err != nil {
+			return nil, err
+		}
+	case "loss":
+		if obj.from < 0 || obj.from > T-2 {
+			_, err := m.MeanLoss(st, obj.from) // its error names the range
+			return nil, err
+		}
+		var v float64
+		var ok bool
+		if v, ok, err = tp.lossBackward(gb, obj.from, dFinal, dU, dUacc); err != nil {
+			return nil, err
+		}
+		if !ok { // the backend gives no losses with the gradient
+			if v, err = m.MeanLoss(st, obj.from); err != nil {
 				return nil, err
 			}
 		}
-	case "loss":
-		if g.Value, err = m.MeanLoss(st, obj.from); err != nil {
-			return nil, err
-		}
-		if err := tp.lossBackward(gb, obj.from, dFinal, dU); err != nil {
-			return nil, err
-		}
+		g.Value = v
 	default:
 		return nil, fmt.Errorf("grad: no objective")
 	}
@@ -602,9 +638,10 @@ func (tp *Tape) Backward(obj Objective, opt BackwardOptions) (*Gradients, error)
 }
 
 // lossBackward writes dM/d ln_final output for the mean next-token loss
-// into dFinal and adds the unembedding's gradient into dU (when not nil),
-// a chunk of logits at a time.
-func (tp *Tape) lossBackward(gb backend.Grad, from int, dFinal backend.Mat, dU backend.Tensor) error {
+// into dFinal and writes (adds, when acc) the unembedding's gradient into
+// dU (when not nil), a chunk of logits at a time. Where the backend is a
+// backend.XentLoss it also returns the mean loss (ok), from the same logits.
+func (tp *Tape) lossBackward(gb backend.Grad, from int, dFinal backend.Mat, dU backend.Tensor, acc bool) (mean float64, ok bool, err error) {
 	m, be := tp.m, tp.m.BE
 	B, T, V := tp.B, tp.T, m.Cfg.Vocab
 	R := B * T
@@ -620,9 +657,14 @@ func (tp *Tape) lossBackward(gb backend.Grad, from int, dFinal backend.Mat, dU b
 	// At most 8M logits (32 MB) at a time: each chunk reads and writes the
 	// whole [V, C] unembedding gradient once, so fewer, larger chunks.
 	chunk := max(1, min(R, (1<<23)/V))
+	xl, ok := be.(backend.XentLoss)
+	var losses []float64
+	if ok {
+		losses = make([]float64, chunk)
+	}
 	buf, err := be.New(chunk, V)
 	if err != nil {
-		return err
+		return 0, false, err
 	}
 	defer be.Free(buf)
 	final := backend.Whole(tp.final)
@@ -631,21 +673,31 @@ func (tp *Tape) lossBackward(gb backend.Grad, from int, dFinal backend.Mat, dU b
 		lg := backend.Mat{T: buf, Rows: rows, Cols: V, Stride: V}
 		fin := final.RowSlice(r0, rows)
 		if err := be.MatMul(lg, fin, m.unembed, true, nil, false); err != nil {
-			return err
+			return 0, false, err
 		}
-		if err := gb.SoftmaxXentBackward(lg, targets[r0:r0+rows], 1/float32(n)); err != nil {
-			return err
+		if ok {
+			err = xl.SoftmaxXentBackwardLoss(lg, targets[r0:r0+rows], 1/float32(n), losses[:rows])
+			for i, l := range losses[:rows] {
+				if targets[r0+i] >= 0 {
+					mean += l
+				}
+			}
+		} else {
+			err = gb.SoftmaxXentBackward(lg, targets[r0:r0+rows], 1/float32(n))
+		}
+		if err != nil {
+			return 0, false, err
 		}
 		if err := be.MatMul(dFinal.RowSlice(r0, rows), lg, m.unembed, false, nil, false); err != nil {
-			return err
+			return 0, false, err
 		}
 		if dU != nil {
-			if err := gb.MatMulTN(backend.Whole(dU), lg, fin, true); err != nil {
-				return err
+			if err := gb.MatMulTN(backend.Whole(dU), lg, fin, acc || r0 > 0); err != nil {
+				return 0, false, err
 			}
 		}
 	}
-	return nil
+	return mean / float64(n), ok, nil
 }
 
 // linGrad adds the gradients of y = x @ op(W) + b for dy into the named
@@ -658,10 +710,11 @@ func linGrad(gb backend.Grad, pg *paramGrads, l lin, wName, bName string, x, dy 
 	if err != nil {
 		return err
 	}
+	acc := !pg.first(wName)
 	if l.Trans { // dW [out,in] = dy^T x
-		err = gb.MatMulTN(backend.Whole(dw), dy, x, true)
+		err = gb.MatMulTN(backend.Whole(dw), dy, x, acc)
 	} else { // dW [in,out] = x^T dy
-		err = gb.MatMulTN(backend.Whole(dw), x, dy, true)
+		err = gb.MatMulTN(backend.Whole(dw), x, dy, acc)
 	}
 	if err != nil || bName == "" {
 		return err
@@ -670,7 +723,7 @@ func linGrad(gb backend.Grad, pg *paramGrads, l lin, wName, bName string, x, dy 
 	if err != nil {
 		return err
 	}
-	return gb.ColSum(db, dy, true)
+	return gb.ColSum(db, dy, !pg.first(bName))
 }
 
 // linBack: dx (+)= dy @ op(W)^T.
@@ -936,6 +989,19 @@ func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre,
 		return err
 	}
 	if opt.Receiver != nil {
+		// 3*NH backward passes through ln_1 of the same input: its row
+		// statistics once where the backend can keep them (backend.LNStats).
+		lnBack := func(dst, d backend.Mat) error {
+			return gb.LayerNormBackward(dst, d, in, ly.ln1W, eps, nil, nil, false)
+		}
+		if ls, ok := be.(backend.LNStats); ok {
+			st, err := ls.LayerNormRowStats(in, eps)
+			if err != nil {
+				return err
+			}
+			defer be.Free(st)
+			lnBack = func(dst, d backend.Mat) error { return ls.LayerNormBackwardStats(dst, d, in, st, ly.ln1W, false) }
+		}
 		for hd := 0; hd < NH; hd++ {
 			for _, p := range projs {
 				if err := m.linBack(tmpX, p.d.ColSlice(hd*HS, HS), headLin(p.w, hd, HS), false); err != nil {
@@ -946,7 +1012,7 @@ func (tp *Tape) blockGrad(gb backend.Grad, l int, in, X1, QKV, Z, Mid, X2, Hpre,
 				if err != nil {
 					return err
 				}
-				if err := gb.LayerNormBackward(dst, tmpX, in, ly.ln1W, eps, nil, nil, false); err != nil {
+				if err := lnBack(dst, tmpX); err != nil {
 					return err
 				}
 				if err := opt.Receiver(r, dst); err != nil {
