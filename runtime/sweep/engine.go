@@ -500,25 +500,14 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 		// keeps its slot (its rows are already in place); other children
 		// and groups leaving the unablated stream get new slots after the
 		// active ones, in configuration order.
-		slot := map[node]int{}
-		kept := make([]bool, active)
-		var parents []int // of the new slots active, active+1, ...: a slot, or -1 for the cached residual
+		gs := newGroupSlots[node](active)
 		abls := make([]abl, active)
 		next := make([]int, len(cfgs))
 		add := func(i int, n node) {
-			if g, ok := slot[n]; ok {
-				next[i] = g
-				return
-			}
-			g := active + len(parents)
-			if n.parent >= 0 && !kept[n.parent] {
-				g = n.parent
-				kept[g] = true
-			} else {
-				parents = append(parents, n.parent)
+			g, appended := gs.assign(n.parent, n)
+			if appended {
 				abls = append(abls, abl{})
 			}
-			slot[n] = g
 			abls[g] = n.a
 			next[i] = g
 		}
@@ -542,6 +531,7 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 			add(i, n)
 		}
 		gid = next
+		parents := gs.parents
 		grown := active + len(parents)
 		if grown == 0 {
 			continue
@@ -676,4 +666,39 @@ func repeatTokens(tok []int32, n int) []int32 {
 		out = append(out, tok...)
 	}
 	return out
+}
+
+// groupSlots numbers the groups of one block of a prefix-tree pass (Eval,
+// evalPatch): configurations with the same history so far and the same
+// node key in this block share a group. The first child of an existing
+// group keeps its slot (its rows are already in place); other children and
+// groups leaving the unablated stream get new slots after the active ones,
+// in the order they are assigned.
+type groupSlots[K comparable] struct {
+	active  int
+	slot    map[K]int
+	kept    []bool
+	parents []int // of the new slots active, active+1, ...: a slot, or -1 for the cached residual
+}
+
+func newGroupSlots[K comparable](active int) *groupSlots[K] {
+	return &groupSlots[K]{active: active, slot: map[K]int{}, kept: make([]bool, active)}
+}
+
+// assign returns the group of node key whose group before this block is
+// parent (-1: the cached stream); appended says it is a new slot at the end.
+func (s *groupSlots[K]) assign(parent int, key K) (g int, appended bool) {
+	if g, ok := s.slot[key]; ok {
+		return g, false
+	}
+	g = s.active + len(s.parents)
+	if parent >= 0 && !s.kept[parent] {
+		g = parent
+		s.kept[g] = true
+	} else {
+		s.parents = append(s.parents, parent)
+		appended = true
+	}
+	s.slot[key] = g
+	return g, appended
 }

@@ -572,25 +572,14 @@ func (e *Engine) evalPatch(cfgs []Config) ([]float64, error) {
 	var gfirst []int
 	active, capacity := 0, 0
 	for l := 0; l <= L; l++ {
-		slot := map[node]int{}
-		kept := make([]bool, active)
-		var parents []int
+		gs := newGroupSlots[node](active)
 		gitems := make([][]Component, active)
 		next := make([]int, len(cfgs))
 		add := func(i int, n node) {
-			if g, ok := slot[n]; ok {
-				next[i] = g
-				return
-			}
-			g := active + len(parents)
-			if n.parent >= 0 && !kept[n.parent] {
-				g = n.parent
-				kept[g] = true
-			} else {
-				parents = append(parents, n.parent)
+			g, appended := gs.assign(n.parent, n)
+			if appended {
 				gitems = append(gitems, nil)
 			}
-			slot[n] = g
 			gitems[g] = items[i][l]
 			next[i] = g
 		}
@@ -610,6 +599,7 @@ func (e *Engine) evalPatch(cfgs []Config) ([]float64, error) {
 			add(i, node{parent: -1, key: keys[i][l]})
 		}
 		gid = next
+		parents := gs.parents
 		grown := active + len(parents)
 		if grown == 0 {
 			continue
