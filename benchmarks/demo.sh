@@ -69,7 +69,7 @@ header "Circuit discovery (ACDC) on the induction task" "circuit --task inductio
 rm -rf "$OUT/demo/circuit" # a fresh run (a kept journal would need --resume)
 ns circuit --task induction --batch 8 --period 10 --threshold 0.05 --out "$OUT/demo/circuit" >"$OUT/demo/circuit.txt"
 head -3 "$OUT/demo/circuit.txt"
-grep -E '^  (0\.3>mlp\.0|mlp\.0>1\.[0-9]\.k) ' "$OUT/demo/circuit.txt" || true
+grep -E '^  (embed>mlp\.0|mlp\.0>1\.[0-9]\.v) ' "$OUT/demo/circuit.txt" || true
 echo "(the circuit drawn: $OUT/demo/circuit/circuit.png)"
 
 header "The report: every experiment on one page" "report --out $OUT/report --circuit $OUT/demo/circuit"

@@ -12,8 +12,10 @@ import (
 	"github.com/neoscope/neoscope/models"
 	"github.com/neoscope/neoscope/probes/ablate"
 	"github.com/neoscope/neoscope/probes/induction"
+	"github.com/neoscope/neoscope/probes/ioi"
 	"github.com/neoscope/neoscope/probes/lens"
 	"github.com/neoscope/neoscope/runtime/forward"
+	"github.com/neoscope/neoscope/runtime/tokenizer"
 )
 
 // The bundled model's contract (issue: a small trained GPT-Neo ships with
@@ -95,6 +97,57 @@ func TestBundledModelContract(t *testing.T) {
 	}
 	t.Logf("induction heads (score >= 0.5): %v; second-half loss %.3f, %.3f with them ablated", heads, res.LossSecondHalf, abl)
 }
+
+// TestBundledModelIOI is the bundled model's IOI contract (issue #18, item
+// 5): on the prompts `neoscope ioi` builds by default (200, seed 1, BOS;
+// Wang et al.'s templates, none of which is a training template: see
+// models/train/ioi_data.py), the indirect object is preferred in at least
+// 90% of prompts with a mean logit difference of at least 1, the
+// clean-corrupt gap is large enough for a verdict, and both figures equal
+// PyTorch's in neo-tiny/expected.json.
+func TestBundledModelIOI(t *testing.T) {
+	t.Setenv("NEOSCOPE_CACHE", t.TempDir())
+	dir, err := models.DefaultDir()
+	fixtures.Must(t, err)
+	var exp struct {
+		IOI *struct {
+			Prompts   int     `json:"prompts"`
+			Preferred float64 `json:"io_preferred_fraction"`
+			LD        float64 `json:"ioi_ld_clean"`
+		} `json:"ioi"`
+	}
+	readJSON(t, filepath.Join(dir, "expected.json"), &exp)
+	if exp.IOI == nil {
+		t.Fatalf("%s has no \"ioi\" figures", filepath.Join(dir, "expected.json"))
+	}
+	m, err := forward.Open(cpu.New(), dir)
+	fixtures.Must(t, err)
+	defer m.Close()
+	tok, err := tokenizer.Load(dir)
+	fixtures.Must(t, err)
+	ds, err := ioi.BuildDataset(tok, exp.IOI.Prompts, 1, m.Cfg.BOS)
+	fixtures.Must(t, err)
+	res, err := ioi.Run(m, ds.Batches(), ioi.Options{})
+	fixtures.Must(t, err)
+	if res.IOPreferred < 0.9 || res.LDClean < 1 {
+		t.Errorf("IO preferred in %.1f%% of %d prompts, mean logit difference %.3f; want >= 90%% and >= 1",
+			100*res.IOPreferred, res.N, res.LDClean)
+	}
+	if g := ioi.GapTooSmall(res.RowLDClean, res.RowLDCorr); g.TooSmall {
+		t.Errorf("clean-corrupt gap too small for a verdict: %s", g.Reason)
+	}
+	fixtures.CloseTol(t, "IOI mean logit difference vs expected.json", []float64{res.LDClean}, []float64{exp.IOI.LD}, ioiLDTol)
+	if res.IOPreferred != exp.IOI.Preferred {
+		t.Errorf("IO preferred fraction %.4f, expected.json %.4f", res.IOPreferred, exp.IOI.Preferred)
+	}
+	t.Logf("IOI: IO preferred %.1f%%, mean LD clean %.3f, corrupt %.3f over %d prompts", 100*res.IOPreferred, res.LDClean, res.LDCorrupt, res.N)
+}
+
+// ioiLDTol bounds the IOI logit difference against expected.json: a
+// difference of two float32 logits of magnitude up to ~20 on both sides
+// (no float64 reference), averaged over 200 prompts; an assumed floor of
+// 1e-5 gives 1e-4.
+var ioiLDTol = fixtures.Tol{Key: "expected.json IOI logit difference (float32 vs float32)", Floor: 1e-5}
 
 // expLossTol bounds losses against neo-tiny/expected.json, which PyTorch
 // measured in float32 (no float64 reference and no recorded floor: both

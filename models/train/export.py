@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from neo import GPTNeo  # noqa: E402
-from train import induction_batch  # noqa: E402
+from train import induction_batch, ioi_eval  # noqa: E402
 
 
 def write_safetensors(path, tensors):
@@ -66,6 +66,7 @@ def main():
     ap.add_argument("--ckpt", default="models/train/ckpt/ckpt.pt")
     ap.add_argument("--data", default="models/train/data")
     ap.add_argument("--out", default="models/neo-tiny")
+    ap.add_argument("--ioi-eval", default="", help="IOI prompts (models/train/ioiprompts JSON)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     ck = torch.load(a.ckpt)
@@ -146,6 +147,15 @@ def main():
                 row.append(ce(o[:, q], ind[:, q + 1]))
             single.append(row)
 
+    ioi = None
+    if a.ioi_eval:
+        pr = json.load(open(a.ioi_eval))["prompts"]
+        frac, ld = ioi_eval(model, pr)
+        ioi = {"prompts": len(pr), "io_preferred_fraction": frac, "ioi_ld_clean": ld,
+               "note": "neoscope ioi's prompts (probes/ioi.BuildDataset, n=200, seed 1, BOS "
+                       "prepended; held-out templates: none is a training template), "
+                       "LD = logit(IO) - logit(S) at the last position"}
+
     exp = {
         "model": "neo-tiny",
         "weights_dtype": "F16 (measured with F16 weights upcast to F32)",
@@ -180,12 +190,15 @@ def main():
                             "ablated heads set to 0, out_proj bias kept",
         "train_step": ck["step"],
     }
+    if ioi:
+        exp["ioi"] = ioi
     json.dump(exp, open(os.path.join(a.out, "expected.json"), "w"), indent=1)
     json.dump(sample.tolist(), open(os.path.join(a.out, "heldout_tokens.json"), "w"))
     json.dump(ind.tolist(), open(os.path.join(a.out, "induction_tokens.json"), "w"))
     print(json.dumps(exp, indent=1))
     ok = (held_loss_full < uni_loss_full - 0.5 and sum(s >= 0.5 for s, _, _ in flat) >= 2
-          and abl > base and all(x > y for x, y in zip(lens, lens[1:])))
+          and abl > base and all(x > y for x, y in zip(lens, lens[1:]))
+          and (ioi is None or (ioi["io_preferred_fraction"] >= 0.9 and ioi["ioi_ld_clean"] >= 1)))
     print("ALL CHECKS PASS" if ok else "SOME CHECK FAILS")
 
 

@@ -10,7 +10,15 @@ Batch mixture (per sequence of T+1 tokens, T = context):
                    (ids with >= 20 occurrences in the training split, eot excluded). The loss on the
                    first copy of R is masked (it is unpredictable).
   * frac_textrep : a natural text span S (length 8..64) followed by S again, then text.
+  * frac_ioi     : IOI-style sentences (ioi_data.py), each preceded by <|endoftext|>, packed
+                   into the sequence, the loss at each answer (" IO") weighted by --ioi-weight (phase 5 only; 0 in phases 1-4, which then draw exactly as
+                   before).
   * rest         : plain windows from the training token stream.
+
+--init FILE starts from the weights of a model.safetensors (F16 upcast to F32) with a fresh
+optimizer at step 0; --ioi-eval FILE (written by `go run ./models/train/ioiprompts`) adds the IOI
+figures on neoscope's own prompts to each evaluation: the fraction preferring IO and the mean
+logit difference logit(IO) - logit(S) at the last position.
 """
 import argparse
 import json
@@ -53,9 +61,23 @@ def make_cfg(a):
 
 
 class Sampler:
-    def __init__(self, train, pool, T, rng, frac_rand, frac_textrep):
+    def __init__(self, train, pool, T, rng, frac_rand, frac_textrep, frac_ioi=0.0, ioi=None,
+                 eot=None, ioi_weight=1.0):
         self.train, self.pool, self.T, self.rng = train, pool, T, rng
-        self.fr, self.ft = frac_rand, frac_textrep
+        self.fr, self.ft, self.fi = frac_rand, frac_textrep, frac_ioi
+        self.ioi, self.eot, self.iw = ioi, eot, ioi_weight
+
+    def ioi_seq(self, n):
+        """IOI sentences, each after <|endoftext|>, the first at position 0 (as neoscope's
+        prompts, which start with BOS); returns the ids and the positions of the answers."""
+        out, ans, k = [], [], 0
+        while k < n:
+            s = self.ioi[int(self.rng.integers(0, len(self.ioi)))]
+            out.append(np.array([self.eot], dtype=np.int64))
+            out.append(s)
+            ans.append(k + len(s) - 1)  # " IO" is the sentence's last token but the full stop
+            k += 1 + len(s)
+        return np.concatenate(out)[:n], [p for p in ans if p < n]
 
     def text(self, n):
         s = self.rng.integers(0, len(self.train) - n)
@@ -81,6 +103,9 @@ class Sampler:
                 span = self.text(Ls)
                 pre = int(self.rng.integers(0, T1 - 2 * Ls + 1))
                 X[b] = np.concatenate([self.text(pre), span, span, self.text(T1 - pre - 2 * Ls)])
+            elif u < self.fr + self.ft + self.fi:
+                X[b], ans = self.ioi_seq(T1)
+                M[b, ans] = self.iw
             else:
                 X[b] = self.text(T1)
         X = torch.from_numpy(X)
@@ -117,6 +142,40 @@ def heldout_loss(model, held, T, n=64, seed=99):
     return tot / (n * T)
 
 
+@torch.no_grad()
+def ioi_eval(model, prompts):
+    """Fraction of prompts with logit(IO) > logit(S) at the last position, and the mean of
+    logit(IO) - logit(S): what `neoscope ioi` reports as io_preferred_fraction and ioi_ld_clean."""
+    lds = []
+    for p in prompts:
+        lg, _, _ = model(torch.tensor([p["clean_ids"]], dtype=torch.int64))
+        lds.append((lg[0, -1, p["io_id"]] - lg[0, -1, p["s_id"]]).item())
+    lds = np.array(lds)
+    return float((lds > 0).mean()), float(lds.mean())
+
+
+def load_ioi(a, vocab):
+    """The IOI training sentences and the evaluation prompts (phase 5)."""
+    from ioi_data import check_heldout, sentences
+    from prepare_data import BPE, NAMES
+    ev = json.load(open(a.ioi_eval)) if a.ioi_eval else {"names": [], "prompts": []}
+    if a.frac_ioi <= 0:
+        return None, ev["prompts"]
+    tokdir = a.tok
+    v = json.load(open(os.path.join(tokdir, "vocab.json"), encoding="utf-8"))
+    with open(os.path.join(tokdir, "merges.txt"), encoding="utf-8") as f:
+        merges = [tuple(l.split()) for l in f.read().split("\n")[1:] if l.strip()]
+    bpe = BPE(merges, v)
+    names = list(dict.fromkeys(NAMES + ev["names"]))
+    for n in names:
+        assert len(bpe.encode(" " + n)) == 1, f"{n} is not one token"
+    check_heldout([p["text"] for p in ev["prompts"]])
+    sents = sentences(bpe.encode, names, a.ioi_pool, a.ioi_seed)
+    print(f"ioi: {len(sents)} training sentences, {len(names)} names, "
+          f"{len(ev['prompts'])} evaluation prompts", flush=True)
+    return sents, ev["prompts"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="models/train/data")
@@ -137,6 +196,13 @@ def main():
     ap.add_argument("--wd", type=float, default=0.01)
     ap.add_argument("--frac-rand", type=float, default=0.25)
     ap.add_argument("--frac-textrep", type=float, default=0.1)
+    ap.add_argument("--frac-ioi", type=float, default=0.0)
+    ap.add_argument("--ioi-eval", default="", help="IOI evaluation prompts (ioiprompts JSON)")
+    ap.add_argument("--ioi-pool", type=int, default=40000, help="IOI training sentences")
+    ap.add_argument("--ioi-seed", type=int, default=5)
+    ap.add_argument("--ioi-weight", type=float, default=1.0, help="loss weight of IOI answers")
+    ap.add_argument("--tok", default="../neo-tiny", help="tokenizer dir (vocab.json, merges.txt)")
+    ap.add_argument("--init", default="", help="start from this model.safetensors, fresh optimizer")
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--ckpt-every", type=float, default=240.0, help="seconds")
     ap.add_argument("--stop-after", type=float, default=1e9, help="wall seconds for this process")
@@ -171,7 +237,14 @@ def main():
         torch.set_rng_state(ck["torch_rng"])
         hist = ck.get("hist", [])
         print(f"resumed at step {step}", flush=True)
-    sampler = Sampler(train, pool, a.seq_len or a.ctx, rng, a.frac_rand, a.frac_textrep)
+    elif a.init:
+        from export import read_safetensors
+        missing, unexpected = model.load_state_dict(read_safetensors(a.init), strict=False)
+        assert not missing and not unexpected, (missing, unexpected)
+        print(f"initialised from {a.init}", flush=True)
+    ioi_sents, ioi_prompts = load_ioi(a, a.vocab)
+    sampler = Sampler(train, pool, a.seq_len or a.ctx, rng, a.frac_rand, a.frac_textrep,
+                      a.frac_ioi, ioi_sents, a.vocab - 1, a.ioi_weight)
     ind_ids = induction_batch(pool)
     nparam = sum(p.numel() for p in model.parameters())
     print(f"params {nparam}, pool {len(pool)}, train tokens {len(train)}, cfg {json.dumps(cfg)}",
@@ -221,13 +294,16 @@ def main():
             model.eval()
             hl = heldout_loss(model, held, a.ctx)
             ind = induction_scores(model, ind_ids)
+            ioi = ioi_eval(model, ioi_prompts) if ioi_prompts else None
             model.train()
             flat = sorted(((s, l_, h) for l_, r in enumerate(ind) for h, s in enumerate(r)),
                           reverse=True)[:4]
             hist.append({"step": step, "heldout": hl, "train_ema": run_loss,
-                         "top_induction": flat, "time": time.time()})
+                         "top_induction": flat, "ioi": ioi, "time": time.time()})
             print(f"EVAL step {step} heldout {hl:.4f} top induction "
-                  + " ".join(f"L{l_}H{h}={s:.3f}" for s, l_, h in flat), flush=True)
+                  + " ".join(f"L{l_}H{h}={s:.3f}" for s, l_, h in flat)
+                  + (f" ioi io_preferred {ioi[0]:.3f} mean_ld {ioi[1]:.3f}" if ioi else ""),
+                  flush=True)
         if time.time() - tlast > a.ckpt_every or step == a.steps:
             save()
             tlast = time.time()
