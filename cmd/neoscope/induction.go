@@ -41,7 +41,11 @@ token) and heads-ablation.png (loss increase).`,
   neoscope induction --no-ablation --json`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := checkPlotPath(plotFile); err != nil {
+			variants := []string{"prev"}
+			if !noAblate {
+				variants = append(variants, "ablation")
+			}
+			if err := checkPlotPath(plotFile, variants...); err != nil {
 				return err
 			}
 			if tokFile != "" && (c.Flags().Changed("period") || c.Flags().Changed("batch") || c.Flags().Changed("seed")) {

@@ -47,7 +47,7 @@ reversed).
   neoscope ioi --n 100 --plot ioi.png`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := checkPlotPath(plotFile); err != nil {
+			if err := checkPlotPath(plotFile, "dla"); err != nil {
 				return err
 			}
 			if n < 1 {
