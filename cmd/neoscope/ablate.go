@@ -82,7 +82,7 @@ a list of heads at once (e.g. --set 2.0,2.1) and reports that loss too.
 			res := out.Result
 			if plotFile != "" && res.Head != nil {
 				if err := plot.Heatmap(plotFile, fmt.Sprintf("%s ablation: loss increase over %.4f", md, res.Baseline),
-					"head", "layer", layerLabels(len(res.Head)), headLabels(len(res.Head[0])), addConst(res.Head, -res.Baseline)); err != nil {
+					"head", "layer", layerLabels(len(res.Head)), headLabels(len(res.Head[0])), addConst(res.Head, -res.Baseline), plot.BarLabel("loss increase (nats)")); err != nil {
 					return err
 				}
 				logf("wrote %s", plotFile)

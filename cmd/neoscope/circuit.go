@@ -179,7 +179,7 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 			sum := circuit.Summarize(g, res, o)
 			sum.Inputs, sum.Evaluator, sum.Seconds = hash, evName, time.Since(start).Seconds()
 			title := fmt.Sprintf("ACDC circuit, %s, %s threshold %g: %d of %d edges, %s %.4g (full %.4g, empty %.4g)",
-				filepath.Base(dir), met, tau, len(sum.Edges), len(g.Edges), met, sum.Metric, sum.MetricFull, sum.MetricEmpty)
+				displayName(dir), met, tau, len(sum.Edges), len(g.Edges), met, sum.Metric, sum.MetricFull, sum.MetricEmpty)
 			if err := writeCircuit(out, g, res, sum, title); err != nil {
 				return err
 			}

@@ -583,13 +583,13 @@ func (f *sweepFlags) report(m *forward.Model, sum *sweepSummary, base float64, c
 		}
 		if len(inter.Components) <= sweep.MaxTable {
 			if err := plot.Heatmap(f.plotPath, col+" change: column ablated, given row",
-				"component ablated", "already ablated", inter.Sets, names, inter.Effect); err != nil {
+				"component ablated", "already ablated", inter.Sets, names, inter.Effect, plot.BarLabel(col+" change")); err != nil {
 				return err
 			}
 		} else {
 			cols, rows := inter.Summary()
 			if err := plot.Heatmap(f.plotPath, col+" change from ablating each component, over sets of the others",
-				"", "component", names, cols, rows); err != nil {
+				"", "component", names, cols, rows, plot.BarLabel(col+" change")); err != nil {
 				return err
 			}
 		}
@@ -608,7 +608,7 @@ func (f *sweepFlags) report(m *forward.Model, sum *sweepSummary, base float64, c
 	for i := range cl {
 		cl[i] = strconv.Itoa(i)
 	}
-	if err := plot.Heatmap(f.plotPath, "change in "+col+" from ablating one head", "head", "layer", rl, cl, grid); err != nil {
+	if err := plot.Heatmap(f.plotPath, "change in "+col+" from ablating one head", "head", "layer", rl, cl, grid, plot.BarLabel(col+" change")); err != nil {
 		return err
 	}
 	logf("sweep: drew %s", f.plotPath)

@@ -366,7 +366,7 @@ one with another model, input or option. OUT is never overwritten without
 					for i := range xs {
 						xs[i] = float64(i)
 					}
-					err := plot.Lines(plotFile, fmt.Sprintf("%s: KL(final || lens) per layer", filepath.Base(dir)),
+					err := plot.Lines(plotFile, fmt.Sprintf("%s: KL(final || lens) per layer", displayName(dir)),
 						"layer l (resid[l] = input of block l; L = final)", "KL (nats)",
 						[]plot.Series{{Name: "logit lens", X: xs, Y: res.LogitKL}, {Name: "tuned lens", X: xs, Y: res.TunedKL}})
 					if err != nil {
