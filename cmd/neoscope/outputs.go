@@ -7,7 +7,8 @@ import (
 )
 
 // forceOutputs is --force on the commands that write charts and have no
-// --force of their own (ablate, embed, induction, ioi, lens, patch):
+// --force of their own (ablate, compare, embed, induction, ioi, lens, patch,
+// tunedlens eval):
 // addForceFlags gives every command with --plot and no --force one.
 var forceOutputs bool
 
