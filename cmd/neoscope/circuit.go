@@ -265,7 +265,7 @@ func inductionPair(model string, batch, period int, seed uint64) (clean, corrupt
 	}
 	cfg, err := arch.Load(filepath.Join(dir, "config.json"))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, usageError{err}
 	}
 	if 2*period > cfg.Context {
 		return nil, nil, usagef("--period %d: 2x%d tokens exceed the model's context of %d", period, period, cfg.Context)

@@ -69,3 +69,4 @@ func TestCircuitOutputs(t *testing.T) {
 		t.Errorf("--force --resume: exit %d, want 2: %s", code, stderr)
 	}
 }
+
