@@ -69,4 +69,3 @@ func TestCircuitOutputs(t *testing.T) {
 		t.Errorf("--force --resume: exit %d, want 2: %s", code, stderr)
 	}
 }
-
