@@ -318,8 +318,17 @@ func TestSweepShardsMerge(t *testing.T) {
 		}
 	}
 	merged := filepath.Join(dir, "merged.csv")
-	if _, stderr, code := runCLI(t, append([]string{"merge", merged}, parts...)...); code != 0 {
+	stdout, stderr, code := runCLI(t, append([]string{"merge", merged, "--json"}, parts...)...)
+	if code != 0 {
 		t.Fatal(stderr)
+	}
+	var summary struct {
+		Out            string `json:"out"`
+		Configurations int    `json:"configurations"`
+		Shards         int    `json:"shards"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &summary); err != nil || summary.Out != merged || summary.Configurations != 125 || summary.Shards != 3 {
+		t.Errorf("merge --json: %v %+v (%s)", err, summary, stdout)
 	}
 	a := readResult(t, whole, "loss")
 	b := readResult(t, merged, "loss")
@@ -356,7 +365,7 @@ func TestSweepShardsMerge(t *testing.T) {
 	m.Complete = false
 	data, _ := json.Marshal(m)
 	fixtures.Must(t, os.WriteFile(sweep.MetaPath(parts[2]), data, 0o644))
-	_, stderr, code := runCLI(t, append([]string{"merge", filepath.Join(dir, "bad.csv")}, parts...)...)
+	_, stderr, code = runCLI(t, append([]string{"merge", filepath.Join(dir, "bad.csv")}, parts...)...)
 	if code != 2 || !strings.Contains(stderr, "shard 2/3 is incomplete") {
 		t.Errorf("merge with an incomplete shard: exit %d, %q", code, stderr)
 	}
