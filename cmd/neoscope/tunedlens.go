@@ -397,7 +397,7 @@ one with another model, input or option. OUT is never overwritten without
 		}
 		f.register(c)
 		in.register(c)
-		c.Flags().StringVar(&lensFile, "lens", "", "lens file written by `tunedlens fit`")
+		c.Flags().StringVar(&lensFile, "lens", "", "the lens `FILE` written by neoscope tunedlens fit")
 		c.Flags().StringVar(&plotFile, "plot", "", "write a chart of KL per layer, logit vs tuned lens (.png or .svg)")
 		c.Flags().BoolVar(&anyModel, "any-model", false, "evaluate a lens fitted on another model (fingerprint mismatch)")
 		c.Flags().IntVar(&seq, "seq", 0, "with --text: tokens per row (default: the whole text if it fits the context, else rows of the context length)")
