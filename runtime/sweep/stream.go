@@ -87,6 +87,9 @@ func (g *combos) each(yield func(Config) bool) bool {
 func (g *combos) has(c Config) bool { return len(c) == g.k && allIn(c, g.in) }
 
 func (g *combos) comps(add func(Component)) {
+	if g.k == 0 {
+		return // k(0, ...) is the empty configuration alone
+	}
 	for _, x := range g.set {
 		add(x)
 	}
