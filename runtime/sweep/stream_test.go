@@ -116,3 +116,27 @@ func TestStreamMemory(t *testing.T) {
 		t.Errorf("the live heap grew by %d MB while streaming %d configurations; want it bounded (< 8 MB)", grew>>20, n)
 	}
 }
+
+// TestPatchItemStream: on a stream PatchItem reads the terms' components,
+// with the same answer as a walk of the configurations.
+func TestPatchItemStream(t *testing.T) {
+	d := Dims{Layers: 4, Heads: 4, T: 6}
+	for src, want := range map[string]bool{
+		"singles(heads) | pairs(attn, mlp)": false,
+		"singles(heads) | 1.1@3":            true,
+		"given(0.0; singles(resid.*@2))":    true,
+		"k(0, 1.1@2) | singles(0.*)":        false,
+		"edges(mlp.1)":                      true,
+	} {
+		s, err := Open(src, d)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		cfgs, _ := Parse(src, d)
+		_, got := PatchItem(s)
+		_, walked := PatchItem(Configs(cfgs))
+		if got != want || walked != want {
+			t.Errorf("%s: PatchItem %v on the stream, %v on the configurations; want %v", src, got, walked, want)
+		}
+	}
+}
