@@ -69,3 +69,20 @@ func TestCircuitOutputs(t *testing.T) {
 		t.Errorf("--force --resume: exit %d, want 2: %s", code, stderr)
 	}
 }
+
+// TestMissingFolderSaid (issue 18, outputs): an output whose folder does not
+// exist is written there, and stderr says the folder is being created.
+func TestMissingFolderSaid(t *testing.T) {
+	model, tokens := copyModel(t)
+	out := filepath.Join(t.TempDir(), "new", "sub", "acts.safetensors")
+	_, stderr, code := runCLI(t, "run", "--model", model, "--backend", "cpu", "--tokens", tokens, "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, filepath.Dir(out)+" does not exist and will be created") {
+		t.Errorf("the missing folder was created silently: %q", stderr)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Error(err)
+	}
+}

@@ -47,6 +47,7 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 			if err := report.CheckOut(out); err != nil {
 				return usagef("--out: %v", err)
 			}
+			noteMissingFolder("--out", out)
 			circuits, err := readCircuitFigures(circuitDirs)
 			if err != nil {
 				return err
