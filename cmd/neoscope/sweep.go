@@ -56,8 +56,9 @@ k(N, ...), given(FIXED; SPACE), file(PATH), unions with '|' or ',') and writes
 one row per configuration: config, n_ablated, the metric (loss or logit_diff),
 delta (change from the unablated model) and index (position in the space).
 A configuration listed twice runs once (the first occurrence keeps its
-index); a space is counted before it is expanded, and one of more than
---max-configs configurations is refused at once.
+index); a space is counted first, and one of more than --max-configs
+configurations is refused at once; below that it is read as a stream,
+65,536 configurations at a time, so memory does not grow with its size.
 
 Configurations are evaluated many at a time: the unablated residual stream is
 computed once, configurations share every layer before they differ (a prefix
