@@ -18,7 +18,7 @@ import (
 	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	_ "gonum.org/v1/plot/vg/vgimg" // registers png
+	"gonum.org/v1/plot/vg/vgimg"   // registers png; measures text
 	_ "gonum.org/v1/plot/vg/vgsvg" // registers svg
 
 	"github.com/neoscope/neoscope/internal/outfile"
@@ -122,13 +122,14 @@ func Lines(path, title, xlabel, ylabel string, series []Series) error {
 // inset is the canvas less a margin on every side, so that nothing a chart
 // draws (the last tick label, a legend) touches the figure's edge.
 func inset(dc draw.Canvas) draw.Canvas {
-	m := 0.12 * vg.Inch
-	dc.Min.X += m
-	dc.Min.Y += m
-	dc.Max.X -= m
-	dc.Max.Y -= m
+	dc.Min.X += margin
+	dc.Min.Y += margin
+	dc.Max.X -= margin
+	dc.Max.Y -= margin
 	return dc
 }
+
+const margin = 0.12 * vg.Inch
 
 func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
@@ -305,39 +306,42 @@ func Heatmaps(path, title, xlabel, ylabel string, panels []Panel, opts ...Option
 		}
 	}
 
-	// Figure size: ~0.55in per cell plus margins, each panel within 5..12 in
-	// wide; the height fits the tallest panel.
-	cellIn := 0.55
-	barW := 1.1 * vg.Inch
-	var widths []vg.Length
-	var w, h vg.Length
-	for _, pn := range panels {
-		pw := vg.Length(math.Min(12, math.Max(5, cellIn*float64(len(pn.Values[0]))+2.5))) * vg.Inch
-		if len(panels) > 1 {
-			pw -= barW
-		}
-		widths = append(widths, pw)
-		w += pw
-		h = max(h, vg.Length(math.Min(12, math.Max(3.5, cellIn*float64(len(pn.Values))+1.8)))*vg.Inch)
-	}
-	if len(panels) > 1 {
-		w += barW
-	}
-	titleH := vg.Length(0)
-	if title != "" {
-		titleH = 0.4 * vg.Inch
-		h += titleH
-	}
-	var plots []*gplot.Plot
-	for i, pn := range panels {
-		plots = append(plots, heatPanel(pn, xlabel, ylabel, cm, widths[i]-barW*vg.Length(b2f(len(panels) == 1)), h-titleH))
-	}
 	bar := gplot.New()
 	bar.Add(&plotter.ColorBar{ColorMap: cm, Vertical: true})
 	bar.HideX()
 	bar.Y.Padding = 0
 	bar.Title.Text = " " // keeps the bar's top in line with the heat map's
 	bar.Y.Label.Text = o.bar
+	// The bar's column: a gap, its axis (ticks and label, measured), the
+	// bar itself (barIn wide), a right margin.
+	const gap, barIn, pad = 0.15 * vg.Inch, 0.3 * vg.Inch, 0.1 * vg.Inch
+	probe := draw.New(vgimg.New(10*vg.Inch, 5*vg.Inch))
+	axisW := probe.Size().X - bar.DataCanvas(probe).Size().X
+	barW := gap + axisW + barIn + pad
+
+	// Figure size: ~0.55in per cell plus margins, each panel within 5..12 in
+	// wide, then the bar's column and the margins; the height fits the
+	// tallest panel.
+	cellIn := 0.55
+	var widths []vg.Length
+	var h vg.Length
+	w := barW + 2*margin
+	for _, pn := range panels {
+		pw := vg.Length(math.Min(12, math.Max(5, cellIn*float64(len(pn.Values[0]))+2.5))-1.1) * vg.Inch
+		widths = append(widths, pw)
+		w += pw
+		h = max(h, vg.Length(math.Min(12, math.Max(3.5, cellIn*float64(len(pn.Values))+1.8)))*vg.Inch)
+	}
+	titleH := vg.Length(0)
+	if title != "" {
+		titleH = 0.4 * vg.Inch
+		h += titleH
+	}
+	h += 2 * margin
+	var plots []*gplot.Plot
+	for i, pn := range panels {
+		plots = append(plots, heatPanel(pn, xlabel, ylabel, cm, widths[i], h-titleH-2*margin))
+	}
 	return write(path, w, h, func(dc draw.Canvas) {
 		dc = inset(dc)
 		if title != "" {
@@ -351,24 +355,14 @@ func Heatmaps(path, title, xlabel, ylabel string, panels []Panel, opts ...Option
 		for i, p := range plots {
 			c := dc
 			c.Min.X, c.Max.X = x, x+widths[i]
-			if len(panels) == 1 {
-				c.Max.X = dc.Max.X - barW
-			}
 			p.Draw(c)
 			x = c.Max.X
 		}
 		right := dc
-		right.Min.X = x + 0.15*vg.Inch
-		right.Max.X = dc.Max.X - 0.3*vg.Inch
+		right.Min.X = x + gap
+		right.Max.X = right.Min.X + axisW + barIn
 		bar.Draw(right)
 	})
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // heatPanel builds one heat map plot with cell labels, coloured by cm, for a

@@ -291,6 +291,12 @@ func TestInsideFrame(t *testing.T) {
 		"heatmap": func(p string) error {
 			return Heatmap(p, "induction score", "head", "layer", nil, nil, [][]float64{{0.1, 0.8}, {0.3, -0.2}})
 		},
+		"heatmaps": func(p string) error {
+			return Heatmaps(p, "zero ablation: loss increase per head", "head", "layer", []Panel{
+				{Title: "tiny-neo (baseline 9.2336)", Values: [][]float64{{-0.02, 0.04}, {0.3, -0.1}}},
+				{Title: "tiny-gpt2 (baseline 9.3143)", Values: [][]float64{{0.05, -0.14}, {0.31, 0.01}}}},
+				BarLabel("loss increase (nats)"))
+		},
 		"scatter": func(p string) error {
 			return Scatter(p, "EAP vs exact", "exact", "estimate", []Point{{"a", 0, 0.1}, {"b", 1, 0.7}, {"c", -0.5, 0.2}}, 1)
 		},
@@ -320,6 +326,56 @@ func TestInsideFrame(t *testing.T) {
 					x, y = b.Max.X, b.Max.Y
 				}
 			}
+		}
+	}
+}
+
+// TestColourBarWidth: the colour bar keeps its width beside its ticks and
+// label, with one panel or several (its column is measured, not guessed:
+// with two panels and a label, the bar had shrunk to a sliver under its
+// own tick labels).
+func TestColourBarWidth(t *testing.T) {
+	dir := t.TempDir()
+	v := [][]float64{{-1, -0.5}, {-0.2, 0.01}} // scale [-1, 1]: only the bar reaches its top colour
+	top, err := colorMap(-1, 1).At(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, tg, tb, _ := top.RGBA()
+	near := func(a, b uint32) bool { return a>>8 <= b>>8+12 && b>>8 <= a>>8+12 }
+	for name, panels := range map[string][]Panel{
+		"one": {{Title: "a", Values: v}},
+		"two": {{Title: "a", Values: v}, {Title: "b", Values: v}},
+	} {
+		p := filepath.Join(dir, name+".png")
+		if err := Heatmaps(p, "t", "head", "layer", panels, BarLabel("a long colour bar label (nats)")); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		widest := 0
+		b := img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			run := 0
+			for x := b.Min.X; x < b.Max.X; x++ {
+				r, g, bl, _ := img.At(x, y).RGBA()
+				if near(r, tr) && near(g, tg) && near(bl, tb) {
+					run++
+					widest = max(widest, run)
+				} else {
+					run = 0
+				}
+			}
+		}
+		if widest < 24 { // 0.25 in at 96 dpi
+			t.Errorf("%s panel(s): the colour bar is %d px wide, want at least 24", name, widest)
 		}
 	}
 }
