@@ -2,6 +2,8 @@ package sweep_test
 
 import (
 	"bytes"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,8 +18,9 @@ import (
 // (Window 7, so 18 windows and their boundaries) against the same space
 // run as one window: the same rows in index order, handed to Row in that
 // order, values equal within float32 rounding (chunks differ only at the
-// window boundaries). Then a journal cut mid-way, mid-line, resumes to a
-// file byte-identical to the uninterrupted windowed run.
+// window boundaries); the same as 3 shards. Then a journal cut mid-way,
+// mid-line, resumes to a file byte-identical to the uninterrupted windowed
+// run.
 func TestRunWindows(t *testing.T) {
 	ref := fixtures.Load(t, "tiny-neo")
 	m, err := forward.Open(cpu.New(), ref.Dir)
@@ -31,13 +34,17 @@ func TestRunWindows(t *testing.T) {
 	const space = "pairs(heads) | singles(attn) | given(mlp.1; singles(0.*)) | none"
 	dims := sweep.DimsOf(m.Cfg)
 	dir := t.TempDir()
-	run := func(out string, window int, resume bool) ([]sweep.Row, int) {
+	run := func(out string, window int, resume bool, shard ...int) ([]sweep.Row, int) {
 		t.Helper()
 		s, err := sweep.Open(space, dims)
 		fixtures.Must(t, err)
 		var rows []sweep.Row
+		meta := sweep.Meta{Space: space, Model: ref.Dir, Metric: "loss"}
+		if len(shard) == 2 {
+			meta.Shard, meta.Shards = shard[0], shard[1]
+		}
 		n, err := sweep.Run(e, s, sweep.RunOptions{Out: out, Format: sweep.CSV, Window: window, Resume: resume,
-			Meta: sweep.Meta{Space: space, Model: ref.Dir, Metric: "loss"},
+			Meta: meta,
 			Row:  func(r sweep.Row) error { rows = append(rows, r); return nil }})
 		fixtures.Must(t, err)
 		return rows, n
@@ -57,6 +64,25 @@ func TestRunWindows(t *testing.T) {
 		got[i], want[i] = win[i].Value, whole[i].Value
 	}
 	fixtures.Close(t, "windows of 7 vs one window", got, want, tolSelf)
+
+	// Shards of a windowed run: each holds its indices i mod 3, in order,
+	// with the configurations and values of the whole run.
+	seen := 0
+	for i := 0; i < 3; i++ {
+		rows, n := run(filepath.Join(dir, fmt.Sprintf("part.%d.csv", i)), 7, false, i, 3)
+		if n != sweep.ShardLen(total, i, 3) || len(rows) != n {
+			t.Fatalf("shard %d/3: %d rows, want %d", i, n, sweep.ShardLen(total, i, 3))
+		}
+		for k, r := range rows {
+			if r.Index != i+3*k || r.Config != whole[r.Index].Config || math.Abs(r.Value-whole[r.Index].Value) > tolSelf {
+				t.Fatalf("shard %d/3, row %d: %+v, whole run %+v", i, k, r, whole[r.Index])
+			}
+		}
+		seen += n
+	}
+	if seen != total {
+		t.Errorf("3 shards hold %d rows, want %d", seen, total)
+	}
 
 	data, err := os.ReadFile(out)
 	fixtures.Must(t, err)
