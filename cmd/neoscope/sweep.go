@@ -400,7 +400,8 @@ func runSweep(f *sweepFlags) error {
 	})
 	p.Finish()
 	if err != nil {
-		if strings.Contains(err.Error(), "exists: pass --resume") || strings.Contains(err.Error(), "--resume:") {
+		var fe *sweep.FileError
+		if errors.As(err, &fe) {
 			return usageError{err}
 		}
 		return err

@@ -176,6 +176,26 @@ func TestSweepCLIBadInput(t *testing.T) {
 	if _, stderr, code := runCLI(t, append(args, "--resume")...); code != 2 || !strings.Contains(stderr, "different sweep") {
 		t.Errorf("resume with another space: exit %d, %q", code, stderr)
 	}
+	// A damaged journal (a row that is not in the space, a line that is not
+	// a row) or sidecar is bad input: exit 2, naming the file.
+	args[len(args)-1] = "singles(mlp)"
+	meta := fileBytes(t, sweep.MetaPath(out))
+	incomplete := bytes.Replace(meta, []byte(`"complete": true`), []byte(`"complete": false`), 1)
+	good := fileBytes(t, out)
+	for _, c := range []struct {
+		journal, sidecar []byte
+		want             string
+	}{
+		{append(append([]byte{}, good...), "mlp.0,1,9.1,0.1,77\n"...), incomplete, "configuration 77"},
+		{append(append([]byte{}, good...), "not,a,row\n"...), incomplete, "r.csv:"},
+		{good, []byte("{not json"), "meta.json"},
+	} {
+		fixtures.Must(t, os.WriteFile(out, c.journal, 0o644))
+		fixtures.Must(t, os.WriteFile(sweep.MetaPath(out), c.sidecar, 0o644))
+		if _, stderr, code := runCLI(t, append(args, "--resume")...); code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("resume from a damaged file: exit %d, want 2 naming %q: %s", code, c.want, stderr)
+		}
+	}
 }
 
 // TestSweepKillResume SIGKILLs a sweep at random moments, resumes it each

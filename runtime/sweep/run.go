@@ -182,17 +182,17 @@ func Run(e *Engine, src Source, opt RunOptions) (int, error) {
 	case opt.Resume:
 		old, err := ReadMeta(opt.Out)
 		if err != nil && exists {
-			return 0, err
+			return 0, &FileError{err.Error()}
 		}
 		if err == nil {
 			if d := sameSweep(old, &meta); d != "" {
-				return 0, fmt.Errorf("%s: --resume: the file holds a different sweep (%s)", opt.Out, d)
+				return 0, fileErrorf("%s: --resume: the file holds a different sweep (%s)", opt.Out, d)
 			}
 			if !SameBaseline(old.Baseline, meta.Baseline) {
-				return 0, fmt.Errorf("%s: --resume: the file's baseline %s is %v, this run's is %v: the model or inputs changed since the sweep started (start over with --force)", opt.Out, meta.Metric, old.Baseline, meta.Baseline)
+				return 0, fileErrorf("%s: --resume: the file's baseline %s is %v, this run's is %v: the model or inputs changed since the sweep started (start over with --force)", opt.Out, meta.Metric, old.Baseline, meta.Baseline)
 			}
 			if old.Shard != meta.Shard || old.Format != meta.Format {
-				return 0, fmt.Errorf("%s: --resume: the file holds shard %d/%d as %s, this run is shard %d/%d as %s", opt.Out, old.Shard, old.Shards, old.Format, meta.Shard, meta.Shards, meta.Format)
+				return 0, fileErrorf("%s: --resume: the file holds shard %d/%d as %s, this run is shard %d/%d as %s", opt.Out, old.Shard, old.Shards, old.Format, meta.Shard, meta.Shards, meta.Format)
 			}
 			if old.Complete {
 				n, err := EachRow(opt.Out, opt.Format, col, func(Row) error { return nil })
@@ -212,7 +212,7 @@ func Run(e *Engine, src Source, opt RunOptions) (int, error) {
 			resume = jErr == nil || (opt.Format != Parquet && statErr == nil)
 		}
 	case exists && !opt.Force:
-		return 0, fmt.Errorf("%s exists: pass --resume to continue that sweep or --force to start over", opt.Out)
+		return 0, fileErrorf("%s exists: pass --resume to continue that sweep or --force to start over", opt.Out)
 	}
 	if !resume {
 		if opt.Format == Parquet {
@@ -242,8 +242,11 @@ func Run(e *Engine, src Source, opt RunOptions) (int, error) {
 	peek := func() (*Row, error) {
 		if ahead == nil {
 			r, ok, err := old.next()
-			if err != nil || !ok {
-				return nil, err
+			if err != nil {
+				return nil, &FileError{err.Error()}
+			}
+			if !ok {
+				return nil, nil
 			}
 			ahead = &r
 		}
@@ -276,19 +279,19 @@ func Run(e *Engine, src Source, opt RunOptions) (int, error) {
 			}
 			if r == nil || pos(r.Index) >= start+len(win) || r.Index < meta.Shard || (r.Index-meta.Shard)%meta.Shards != 0 {
 				if r != nil && (r.Index < meta.Shard || (r.Index-meta.Shard)%meta.Shards != 0) {
-					return fmt.Errorf("%s: row for configuration %d, which is not in shard %d/%d", jpath, r.Index, meta.Shard, meta.Shards)
+					return fileErrorf("%s: row for configuration %d, which is not in shard %d/%d", jpath, r.Index, meta.Shard, meta.Shards)
 				}
 				break
 			}
 			p := pos(r.Index)
 			if p < start {
-				return fmt.Errorf("%s: configuration %d (%s) is out of place: the journal holds the space's windows of %d configurations in order (written with another window size or by an older neoscope? start over with --force)", jpath, r.Index, r.Config, W)
+				return fileErrorf("%s: configuration %d (%s) is out of place: the journal holds the space's windows of %d configurations in order (written with another window size or by an older neoscope? start over with --force)", jpath, r.Index, r.Config, W)
 			}
 			if want := win[p-start].String(); r.Config != want {
-				return fmt.Errorf("%s: configuration %d is %q in the file, %q in the space", jpath, r.Index, r.Config, want)
+				return fileErrorf("%s: configuration %d is %q in the file, %q in the space", jpath, r.Index, r.Config, want)
 			}
 			if have[p] {
-				return fmt.Errorf("%s: configuration %d (%s) appears twice", jpath, r.Index, r.Config)
+				return fileErrorf("%s: configuration %d (%s) appears twice", jpath, r.Index, r.Config)
 			}
 			have[p] = true
 			ahead = nil
@@ -365,7 +368,7 @@ func Run(e *Engine, src Source, opt RunOptions) (int, error) {
 		if r, perr := peek(); perr != nil {
 			err = perr
 		} else if r != nil {
-			err = fmt.Errorf("%s: configuration %d (%s) is not in this shard of the space (%d configurations)", jpath, r.Index, r.Config, meta.Count)
+			err = fileErrorf("%s: configuration %d (%s) is not in this shard of the space (%d configurations)", jpath, r.Index, r.Config, meta.Count)
 		}
 	}
 	if err != nil {
@@ -423,7 +426,7 @@ func writeWindows(out string, f Format, col, jpath string, jf Format, W int, pos
 			w := pos(r.Index) / W
 			if w != cur {
 				if w < cur {
-					return fmt.Errorf("%s: configuration %d (%s) is out of place (window %d after window %d)", jpath, r.Index, r.Config, w, cur)
+					return fileErrorf("%s: configuration %d (%s) is out of place (window %d after window %d)", jpath, r.Index, r.Config, w, cur)
 				}
 				if err := flush(); err != nil {
 					return err
@@ -434,6 +437,16 @@ func writeWindows(out string, f Format, col, jpath string, jf Format, W int, pos
 		}
 	})
 }
+
+// FileError is a problem with the result file Run was given, its sidecar
+// or its journal (an existing file without --resume or --force, another
+// sweep's file, rows out of place or damaged): bad input, not a failed
+// computation.
+type FileError struct{ msg string }
+
+func (e *FileError) Error() string { return e.msg }
+
+func fileErrorf(format string, a ...any) error { return &FileError{fmt.Sprintf(format, a...)} }
 
 // SameBaseline says whether two unablated metric values come from the same
 // model and inputs. Shards on nodes with other core counts (BLAS thread
