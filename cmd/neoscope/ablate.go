@@ -82,7 +82,7 @@ a list of heads at once (e.g. --set 2.0,2.1) and reports that loss too.
 			res := out.Result
 			if plotFile != "" && res.Head != nil {
 				if err := plot.Heatmap(plotFile, fmt.Sprintf("%s ablation: loss increase over %.4f", md, res.Baseline),
-					"head", "layer", layerLabels(len(res.Head)), headLabels(len(res.Head[0])), addConst(res.Head, -res.Baseline)); err != nil {
+					"head", "layer", layerLabels(len(res.Head)), headLabels(len(res.Head[0])), addConst(res.Head, -res.Baseline), plot.BarLabel("loss increase (nats)")); err != nil {
 					return err
 				}
 				logf("wrote %s", plotFile)
@@ -179,15 +179,34 @@ func runAblate(m *forward.Model, tokens []int32, B, T int, ev ablate.Each, md ab
 
 // checkPlotPath rejects a --plot name the plot package cannot write, before
 // any work is done.
-func checkPlotPath(p string) error {
+func checkPlotPath(p string, variants ...string) error {
 	if p == "" {
 		return nil
 	}
 	switch strings.ToLower(filepath.Ext(p)) {
 	case ".png", ".svg":
-		return checkOutput("--plot", p, forceOutputs)
+	default:
+		return usagef("--plot %q: want a .png or .svg file name", p)
 	}
-	return usagef("--plot %q: want a .png or .svg file name", p)
+	// Every file the command will write, FILE and its variants (FILE-prev,
+	// FILE-dla, ...), is checked before any work: none replaced without
+	// --force, each writable.
+	for _, q := range append([]string{p}, plotVariants(p, variants...)...) {
+		if err := checkOutput("--plot", q, forceOutputs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// plotVariants are the files beside p that a command with several charts
+// writes (plotVariant of each suffix).
+func plotVariants(p string, suffixes ...string) []string {
+	out := make([]string, len(suffixes))
+	for i, s := range suffixes {
+		out[i] = plotVariant(p, s)
+	}
+	return out
 }
 
 // plotVariant turns heads.png into heads-prev.png.

@@ -147,7 +147,7 @@ per-head AtP heatmap. --verify N re-evaluates the N largest |scores| exactly;
 			}
 			if plotFile != "" {
 				L, H := len(res.HeadZ), len(res.HeadZ[0])
-				if err := plot.Heatmap(plotFile, "AtP estimate per head (patched LD - clean LD)", "head", "layer", layerLabels(L), headLabels(H), res.HeadZ); err != nil {
+				if err := plot.Heatmap(plotFile, "AtP estimate per head (patched LD - clean LD)", "head", "layer", layerLabels(L), headLabels(H), res.HeadZ, plot.BarLabel("estimated change of the logit difference")); err != nil {
 					return err
 				}
 				logf("wrote %s", plotFile)

@@ -30,7 +30,7 @@ func init() {
 	var f modelFlags
 	var task, clean, corrupt, ioIDs, sIDs, metric, out, sweepTaus string
 	var tau float64
-	var resume bool
+	var resume, force bool
 	var perPass, batch, period int
 	var seed uint64
 	c := &cobra.Command{
@@ -55,7 +55,9 @@ threshold, evaluations, passes, ...), DIR/circuit.dot, DIR/circuit.svg and
 DIR/circuit.png, and DIR/journal.jsonl, the decisions so far: --resume
 continues a killed run from it (refused when the model, prompts, answers,
 metric or threshold differ). --sweep-thresholds adds the faithfulness curve
-(the circuit's metric against TAU) as DIR/faithfulness.json and .png.`,
+(the circuit's metric against TAU) as DIR/faithfulness.json and .png. None
+of these files is replaced without --force (or --resume, which finishes the
+run that wrote them).`,
 		Example: `  neoscope circuit --model ../shared/fixtures/tiny-gpt2 --task patch --clean clean.json --corrupt corrupt.json \
       --io 509,365,453,469 --s 213,209,212,219 --metric kl --threshold 0.047 --out out/circuit
   neoscope circuit ... --sweep-thresholds 0.001,0.003,0.01,0.03,0.1`,
@@ -93,8 +95,11 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 			if st, err := os.Stat(out); err == nil && !st.IsDir() {
 				return usagef("--out %s is a file; want a directory", out)
 			}
-			if _, err := os.Stat(filepath.Join(out, "journal.jsonl")); err == nil && !resume {
-				return usagef("%s holds a run (journal.jsonl): resume it with --resume, or choose another --out", out)
+			if resume && force {
+				return usagef("--resume and --force contradict each other")
+			}
+			if _, err := os.Stat(filepath.Join(out, "journal.jsonl")); err == nil && !resume && !force {
+				return usagef("%s holds a run (journal.jsonl): resume it with --resume, start over with --force, or choose another --out", out)
 			}
 			var cr, kr [][]int32
 			if task == "patch" {
@@ -120,6 +125,25 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 				return err
 			}
 			f.Model = dir
+			// Every file this run writes into --out, checked before the
+			// work: none replaced without --force (a resumed run rewrites its
+			// own), none an input; the folder's other files are left alone.
+			if !resume {
+				files := []string{"journal.jsonl", "circuit.json", "circuit.dot", "circuit.svg", "circuit.png"}
+				if len(taus) > 0 {
+					files = append(files, "faithfulness.json", "faithfulness.png")
+				}
+				for _, name := range files {
+					if err := checkOutput("--out", filepath.Join(out, name), force, dir, clean, corrupt); err != nil {
+						return err
+					}
+				}
+				if force {
+					if err := os.Remove(filepath.Join(out, "journal.jsonl")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+						return err
+					}
+				}
+			}
 			m, err := f.open()
 			if err != nil {
 				return err
@@ -179,7 +203,7 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 			sum := circuit.Summarize(g, res, o)
 			sum.Inputs, sum.Evaluator, sum.Seconds = hash, evName, time.Since(start).Seconds()
 			title := fmt.Sprintf("ACDC circuit, %s, %s threshold %g: %d of %d edges, %s %.4g (full %.4g, empty %.4g)",
-				filepath.Base(dir), met, tau, len(sum.Edges), len(g.Edges), met, sum.Metric, sum.MetricFull, sum.MetricEmpty)
+				displayName(dir), met, tau, len(sum.Edges), len(g.Edges), met, sum.Metric, sum.MetricFull, sum.MetricEmpty)
 			if err := writeCircuit(out, g, res, sum, title); err != nil {
 				return err
 			}
@@ -210,6 +234,7 @@ metric or threshold differ). --sweep-thresholds adds the faithfulness curve
 	c.Flags().Float64Var(&tau, "threshold", 0, "TAU: an edge is removed when the circuit without it is worse by less than this")
 	c.Flags().StringVar(&out, "out", "", "output directory")
 	c.Flags().BoolVar(&resume, "resume", false, "continue a killed run from DIR/journal.jsonl")
+	c.Flags().BoolVar(&force, "force", false, "start over in an --out that holds a run, replacing the files this command writes there")
 	c.Flags().IntVar(&perPass, "per-pass", 0, "circuits evaluated per forward pass, the speculation depth (0: 1 on the CPU, 16 on a GPU)")
 	c.Flags().IntVar(&batch, "batch", 8, "--task induction: prompt rows")
 	c.Flags().IntVar(&period, "period", 10, "--task induction: P, the length of the repeated half")
@@ -240,7 +265,7 @@ func inductionPair(model string, batch, period int, seed uint64) (clean, corrupt
 	}
 	cfg, err := arch.Load(filepath.Join(dir, "config.json"))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, usageError{err}
 	}
 	if 2*period > cfg.Context {
 		return nil, nil, usagef("--period %d: 2x%d tokens exceed the model's context of %d", period, period, cfg.Context)

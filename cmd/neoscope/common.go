@@ -34,8 +34,38 @@ func (f *modelFlags) register(c *cobra.Command) {
 	c.Flags().BoolVar(&f.JSON, "json", false, "print machine-readable JSON instead of a table")
 }
 
-// noGPUNotice prints the CPU fallback notice once per process.
-var noGPUNotice sync.Once
+// The CPU fallback notice ("no usable GPU") is said once per process, and
+// only by a command that computes something: openBackend leaves it pending;
+// the first status line or progress bar (the work starting) prints it, and
+// main prints it at the end of a run that got that far silently, or failed
+// on valid input. A command refused for bad usage (exit 2) never says it.
+var (
+	noticeMu      sync.Mutex
+	pendingNotice string
+	noticeSaid    bool
+)
+
+func deferNotice(msg string) {
+	noticeMu.Lock()
+	defer noticeMu.Unlock()
+	if !noticeSaid && pendingNotice == "" {
+		pendingNotice = msg
+	}
+}
+
+// flushNotice prints the pending notice, once.
+func flushNotice() {
+	noticeMu.Lock()
+	msg := pendingNotice
+	pendingNotice = ""
+	if msg != "" {
+		noticeSaid = true
+	}
+	noticeMu.Unlock()
+	if msg != "" {
+		fmt.Fprintln(os.Stderr, msg)
+	}
+}
 
 // openBackend picks the backend named by --backend.
 func (f *modelFlags) openBackend() (backend.Backend, error) {
@@ -62,7 +92,7 @@ func (f *modelFlags) openBackend() (backend.Backend, error) {
 		}
 		slog.Debug("no usable GPU, running on the CPU", "reason", err)
 		if f.Backend == "auto" && os.Getenv("NEOSCOPE_QUIET") == "" {
-			noGPUNotice.Do(func() { logf("backend: no usable GPU (%v); running on the CPU", err) })
+			deferNotice(fmt.Sprintf("backend: no usable GPU (%v); running on the CPU", err))
 		}
 		return newCPU(), nil
 	case "cuda":
@@ -90,6 +120,7 @@ func (f *modelFlags) open() (*forward.Model, error) {
 
 // logf prints a progress or status line to stderr.
 func logf(format string, a ...any) {
+	flushNotice()
 	fmt.Fprintf(os.Stderr, format+"\n", a...)
 }
 

@@ -19,6 +19,7 @@ import (
 // compareRun is one model's result in `neoscope compare`.
 type compareRun struct {
 	Arg    string // as given in --models (the JSON key)
+	Dir    string // the model directory it resolved to
 	Label  string // column title
 	Layers int
 	Tokens []int32 // the inputs it ran on, flattened
@@ -124,7 +125,7 @@ are exactly what that probe's own --json prints for that model.`,
 				if err != nil {
 					return err
 				}
-				r := &compareRun{Arg: arg, Layers: m.Cfg.Layers}
+				r := &compareRun{Arg: arg, Dir: dir, Layers: m.Cfg.Layers}
 				switch probe {
 				case "embed":
 					if r.emb, err = runEmbed(m, dir, &in, seed); err == nil {
@@ -201,15 +202,17 @@ are exactly what that probe's own --json prints for that model.`,
 	rootCmd.AddCommand(c)
 }
 
-// setLabels names each column by the model's base name, or by the argument
-// as given when two base names collide.
+// setLabels names each column by the model's display name (ORG/NAME for a
+// snapshot of the Hugging Face cache, not its revision directory; the
+// bundled model's name), or by the argument as given when two display
+// names collide.
 func setLabels(runs []*compareRun) {
 	seen := map[string]int{}
 	for _, r := range runs {
-		seen[filepath.Base(r.Arg)]++
+		r.Label = displayName(r.Dir)
+		seen[r.Label]++
 	}
 	for _, r := range runs {
-		r.Label = filepath.Base(r.Arg)
 		if seen[r.Label] > 1 {
 			r.Label = r.Arg
 		}
@@ -433,12 +436,12 @@ func plotCompare(path, probe string, runs []*compareRun) error {
 			panels = append(panels, plot.Panel{Title: fmt.Sprintf("%s (baseline %.4f)", r.Label, r.abl.Baseline),
 				RowLabels: layerLabels(len(r.abl.Head)), ColLabels: headLabels(len(r.abl.Head[0])), Values: addConst(r.abl.Head, -r.abl.Baseline)})
 		}
-		return plot.Heatmaps(path, fmt.Sprintf("%s ablation: loss increase per head", runs[0].abl.Mode), "head", "layer", panels)
+		return plot.Heatmaps(path, fmt.Sprintf("%s ablation: loss increase per head", runs[0].abl.Mode), "head", "layer", panels, plot.BarLabel("loss increase (nats)"))
 	default: // induction
 		for _, r := range runs {
 			panels = append(panels, plot.Panel{Title: r.Label, RowLabels: layerLabels(len(r.ind.Induction)),
 				ColLabels: headLabels(len(r.ind.Induction[0])), Values: r.ind.Induction})
 		}
-		return plot.Heatmaps(path, fmt.Sprintf("induction score (P=%d)", runs[0].ind.P), "head", "layer", panels)
+		return plot.Heatmaps(path, fmt.Sprintf("induction score (P=%d)", runs[0].ind.P), "head", "layer", panels, plot.BarLabel("induction score"))
 	}
 }

@@ -136,3 +136,24 @@ func TestReportCompareSeveral(t *testing.T) {
 		t.Errorf("report --compare with an empty entry: exit %d, want 2 (%s)", code, errs)
 	}
 }
+
+// TestCompareDisplayNames (issue 18, charts): a model in the Hugging Face
+// cache layout is named by its hub id in compare's columns and charts, not
+// by its snapshot directory (a revision hash).
+func TestCompareDisplayNames(t *testing.T) {
+	ref := fixtures.Load(t, "tiny-neo")
+	tmp := t.TempDir()
+	snap := filepath.Join(tmp, "hub", "models--acme--tiny-neo-hub", "snapshots", "0123456789abcdef0123456789abcdef01234567")
+	fixtures.Must(t, os.MkdirAll(snap, 0o755))
+	for _, f := range []string{"config.json", "model.safetensors"} {
+		fixtures.Must(t, os.Symlink(filepath.Join(ref.Dir, f), filepath.Join(snap, f)))
+	}
+	tok := writeRefTokens(t, ref, "tokens", tmp)
+	out, errs, code := runCLI(t, "compare", "--models", snap+","+fixtures.Dir(t, "tiny-gpt2"), "--probe", "lens", "--tokens", tok)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "acme/tiny-neo-hub loss") || strings.Contains(out, "0123456789abcdef") {
+		t.Errorf("the snapshot's column is not named by its hub id:\n%s", out)
+	}
+}

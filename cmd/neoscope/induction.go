@@ -41,7 +41,11 @@ token) and heads-ablation.png (loss increase).`,
   neoscope induction --no-ablation --json`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := checkPlotPath(plotFile); err != nil {
+			variants := []string{"prev"}
+			if !noAblate {
+				variants = append(variants, "ablation")
+			}
+			if err := checkPlotPath(plotFile, variants...); err != nil {
 				return err
 			}
 			if tokFile != "" && (c.Flags().Changed("period") || c.Flags().Changed("batch") || c.Flags().Changed("seed")) {
@@ -71,18 +75,18 @@ token) and heads-ablation.png (loss increase).`,
 				L := len(res.Induction)
 				NH := len(res.Induction[0])
 				if err := plot.Heatmap(plotFile, fmt.Sprintf("induction score (P=%d, %d rows)", res.P, res.B), "head", "layer",
-					layerLabels(L), headLabels(NH), res.Induction); err != nil {
+					layerLabels(L), headLabels(NH), res.Induction, plot.BarLabel("induction score")); err != nil {
 					return err
 				}
 				pp := plotVariant(plotFile, "prev")
-				if err := plot.Heatmap(pp, "previous-token score", "head", "layer", layerLabels(L), headLabels(NH), res.PrevToken); err != nil {
+				if err := plot.Heatmap(pp, "previous-token score", "head", "layer", layerLabels(L), headLabels(NH), res.PrevToken, plot.BarLabel("previous-token score")); err != nil {
 					return err
 				}
 				written := []string{plotFile, pp}
 				if res.HeadAblation != nil {
 					pa := plotVariant(plotFile, "ablation")
 					if err := plot.Heatmap(pa, fmt.Sprintf("second-half loss increase over %.4f (head zero-ablated)", res.LossSecondHalf), "head", "layer",
-						layerLabels(L), headLabels(NH), addConst(res.HeadAblation, -res.LossSecondHalf)); err != nil {
+						layerLabels(L), headLabels(NH), addConst(res.HeadAblation, -res.LossSecondHalf), plot.BarLabel("loss increase (nats)")); err != nil {
 						return err
 					}
 					written = append(written, pa)

@@ -26,7 +26,7 @@ func init() {
 			}
 			cfg, err := arch.Load(filepath.Join(dir, "config.json"))
 			if err != nil {
-				return err
+				return usageError{err} // a missing or bad config.json is bad input
 			}
 			if f.JSON {
 				return printJSON(os.Stdout, struct {

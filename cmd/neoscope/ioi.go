@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -47,7 +48,7 @@ reversed).
   neoscope ioi --n 100 --plot ioi.png`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := checkPlotPath(plotFile); err != nil {
+			if err := checkPlotPath(plotFile, "dla"); err != nil {
 				return err
 			}
 			if n < 1 {
@@ -152,13 +153,13 @@ func plotIOI(path string, res *ioi.Result) error {
 	NH := len(res.DLA.Head[0])
 	var written []string
 	if res.PatchHeadZ != nil {
-		if err := plot.Heatmap(path, "IOI patching per head (1 = clean restored)", "head", "layer", layerLabels(L), headLabels(NH), res.PatchHeadZ); err != nil {
+		if err := plot.Heatmap(path, "IOI patching per head (1 = clean restored)", "head", "layer", layerLabels(L), headLabels(NH), res.PatchHeadZ, plot.BarLabel("(patched − corrupt) / (clean − corrupt)")); err != nil {
 			return err
 		}
 		written = append(written, path)
 	}
 	pd := plotVariant(path, "dla")
-	if err := plot.Heatmap(pd, "IOI direct logit attribution per head", "head", "layer", layerLabels(L), headLabels(NH), res.DLA.Head); err != nil {
+	if err := plot.Heatmap(pd, "IOI direct logit attribution per head", "head", "layer", layerLabels(L), headLabels(NH), res.DLA.Head, plot.BarLabel("direct effect on logit(IO) − logit(S)")); err != nil {
 		return err
 	}
 	logf("wrote %s", strings.Join(append(written, pd), ", "))
@@ -212,15 +213,9 @@ func printIOI(w io.Writer, res *ioi.Result, residLabels []string) {
 		}
 		fmt.Fprintf(w, ")\n")
 		fmt.Fprintf(w, "%5s", "layer")
-		for t := 0; t < res.ResidT; t++ {
-			lab := fmt.Sprint(t)
-			if residLabels != nil {
-				lab = residLabels[t]
-			}
-			if r := []rune(lab); len(r) > 8 {
-				lab = string(r[:8])
-			}
-			fmt.Fprintf(w, " %8s", lab)
+		labs, cw := posLabels(res.ResidT, residLabels)
+		for _, lab := range labs {
+			fmt.Fprintf(w, " %*s", cw, lab)
 		}
 		fmt.Fprintln(w)
 		for l, r := range res.PatchResid {
@@ -229,13 +224,28 @@ func printIOI(w io.Writer, res *ioi.Result, residLabels []string) {
 				if math.Abs(v) < 5e-4 {
 					v = 0 // no "-0.000"
 				}
-				fmt.Fprintf(w, " %8.3f", v)
+				fmt.Fprintf(w, " %*.3f", cw, v)
 			}
 			fmt.Fprintln(w)
 		}
 	}
 	printHeadPos(w, res, residLabels)
 	fmt.Fprintf(w, "\nheads or MLPs? %s\n", res.Summary.Answer)
+}
+
+// posLabels are the column labels of a per-position table, whole (a token
+// is never cut), and the column width: 8, or the longest label's.
+func posLabels(T int, labels []string) ([]string, int) {
+	out := make([]string, T)
+	w := 8
+	for t := range out {
+		out[t] = fmt.Sprint(t)
+		if labels != nil {
+			out[t] = labels[t]
+		}
+		w = max(w, utf8.RuneCountInString(out[t]))
+	}
+	return out, w
 }
 
 // topAbs lists the n entries of an [L][NH] table with the largest |value|.
@@ -266,15 +276,9 @@ func printHeadPos(w io.Writer, res *ioi.Result, labels []string) {
 		return
 	}
 	fmt.Fprintf(w, "\npatching one head's z at one position (the largest group; heads with |effect| >= 0.01 somewhere)\n%6s", "head")
-	for t := 0; t < res.ResidT; t++ {
-		lab := fmt.Sprint(t)
-		if labels != nil {
-			lab = labels[t]
-		}
-		if r := []rune(lab); len(r) > 8 {
-			lab = string(r[:8])
-		}
-		fmt.Fprintf(w, " %8s", lab)
+	labs, cw := posLabels(res.ResidT, labels)
+	for _, lab := range labs {
+		fmt.Fprintf(w, " %*s", cw, lab)
 	}
 	fmt.Fprintln(w)
 	shown := 0
@@ -293,7 +297,7 @@ func printHeadPos(w io.Writer, res *ioi.Result, labels []string) {
 				if math.Abs(v) < 5e-4 {
 					v = 0
 				}
-				fmt.Fprintf(w, " %8.3f", v)
+				fmt.Fprintf(w, " %*.3f", cw, v)
 			}
 			fmt.Fprintln(w)
 		}

@@ -40,11 +40,14 @@ func main() {
 	// The root runs nothing itself: an error reported on it is an unknown
 	// command (bad usage).
 	if c, err := rootCmd.ExecuteC(); err != nil {
-		fmt.Fprintln(os.Stderr, "neoscope:", plainJSONErrors(err))
 		var ue usageError
 		if errors.As(err, &ue) || c == rootCmd {
+			fmt.Fprintln(os.Stderr, "neoscope:", plainJSONErrors(err))
 			os.Exit(2)
 		}
+		flushNotice() // a valid run failed: which backend it ran on matters
+		fmt.Fprintln(os.Stderr, "neoscope:", plainJSONErrors(err))
 		os.Exit(1)
 	}
+	flushNotice()
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+
 	"github.com/spf13/cobra"
 
 	"github.com/neoscope/neoscope/runtime/sweep"
@@ -8,7 +10,7 @@ import (
 
 func init() {
 	var format string
-	var force bool
+	var force, asJSON bool
 	c := &cobra.Command{
 		Use:   "merge OUT SHARD...",
 		Short: "Combine the shard outputs of one sweep into one result file",
@@ -43,11 +45,16 @@ twice and a set with shards missing, naming them.`,
 			if err != nil {
 				return usageError{err}
 			}
+			if asJSON {
+				return printJSON(os.Stdout, map[string]any{"out": args[0], "format": f, "configurations": meta.Count,
+					"space": meta.Space, "shards": len(args) - 1, "baseline": meta.Baseline, "meta": sweep.MetaPath(args[0])})
+			}
 			logf("merge: wrote %s: %d configurations of %q from %d shards", args[0], meta.Count, meta.Space, len(args)-1)
 			return nil
 		},
 	}
 	c.Flags().StringVar(&format, "format", "", "csv, jsonl or parquet (default: from OUT's extension)")
 	c.Flags().BoolVar(&force, "force", false, "replace an existing OUT (never one of the shard files)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print what was written as JSON (out, format, configurations, space, shards, baseline, meta)")
 	rootCmd.AddCommand(c)
 }

@@ -1,13 +1,20 @@
 package main
 
 import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
 	"github.com/spf13/cobra"
 
 	"github.com/neoscope/neoscope/internal/outfile"
 )
 
 // forceOutputs is --force on the commands that write charts and have no
-// --force of their own (ablate, embed, induction, ioi, lens, patch):
+// --force of their own (ablate, compare, embed, induction, ioi, lens, patch,
+// tunedlens eval):
 // addForceFlags gives every command with --plot and no --force one.
 var forceOutputs bool
 
@@ -27,8 +34,26 @@ func checkOutput(flag, path string, force bool, inputs ...string) error {
 	if err := outfile.Check(flag, path, force, inputs...); err != nil {
 		return usageError{err}
 	}
+	noteMissingFolder(flag, path)
 	return nil
 }
+
+// noteMissingFolder says, once per folder, that an output's folder does not
+// exist and will be created (outfile.Write creates it): never silently.
+func noteMissingFolder(flag, path string) {
+	if path == "" {
+		return
+	}
+	dir := filepath.Dir(filepath.Clean(path))
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if _, said := foldersNoted.LoadOrStore(dir, true); !said {
+		logf("%s %s: the folder %s does not exist and will be created", flag, path, dir)
+	}
+}
+
+var foldersNoted sync.Map
 
 // paths are the input files the flags name (for checkOutput).
 func (f *inputFlags) paths() []string { return []string{f.Tokens, f.Text} }

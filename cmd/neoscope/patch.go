@@ -44,7 +44,7 @@ shape; --io and --s give one answer id per row.`,
 			if clean == "" || corrupt == "" || ioIDs == "" || sIDs == "" {
 				return usagef("--clean, --corrupt, --io and --s are required")
 			}
-			if err := checkPlotPath(plotFile); err != nil {
+			if err := checkPlotPath(plotFile, "dla"); err != nil {
 				return err
 			}
 			cr, kr, io, s, err := readPatchTask(clean, corrupt, ioIDs, sIDs)

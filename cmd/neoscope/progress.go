@@ -25,6 +25,7 @@ type progress struct {
 }
 
 func newProgress(total int, desc string) *progress {
+	flushNotice() // the work starts: say which backend runs it
 	p := &progress{desc: desc, total: int64(total), start: time.Now(), last: time.Now()}
 	if os.Getenv("NEOSCOPE_QUIET") != "" {
 		p.quiet = true

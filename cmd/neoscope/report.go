@@ -47,6 +47,7 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 			if err := report.CheckOut(out); err != nil {
 				return usagef("--out: %v", err)
 			}
+			noteMissingFolder("--out", out)
 			circuits, err := readCircuitFigures(circuitDirs)
 			if err != nil {
 				return err
@@ -167,7 +168,7 @@ when it holds an earlier report. With --json, stdout gets the written paths.`,
 	c.Flags().IntVar(&opt.RepPeriod, "rep-period", 32, "length P of each half of a repeated row (cut to n_ctx/2)")
 	c.Flags().Uint64Var(&opt.Seed, "seed", 1, "seed of the random tokens (induction, embedding sample) and of the IOI prompts")
 	c.Flags().IntVar(&opt.TopK, "top", 5, "heads listed under each heatmap")
-	c.Flags().StringArrayVar(&circuitDirs, "circuit", nil, "a `neoscope circuit` output folder to show (repeatable)")
+	c.Flags().StringArrayVar(&circuitDirs, "circuit", nil, "an output `DIR` of neoscope circuit to show (repeatable)")
 	c.Flags().IntVar(&ioiN, "ioi-prompts", 40, "IOI prompts (for models with a tokenizer); 0 leaves IOI out")
 	c.Flags().IntVar(&opt.AttribEdges, "attrib-edges", 1000, "edges patched exactly beside their EAP estimate (the largest |EAP| and a sample of the rest); 0: every edge")
 	rootCmd.AddCommand(c)

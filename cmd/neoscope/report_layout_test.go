@@ -14,20 +14,31 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/neoscope/neoscope/internal/fixtures"
 )
 
 // TestReportLayoutInChromium (issue 18 item 6): in the single-model report
-// (the bundled model, IOI included) at 1400 and 1920 px and in the compare
-// report, every image renders at least 200 px wide, and a full-page
-// screenshot shows every chart: each image's box lies inside the shot and
-// holds a drawing (several colours), not a blank or squeezed area.
+// (the bundled model, IOI, attribution and a circuit included) at 1400 and
+// 1920 px and in compare reports (without and with IOI), every image
+// renders at least 200 px wide, and a full-page screenshot shows every
+// chart: each image's box lies inside the shot and holds a drawing (several
+// colours), not a blank or squeezed area. Together they cover every kind of
+// chart the report draws.
 func TestReportLayoutInChromium(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatal("chromium not on PATH (Debian: apt-get install chromium): the report's layout cannot be checked")
 	}
+	// Every kind of chart the report draws: the three head heat maps, IOI
+	// patching and DLA, the two attribution scatters, the lens, embedding
+	// and layer charts, and a circuit (--circuit).
+	circ := filepath.Join(t.TempDir(), "circuit")
+	if _, stderr, code := runCLI(t, "circuit", "--task", "induction", "--threshold", "0.05", "--out", circ, "--backend", "cpu"); code != 0 {
+		t.Fatalf("circuit: exit %d: %s", code, stderr)
+	}
 	single := filepath.Join(t.TempDir(), "single")
-	if _, stderr, code := runCLI(t, "report", "--out", single, "--backend", "cpu", "--rep-batch", "2", "--rep-period", "8", "--ioi-prompts", "8"); code != 0 {
+	if _, stderr, code := runCLI(t, "report", "--out", single, "--backend", "cpu", "--rep-batch", "2", "--rep-period", "8", "--ioi-prompts", "8", "--circuit", circ); code != 0 {
 		t.Fatalf("report: exit %d: %s", code, stderr)
 	}
 	// Item 5: where the IOI gap is within the noise the page gives no verdict.
@@ -43,11 +54,18 @@ func TestReportLayoutInChromium(t *testing.T) {
 		t.Error("results.json says no_verdict, the page gives a verdict")
 	}
 	compare := makeReport(t)
+	// Compare mode with IOI and attribution charts in one column (a model
+	// with a tokenizer beside one without).
+	compareIOI := filepath.Join(t.TempDir(), "compare-ioi")
+	if _, stderr, code := runCLI(t, "report", "--model", ioiTestModel(t), "--compare", fixtures.Dir(t, "tiny-gpt2"), "--out", compareIOI,
+		"--backend", "cpu", "--rep-batch", "2", "--rep-period", "8", "--ioi-prompts", "8"); code != 0 {
+		t.Fatalf("report --compare: exit %d: %s", code, stderr)
+	}
 	for _, c := range []struct {
 		dir    string
 		width  int
 		images int
-	}{{single, 1400, 10}, {single, 1920, 10}, {compare, 1400, 9}} {
+	}{{single, 1400, 11}, {single, 1920, 11}, {compare, 1400, 9}, {compareIOI, 1400, 13}, {compareIOI, 1920, 13}} {
 		t.Run(fmt.Sprintf("%s-%d", filepath.Base(c.dir), c.width), func(t *testing.T) {
 			checkLayout(t, chromium, c.dir, c.width, c.images)
 		})

@@ -48,6 +48,7 @@ attn.hook_result and logits).`,
 			if err := outfile.CheckRerun("--out", out, force, runProducer, append(in.paths(), dir)...); err != nil {
 				return usageError{err}
 			}
+			noteMissingFolder("--out", out)
 			m, err := f.open()
 			if err != nil {
 				return err

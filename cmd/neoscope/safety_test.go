@@ -195,7 +195,9 @@ func TestMaxConfigs(t *testing.T) {
 
 // TestExitStatus: bad usage and bad input exit 2 (unknown command, extra
 // argument, merge without arguments, an empty model directory, a truncated
-// checkpoint, a config that is not JSON); the message names the culprit.
+// checkpoint, a config that is not JSON, a model without a tokenizer for
+// tokenize), also for the commands that read config.json themselves (info,
+// circuit --task induction); the message names the culprit.
 func TestExitStatus(t *testing.T) {
 	model, tokens := copyModel(t)
 	empty := t.TempDir()
@@ -233,6 +235,11 @@ func TestExitStatus(t *testing.T) {
 		{run(empty), empty},
 		{run(trunc), "model.safetensors"},
 		{run(notJSON), "config.json"},
+		// Commands that read config.json or the tokenizer themselves.
+		{[]string{"info", "--model", empty}, "config.json"},
+		{[]string{"info", "--model", notJSON}, "config.json"},
+		{[]string{"tokenize", "--model", model, "--prompt", "hi"}, "tokenizer"},
+		{[]string{"circuit", "--model", empty, "--task", "induction", "--threshold", "0.1", "--out", filepath.Join(t.TempDir(), "c")}, "config.json"},
 	} {
 		_, stderr, code := runCLI(t, c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "panic") || strings.Contains(stderr, "Go ") {
@@ -375,16 +382,23 @@ func TestJSONEverywhere(t *testing.T) {
 
 // TestGPUNoticeOnce: the CPU fallback notice appears at most once per
 // command (lens --compare opens two models), and not for hooks, which runs
-// nothing.
+// nothing, nor for a command refused before any work (a missing token
+// file, a missing --out: the notice used to come first there).
 func TestGPUNoticeOnce(t *testing.T) {
 	model, tokens := copyModel(t)
 	other := fixtures.Dir(t, "tiny-gpt2")
+	missing := filepath.Join(t.TempDir(), "missing.json")
 	for _, c := range []struct {
 		args []string
 		max  int
+		code int
 	}{
-		{[]string{"lens", "--model", model, "--compare", other, "--tokens", tokens}, 1},
-		{[]string{"hooks", "--model", model}, 0},
+		{[]string{"lens", "--model", model, "--compare", other, "--tokens", tokens}, 1, 0},
+		{[]string{"hooks", "--model", model}, 0, 0},
+		// Refused before any work (exit 2): nothing computed, no notice.
+		{[]string{"sweep", "--model", model, "--tokens", missing, "--space", "singles(0.0)", "--out", filepath.Join(t.TempDir(), "r.csv")}, 0, 2},
+		{[]string{"lens", "--model", model, "--tokens", missing}, 0, 2},
+		{[]string{"run", "--model", model, "--tokens", tokens}, 0, 2},
 	} {
 		cmd := exec.Command(neoscopeBin, c.args...)
 		var env []string
@@ -396,11 +410,18 @@ func TestGPUNoticeOnce(t *testing.T) {
 		cmd.Env = env
 		var se bytes.Buffer
 		cmd.Stderr = &se
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("%v: %v: %s", c.args, err, se.String())
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		if code != c.code {
+			t.Fatalf("%v: exit %d, want %d: %s", c.args, code, c.code, se.String())
 		}
 		if n := strings.Count(se.String(), "no usable GPU"); n > c.max {
-			t.Errorf("%v: the GPU notice %d times, want at most %d", c.args[0], n, c.max)
+			t.Errorf("%v: the GPU notice %d times, want at most %d: %s", c.args[0], n, c.max, se.String())
 		}
 	}
 }

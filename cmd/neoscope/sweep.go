@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,8 +56,9 @@ k(N, ...), given(FIXED; SPACE), file(PATH), unions with '|' or ',') and writes
 one row per configuration: config, n_ablated, the metric (loss or logit_diff),
 delta (change from the unablated model) and index (position in the space).
 A configuration listed twice runs once (the first occurrence keeps its
-index); a space is counted before it is expanded, and one of more than
---max-configs configurations is refused at once.
+index); a space is counted first, and one of more than --max-configs
+configurations is refused at once; below that it is read as a stream,
+65,536 configurations at a time, so memory does not grow with its size.
 
 Configurations are evaluated many at a time: the unablated residual stream is
 computed once, configurations share every layer before they differ (a prefix
@@ -352,15 +354,17 @@ func runSweep(f *sweepFlags) error {
 	if count.Cmp(big.NewInt(f.maxConfigs)) > 0 {
 		return usagef("--space %q has %s configurations on this model (%d layers x %d heads), more than --max-configs %d: narrow the space or raise --max-configs", f.space, count, m.Cfg.Layers, m.Cfg.Heads, f.maxConfigs)
 	}
-	cfgs, err := sweep.Parse(f.space, dims)
+	// The space is read as a stream (sweep.Open): configurations are made
+	// a window at a time, never all held (issue 18 item 7).
+	space, err := sweep.Open(f.space, dims)
 	if err != nil {
 		return usageError{err}
 	}
-	if x, ok := sweep.PatchItem(cfgs); ok && f.task != "patch" {
+	if x, ok := sweep.PatchItem(space); ok && f.task != "patch" {
 		return usagef("--space: %s (a position or an edge) needs a patching sweep: --task patch --mode noise|denoise", x)
 	}
 	if f.task != "patch" {
-		if err := f.checkPlottable(cfgs, dims, shards); err != nil {
+		if err := f.checkPlottable(space, dims, shards); err != nil {
 			return err
 		}
 	}
@@ -386,65 +390,131 @@ func runSweep(f *sweepFlags) error {
 		Metric: task.Metric.Column(), LossFrom: task.LossFrom, Mode: mode.String(),
 		Shard: shard, Shards: shards,
 	}
-	n := len(sweep.ShardIndices(len(cfgs), shard, shards))
+	n := sweep.ShardLen(space.Len(), shard, shards)
 	logf("sweep: %d configurations (shard %d/%d of %d), %d prompts x %d tokens, %d per pass, baseline %s %.6f",
-		n, shard, shards, len(cfgs), task.B, task.T, e.K, task.Metric.Column(), e.Baseline)
+		n, shard, shards, space.Len(), task.B, task.T, e.K, task.Metric.Column(), e.Baseline)
+	sum := f.newSummary(m, dims, shards)
 	p := newProgress(n, "sweep configs")
-	rows, err := sweep.Run(e, cfgs, sweep.RunOptions{
-		Out: f.out, Format: format, Resume: f.resume, Force: f.force, Meta: meta, Progress: p.Callback(),
+	rows, err := sweep.Run(e, space, sweep.RunOptions{
+		Out: f.out, Format: format, Resume: f.resume, Force: f.force, Meta: meta, Progress: p.Callback(), Row: sum.add,
 	})
 	p.Finish()
 	if err != nil {
-		if strings.Contains(err.Error(), "exists: pass --resume") || strings.Contains(err.Error(), "--resume:") {
+		var fe *sweep.FileError
+		if errors.As(err, &fe) {
 			return usageError{err}
 		}
 		return err
 	}
-	logf("sweep: wrote %s (%d rows, %s) and %s", f.out, len(rows), format, sweep.MetaPath(f.out))
-	warnNaN(rows, task.Metric.Column())
+	logf("sweep: wrote %s (%d rows, %s) and %s", f.out, rows, format, sweep.MetaPath(f.out))
+	sum.warnNaN(task.Metric.Column())
 	if gap, ok := e.Gap(); ok {
-		return f.reportPatch(rows, e.Baseline, task.Metric.Column(), gap)
+		return f.reportPatch(sum, e.Baseline, task.Metric.Column(), gap)
 	}
-	return f.report(m, cfgs, rows, e.Baseline, task.Metric.Column(), shards)
+	return f.report(m, sum, e.Baseline, task.Metric.Column())
+}
+
+// sweepSummary is what the report needs from a sweep's rows, gathered as
+// sweep.Run hands them over in index order; the rows themselves are not
+// kept, so a sweep of millions of configurations reports in bounded memory.
+type sweepSummary struct {
+	n   int
+	max int         // how many top rows to keep
+	top []sweep.Row // the largest |delta| first, ties in index order
+	nan int         // rows whose metric is NaN or infinite
+	bad []string    // the first five of them
+	// values holds the metric by index when the space is one unsharded
+	// subsets(...) (the interaction table); nil otherwise.
+	values []float64
+	comps  []sweep.Component
+	// grid holds single heads' deltas [layer][head] (NaN where not swept)
+	// for --plot; other is a configuration that is not a single head.
+	grid  [][]float64
+	other string
+	dims  sweep.Dims
+}
+
+func (f *sweepFlags) newSummary(m *forward.Model, dims sweep.Dims, shards int) *sweepSummary {
+	s := &sweepSummary{max: max(f.top, 0), dims: dims}
+	if comps, ok := sweep.SubsetsOf(f.space, dims); ok && shards == 1 {
+		s.comps = comps
+		s.values = make([]float64, 1<<len(comps))
+	}
+	if f.plotPath != "" {
+		s.grid = make([][]float64, m.Cfg.Layers)
+		for l := range s.grid {
+			s.grid[l] = make([]float64, m.Cfg.Heads)
+			for h := range s.grid[l] {
+				s.grid[l][h] = math.NaN()
+			}
+		}
+	}
+	return s
+}
+
+func (s *sweepSummary) add(r sweep.Row) error {
+	s.n++
+	if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
+		s.nan++
+		if len(s.bad) < 5 {
+			name := r.Config
+			if name == "" {
+				name = "(none)"
+			}
+			s.bad = append(s.bad, fmt.Sprintf("%s (index %d)", name, r.Index))
+		}
+	}
+	// Insert after every kept row with |delta| >= this one's (a stable
+	// sort by |delta|, descending, of the rows in index order).
+	if s.max > 0 {
+		d := math.Abs(r.Delta)
+		at := sort.Search(len(s.top), func(i int) bool { return math.Abs(s.top[i].Delta) < d })
+		if at < s.max {
+			s.top = slices.Insert(s.top, at, r)
+			if len(s.top) > s.max {
+				s.top = s.top[:s.max]
+			}
+		}
+	}
+	if s.values != nil && r.Index < len(s.values) {
+		s.values[r.Index] = r.Value
+	}
+	if s.grid != nil && r.NAblated > 0 && s.other == "" {
+		c, err := sweep.ParseConfig(r.Config, s.dims)
+		if err != nil || len(c) != 1 || c[0].Kind != sweep.Head {
+			if s.other == "" {
+				s.other = r.Config
+			}
+		} else {
+			s.grid[c[0].Layer][c[0].Head] = r.Delta
+		}
+	}
+	return nil
 }
 
 // warnNaN says which configurations gave a NaN or infinite metric (a
 // diverged or corrupt checkpoint): their rows hold NaN (CSV) or null (JSONL).
-func warnNaN(rows []sweep.Row, col string) {
-	var bad []string
-	n := 0
-	for _, r := range rows {
-		if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
-			n++
-			if len(bad) < 5 {
-				name := r.Config
-				if name == "" {
-					name = "(none)"
-				}
-				bad = append(bad, fmt.Sprintf("%s (index %d)", name, r.Index))
-			}
-		}
-	}
-	if n > 0 {
+func (s *sweepSummary) warnNaN(col string) {
+	if s.nan > 0 {
 		more := ""
-		if n > len(bad) {
+		if s.nan > len(s.bad) {
 			more = ", ..."
 		}
-		logf("warning: %d of %d configurations give a %s that is not a number: %s%s", n, len(rows), col, strings.Join(bad, ", "), more)
+		logf("warning: %d of %d configurations give a %s that is not a number: %s%s", s.nan, s.n, col, strings.Join(s.bad, ", "), more)
 	}
 }
 
 // checkPlottable refuses --plot, before any work, for a space report
 // cannot draw: it draws the interaction table of an unsharded subsets(...)
 // space or the [layer, head] deltas of single heads.
-func (f *sweepFlags) checkPlottable(cfgs []sweep.Config, dims sweep.Dims, shards int) error {
+func (f *sweepFlags) checkPlottable(space sweep.Source, dims sweep.Dims, shards int) error {
 	if f.plotPath == "" {
 		return nil
 	}
 	if _, ok := sweep.SubsetsOf(f.space, dims); ok && shards == 1 {
 		return nil
 	}
-	for _, c := range cfgs {
+	for _, c := range space.All() {
 		if len(c) > 1 || (len(c) == 1 && c[0].Kind != sweep.Head) {
 			return usagef("--plot: draws the interaction table of an unsharded subsets(...) space or the deltas of single heads; this space has %q", c.String())
 		}
@@ -454,25 +524,17 @@ func (f *sweepFlags) checkPlottable(cfgs []sweep.Config, dims sweep.Dims, shards
 
 // report prints the most affecting configurations, the interaction table of
 // a subsets space, and draws --plot.
-func (f *sweepFlags) report(m *forward.Model, cfgs []sweep.Config, rows []sweep.Row, base float64, col string, shards int) error {
-	dims := sweep.DimsOf(m.Cfg)
-	comps, isSubsets := sweep.SubsetsOf(f.space, dims)
+func (f *sweepFlags) report(m *forward.Model, sum *sweepSummary, base float64, col string) error {
 	var inter *sweep.Interaction
-	if isSubsets && shards == 1 && len(rows) == 1<<len(comps) {
-		vals := make([]float64, len(rows))
-		for _, r := range rows {
-			vals[r.Index] = r.Value
-		}
+	if sum.values != nil && sum.n == len(sum.values) {
 		var err error
-		if inter, err = sweep.Interactions(comps, vals); err != nil {
+		if inter, err = sweep.Interactions(sum.comps, sum.values); err != nil {
 			return err
 		}
 	}
-	top := append([]sweep.Row(nil), rows...)
-	sort.SliceStable(top, func(i, j int) bool { return math.Abs(top[i].Delta) > math.Abs(top[j].Delta) })
-	top = top[:min(f.top, len(top))]
+	top := sum.top
 	if f.model.JSON {
-		out := map[string]any{"out": f.out, "rows": len(rows), "baseline": base, "metric": col, "top": top}
+		out := map[string]any{"out": f.out, "rows": sum.n, "baseline": base, "metric": col, "top": top}
 		if inter != nil {
 			effects := make([][]*float64, len(inter.Effect))
 			for i, r := range inter.Effect {
@@ -495,7 +557,7 @@ func (f *sweepFlags) report(m *forward.Model, cfgs []sweep.Config, rows []sweep.
 			return err
 		}
 	} else {
-		fmt.Printf("baseline %s %.6f; %d configurations\n", col, base, len(rows))
+		fmt.Printf("baseline %s %.6f; %d configurations\n", col, base, sum.n)
 		fmt.Printf("%-32s %9s %12s %12s\n", "config", "n_ablated", col, "delta")
 		for _, r := range top {
 			name := r.Config
@@ -523,13 +585,13 @@ func (f *sweepFlags) report(m *forward.Model, cfgs []sweep.Config, rows []sweep.
 		}
 		if len(inter.Components) <= sweep.MaxTable {
 			if err := plot.Heatmap(f.plotPath, col+" change: column ablated, given row",
-				"component ablated", "already ablated", inter.Sets, names, inter.Effect); err != nil {
+				"component ablated", "already ablated", inter.Sets, names, inter.Effect, plot.BarLabel(col+" change")); err != nil {
 				return err
 			}
 		} else {
 			cols, rows := inter.Summary()
 			if err := plot.Heatmap(f.plotPath, col+" change from ablating each component, over sets of the others",
-				"", "component", names, cols, rows); err != nil {
+				"", "component", names, cols, rows, plot.BarLabel(col+" change")); err != nil {
 				return err
 			}
 		}
@@ -537,23 +599,10 @@ func (f *sweepFlags) report(m *forward.Model, cfgs []sweep.Config, rows []sweep.
 		return nil
 	}
 	// Single heads: a [layer, head] grid of deltas (NaN where not swept).
-	grid := make([][]float64, m.Cfg.Layers)
-	for l := range grid {
-		grid[l] = make([]float64, m.Cfg.Heads)
-		for h := range grid[l] {
-			grid[l][h] = math.NaN()
-		}
+	if sum.other != "" {
+		return usageError{errors.New("--plot: draws the interaction table of a subsets(...) space or the deltas of single heads; this space has " + strconv.Quote(sum.other))}
 	}
-	for _, r := range rows {
-		c := cfgs[r.Index]
-		if len(c) != 1 || c[0].Kind != sweep.Head {
-			if len(c) == 0 {
-				continue
-			}
-			return usageError{errors.New("--plot: draws the interaction table of a subsets(...) space or the deltas of single heads; this space has " + strconv.Quote(r.Config))}
-		}
-		grid[c[0].Layer][c[0].Head] = r.Delta
-	}
+	grid := sum.grid
 	rl, cl := make([]string, m.Cfg.Layers), make([]string, m.Cfg.Heads)
 	for i := range rl {
 		rl[i] = strconv.Itoa(i)
@@ -561,7 +610,7 @@ func (f *sweepFlags) report(m *forward.Model, cfgs []sweep.Config, rows []sweep.
 	for i := range cl {
 		cl[i] = strconv.Itoa(i)
 	}
-	if err := plot.Heatmap(f.plotPath, "change in "+col+" from ablating one head", "head", "layer", rl, cl, grid); err != nil {
+	if err := plot.Heatmap(f.plotPath, "change in "+col+" from ablating one head", "head", "layer", rl, cl, grid, plot.BarLabel(col+" change")); err != nil {
 		return err
 	}
 	logf("sweep: drew %s", f.plotPath)

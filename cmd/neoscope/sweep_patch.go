@@ -2,9 +2,7 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"os"
-	"sort"
 	"strconv"
 
 	"github.com/neoscope/neoscope/runtime/forward"
@@ -57,14 +55,12 @@ func (f *sweepFlags) buildPatchTask(m *forward.Model, rowsOf func(path, flag str
 // reportPatch prints the clean/corrupt gap, whether normalised scores mean
 // anything on these prompts, and the configurations that move the metric
 // most.
-func (f *sweepFlags) reportPatch(rows []sweep.Row, base float64, col string, gap sweep.Gap) error {
-	top := append([]sweep.Row(nil), rows...)
-	sort.SliceStable(top, func(i, j int) bool { return math.Abs(top[i].Delta) > math.Abs(top[j].Delta) })
-	top = top[:min(f.top, len(top))]
+func (f *sweepFlags) reportPatch(sum *sweepSummary, base float64, col string, gap sweep.Gap) error {
+	top := sum.top
 	noisy := col == "ld" && gap.Noisy
 	reversed := col == "ld" && gap.Reversed
 	if f.model.JSON {
-		out := map[string]any{"out": f.out, "rows": len(rows), "baseline": base, "metric": col, "top": top,
+		out := map[string]any{"out": f.out, "rows": sum.n, "baseline": base, "metric": col, "top": top,
 			"clean": gap.Clean, "corrupt": gap.Corrupt, "gap": gap.Diff, "gap_se": gap.SE, "gap_is_noise": noisy, "gap_reversed": reversed}
 		return printJSON(os.Stdout, out)
 	}

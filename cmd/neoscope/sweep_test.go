@@ -176,6 +176,26 @@ func TestSweepCLIBadInput(t *testing.T) {
 	if _, stderr, code := runCLI(t, append(args, "--resume")...); code != 2 || !strings.Contains(stderr, "different sweep") {
 		t.Errorf("resume with another space: exit %d, %q", code, stderr)
 	}
+	// A damaged journal (a row that is not in the space, a line that is not
+	// a row) or sidecar is bad input: exit 2, naming the file.
+	args[len(args)-1] = "singles(mlp)"
+	meta := fileBytes(t, sweep.MetaPath(out))
+	incomplete := bytes.Replace(meta, []byte(`"complete": true`), []byte(`"complete": false`), 1)
+	good := fileBytes(t, out)
+	for _, c := range []struct {
+		journal, sidecar []byte
+		want             string
+	}{
+		{append(append([]byte{}, good...), "mlp.0,1,9.1,0.1,77\n"...), incomplete, "configuration 77"},
+		{append(append([]byte{}, good...), "not,a,row\n"...), incomplete, "r.csv:"},
+		{good, []byte("{not json"), "meta.json"},
+	} {
+		fixtures.Must(t, os.WriteFile(out, c.journal, 0o644))
+		fixtures.Must(t, os.WriteFile(sweep.MetaPath(out), c.sidecar, 0o644))
+		if _, stderr, code := runCLI(t, append(args, "--resume")...); code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("resume from a damaged file: exit %d, want 2 naming %q: %s", code, c.want, stderr)
+		}
+	}
 }
 
 // TestSweepKillResume SIGKILLs a sweep at random moments, resumes it each
@@ -318,8 +338,17 @@ func TestSweepShardsMerge(t *testing.T) {
 		}
 	}
 	merged := filepath.Join(dir, "merged.csv")
-	if _, stderr, code := runCLI(t, append([]string{"merge", merged}, parts...)...); code != 0 {
+	stdout, stderr, code := runCLI(t, append([]string{"merge", merged, "--json"}, parts...)...)
+	if code != 0 {
 		t.Fatal(stderr)
+	}
+	var summary struct {
+		Out            string `json:"out"`
+		Configurations int    `json:"configurations"`
+		Shards         int    `json:"shards"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &summary); err != nil || summary.Out != merged || summary.Configurations != 125 || summary.Shards != 3 {
+		t.Errorf("merge --json: %v %+v (%s)", err, summary, stdout)
 	}
 	a := readResult(t, whole, "loss")
 	b := readResult(t, merged, "loss")
@@ -356,7 +385,7 @@ func TestSweepShardsMerge(t *testing.T) {
 	m.Complete = false
 	data, _ := json.Marshal(m)
 	fixtures.Must(t, os.WriteFile(sweep.MetaPath(parts[2]), data, 0o644))
-	_, stderr, code := runCLI(t, append([]string{"merge", filepath.Join(dir, "bad.csv")}, parts...)...)
+	_, stderr, code = runCLI(t, append([]string{"merge", filepath.Join(dir, "bad.csv")}, parts...)...)
 	if code != 2 || !strings.Contains(stderr, "shard 2/3 is incomplete") {
 		t.Errorf("merge with an incomplete shard: exit %d, %q", code, stderr)
 	}

@@ -41,8 +41,8 @@ is enough.`,
 				s = string(data)
 			}
 			tok, err := tokenizer.Load(dir)
-			if err != nil {
-				return fmt.Errorf("%s: %w", filepath.Clean(dir), err)
+			if err != nil { // no or a bad tokenizer: bad input
+				return usageError{fmt.Errorf("%s: %w", filepath.Clean(dir), err)}
 			}
 			ids := tok.Encode(s)
 			if ids == nil {

@@ -316,7 +316,7 @@ one with another model, input or option. OUT is never overwritten without
 		var in inputFlags
 		var lensFile, plotFile string
 		var seq int
-		var force bool
+		var anyModel bool
 		c := &cobra.Command{
 			Use:   "eval",
 			Short: "Evaluate a tuned lens beside the logit lens",
@@ -327,10 +327,10 @@ one with another model, input or option. OUT is never overwritten without
 				if lensFile == "" {
 					return usagef("--lens is required")
 				}
-				if plotFile != "" {
-					if ext := filepath.Ext(plotFile); ext != ".png" && ext != ".svg" {
-						return usagef("--plot %s: want a .png or .svg file", plotFile)
-					}
+				// --plot like every chart: checked before the work, replaced
+				// only with --force (addForceFlags).
+				if err := checkPlotPath(plotFile); err != nil {
+					return err
 				}
 				dir, err := resolveModel(f.Model)
 				if err != nil {
@@ -346,8 +346,8 @@ one with another model, input or option. OUT is never overwritten without
 				if err != nil {
 					return usageError{err}
 				}
-				if fp, ok := tl.Meta["model_fingerprint"]; ok && fp != lens.Fingerprint(m) && !force {
-					return usagef("%s was fitted on %s (fingerprint %s), not on %s (fingerprint %s); --force to evaluate anyway",
+				if fp, ok := tl.Meta["model_fingerprint"]; ok && fp != lens.Fingerprint(m) && !anyModel {
+					return usagef("%s was fitted on %s (fingerprint %s), not on %s (fingerprint %s); --any-model to evaluate anyway",
 						lensFile, tl.Meta["model"], fp, dir, lens.Fingerprint(m))
 				}
 				tokens, B, T, err := lensInput(&in, m, dir, seq)
@@ -366,7 +366,7 @@ one with another model, input or option. OUT is never overwritten without
 					for i := range xs {
 						xs[i] = float64(i)
 					}
-					err := plot.Lines(plotFile, fmt.Sprintf("%s: KL(final || lens) per layer", filepath.Base(dir)),
+					err := plot.Lines(plotFile, fmt.Sprintf("%s: KL(final || lens) per layer", displayName(dir)),
 						"layer l (resid[l] = input of block l; L = final)", "KL (nats)",
 						[]plot.Series{{Name: "logit lens", X: xs, Y: res.LogitKL}, {Name: "tuned lens", X: xs, Y: res.TunedKL}})
 					if err != nil {
@@ -397,9 +397,9 @@ one with another model, input or option. OUT is never overwritten without
 		}
 		f.register(c)
 		in.register(c)
-		c.Flags().StringVar(&lensFile, "lens", "", "lens file written by `tunedlens fit`")
+		c.Flags().StringVar(&lensFile, "lens", "", "the lens `FILE` written by neoscope tunedlens fit")
 		c.Flags().StringVar(&plotFile, "plot", "", "write a chart of KL per layer, logit vs tuned lens (.png or .svg)")
-		c.Flags().BoolVar(&force, "force", false, "evaluate a lens fitted on another model (fingerprint mismatch)")
+		c.Flags().BoolVar(&anyModel, "any-model", false, "evaluate a lens fitted on another model (fingerprint mismatch)")
 		c.Flags().IntVar(&seq, "seq", 0, "with --text: tokens per row (default: the whole text if it fits the context, else rows of the context length)")
 		root.AddCommand(c)
 	}

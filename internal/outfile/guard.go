@@ -132,8 +132,11 @@ func resolve(path string) string {
 // unwrapPath drops the temporary file's name from an *os.PathError, so a
 // message names the directory the user chose, not a file neoscope made up.
 func unwrapPath(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
+	switch e := err.(type) {
+	case *os.PathError:
+		return e.Err
+	case *os.LinkError: // a rename: it names the temporary file
+		return e.Err
 	}
 	return err
 }

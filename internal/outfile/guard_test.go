@@ -81,3 +81,30 @@ func TestWriteErrorNamesTarget(t *testing.T) {
 		t.Fatalf("Check under a regular file: %v", err)
 	}
 }
+
+// TestWriteErrorsNameTheTarget (issue 18: unwritable outputs named a
+// temporary file): a failed write or rename names the file asked for, never
+// the temporary ".NAME.tmp..." beside it.
+func TestWriteErrorsNameTheTarget(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "out.csv")
+	err := Write(target, func(w io.Writer) error {
+		w.(*os.File).Close()
+		_, err := w.Write([]byte("x"))
+		return err
+	})
+	if err == nil || strings.Contains(err.Error(), ".tmp") || !strings.Contains(err.Error(), target) {
+		t.Errorf("a failed write: %v, want it to name %s and no temporary file", err, target)
+	}
+	busy := filepath.Join(dir, "busy")
+	if err := os.MkdirAll(filepath.Join(busy, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err = Write(busy, func(w io.Writer) error { _, err := w.Write([]byte("x")); return err })
+	if err == nil || strings.Contains(err.Error(), ".tmp") || !strings.Contains(err.Error(), busy) {
+		t.Errorf("a failed rename: %v, want it to name %s and no temporary file", err, busy)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("temporary files left behind: %v", ents)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"unsafe"
 
 	"github.com/nlpodyssey/safetensors"
@@ -32,7 +33,7 @@ func Write(path string, fill func(w io.Writer) error) (err error) {
 		}
 	}()
 	if err = fill(f); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, hideTemp{err, f.Name()})
 	}
 	if err = f.Chmod(0o644); err != nil { // CreateTemp makes 0600 files
 		return fmt.Errorf("%s: %v", path, unwrapPath(err))
@@ -100,3 +101,13 @@ func roundSig(x float64, n int) float64 {
 	p := math.Pow(10, float64(n)-math.Ceil(math.Log10(math.Abs(x))))
 	return math.Round(x*p) / p
 }
+
+// hideTemp is an error of the temporary file's writer, told without the
+// temporary file's name (the caller names the file asked for).
+type hideTemp struct {
+	err error
+	tmp string
+}
+
+func (h hideTemp) Error() string { return strings.ReplaceAll(h.err.Error(), " "+h.tmp, "") }
+func (h hideTemp) Unwrap() error { return h.err }

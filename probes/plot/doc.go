@@ -20,7 +20,14 @@
 //     (Moreland's smooth blue-red) and symmetric about 0, so white means 0 and
 //     equal magnitudes get equal saturation; otherwise sequential (Moreland's
 //     Kindlmann, dark to light) over [min, max]. Cell labels are black or
-//     white by the cell colour's luminance. NaN cells are grey, unlabelled.
+//     white by the cell colour's luminance. NaN cells are grey, unlabelled
+//     (never "NaN" text); infinite ones read ∞ or −∞.
+//   - Every colour bar is labelled (BarLabel, else the figure's title).
+//     Range fixes the scale, so charts of one quantity on several models,
+//     drawn as separate figures (the report's columns), share colours:
+//     Range(Scale(every model's table...)).
+//   - Nothing is drawn within 0.12 in of a figure's edge; Lines' legend
+//     sits inside the data area, clear of its frame.
 //   - Row 0 is drawn at the top (as a table or TransformerLens' imshow reads).
 //   - Cell labels use 3 significant digits and a font sized to the cell; the
 //     figure grows with the number of columns and rows (readable to ~16x16).

@@ -18,7 +18,7 @@ import (
 	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	_ "gonum.org/v1/plot/vg/vgimg" // registers png
+	"gonum.org/v1/plot/vg/vgimg"   // registers png; measures text
 	_ "gonum.org/v1/plot/vg/vgsvg" // registers svg
 
 	"github.com/neoscope/neoscope/internal/outfile"
@@ -114,8 +114,22 @@ func Lines(path, title, xlabel, ylabel string, series []Series) error {
 	if n := named; n > 0 && p.Y.Max > p.Y.Min {
 		p.Y.Max += (p.Y.Max - p.Y.Min) * 0.07 * float64(n)
 	}
-	return write(path, 7*vg.Inch, 4.5*vg.Inch, func(dc draw.Canvas) { p.Draw(dc) })
+	// The legend sits inside the data area, clear of its frame.
+	p.Legend.XOffs, p.Legend.YOffs = -vg.Points(8), -vg.Points(6)
+	return write(path, 7*vg.Inch, 4.5*vg.Inch, func(dc draw.Canvas) { p.Draw(inset(dc)) })
 }
+
+// inset is the canvas less a margin on every side, so that nothing a chart
+// draws (the last tick label, a legend) touches the figure's edge.
+func inset(dc draw.Canvas) draw.Canvas {
+	dc.Min.X += margin
+	dc.Min.Y += margin
+	dc.Max.X -= margin
+	dc.Max.Y -= margin
+	return dc
+}
+
+const margin = 0.12 * vg.Inch
 
 func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
@@ -149,24 +163,59 @@ func valueRange(v [][]float64) (lo, hi float64) {
 	return lo, hi
 }
 
-// colorMap picks the diverging or sequential map described in the package doc.
-func colorMap(v [][]float64) palette.ColorMap {
-	lo, hi := valueRange(v)
+// Scale is the colour scale [lo, hi] Heatmap would choose over the tables
+// together, as the package doc describes: symmetric about 0 when the values
+// have both signs, else their range (widened when constant). Charts of one
+// quantity on several models, drawn as separate figures, share colours by
+// drawing each with Range(Scale(all of them...)).
+func Scale(tables ...[][]float64) (lo, hi float64) {
+	var all [][]float64
+	for _, t := range tables {
+		all = append(all, t...)
+	}
+	lo, hi = valueRange(all)
 	if lo < 0 && hi > 0 {
 		a := math.Max(-lo, hi)
-		cm := moreland.SmoothBlueRed()
-		cm.SetMin(-a)
-		cm.SetMax(a)
-		return cm
+		return -a, a
 	}
 	if lo == hi { // a constant table: give the colour bar some range
 		d := math.Max(math.Abs(lo)*0.5, 0.5)
 		lo, hi = lo-d, hi+d
 	}
-	cm := moreland.Kindlmann()
+	return lo, hi
+}
+
+// colorMap is the diverging map (Moreland's smooth blue-red) over a scale
+// that spans 0, else the sequential one (Kindlmann).
+func colorMap(lo, hi float64) palette.ColorMap {
+	var cm palette.ColorMap
+	if lo < 0 && hi > 0 {
+		cm = moreland.SmoothBlueRed()
+	} else {
+		cm = moreland.Kindlmann()
+	}
 	cm.SetMin(lo)
 	cm.SetMax(hi)
 	return cm
+}
+
+// Option changes a heat-map figure.
+type Option func(*options)
+
+type options struct {
+	bar    string
+	lo, hi float64
+	fixed  bool
+}
+
+// BarLabel names what a colour means, beside the colour bar (default: the
+// figure's title).
+func BarLabel(s string) Option { return func(o *options) { o.bar = s } }
+
+// Range fixes the colour scale to [lo, hi] (see Scale); values outside it
+// take the end colours.
+func Range(lo, hi float64) Option {
+	return func(o *options) { o.lo, o.hi, o.fixed = lo, hi, hi > lo }
 }
 
 // luminance is the relative luminance (0 black .. 1 white) of c.
@@ -177,10 +226,13 @@ func luminance(c color.Color) float64 {
 
 // cellLabel formats a value with 3 significant digits; a NaN cell (not
 // measured: the diagonal of an interaction table, a head not swept) is grey
-// and unlabelled.
+// and unlabelled; an infinite one reads ∞ or −∞.
 func cellLabel(x float64) string {
 	if math.IsNaN(x) {
 		return ""
+	}
+	if math.IsInf(x, 0) { // the end colour of the scale, labelled ∞ (not "+Inf")
+		return map[bool]string{true: "∞", false: "−∞"}[x > 0]
 	}
 	if x != 0 && (math.Abs(x) >= 1000 || math.Abs(x) < 0.01) {
 		return strconv.FormatFloat(x, 'e', 1, 64)
@@ -191,8 +243,8 @@ func cellLabel(x float64) string {
 // Heatmap draws values [rows][cols] as coloured, labelled cells with a colour
 // bar and writes it to path (.png or .svg). rowLabels and colLabels may be
 // nil (indices are used) or must match the table's dimensions.
-func Heatmap(path, title, xlabel, ylabel string, rowLabels, colLabels []string, values [][]float64) error {
-	return Heatmaps(path, "", xlabel, ylabel, []Panel{{Title: title, RowLabels: rowLabels, ColLabels: colLabels, Values: values}})
+func Heatmap(path, title, xlabel, ylabel string, rowLabels, colLabels []string, values [][]float64, opts ...Option) error {
+	return Heatmaps(path, "", xlabel, ylabel, []Panel{{Title: title, RowLabels: rowLabels, ColLabels: colLabels, Values: values}}, opts...)
 }
 
 // Panel is one table of a Heatmaps figure.
@@ -206,7 +258,7 @@ type Panel struct {
 // all their values as Heatmap chooses it for one table) and one colour bar,
 // so equal colours mean equal values across panels, e.g. the same score on
 // models of different sizes. title, when not empty, goes above the panels.
-func Heatmaps(path, title, xlabel, ylabel string, panels []Panel) error {
+func Heatmaps(path, title, xlabel, ylabel string, panels []Panel, opts ...Option) error {
 	if _, err := format(path); err != nil {
 		return err
 	}
@@ -235,41 +287,63 @@ func Heatmaps(path, title, xlabel, ylabel string, panels []Panel) error {
 			return fmt.Errorf("plot %s: %d row labels and %d column labels for a %dx%d table", path, len(pn.RowLabels), len(pn.ColLabels), rows, cols)
 		}
 	}
-	cm := sharedColorMap(panels)
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	if !o.fixed {
+		tables := make([][][]float64, len(panels))
+		for i, pn := range panels {
+			tables[i] = pn.Values
+		}
+		o.lo, o.hi = Scale(tables...)
+	}
+	cm := colorMap(o.lo, o.hi)
+	if o.bar == "" {
+		o.bar = title
+		if o.bar == "" {
+			o.bar = panels[0].Title
+		}
+	}
+
+	bar := gplot.New()
+	bar.Add(&plotter.ColorBar{ColorMap: cm, Vertical: true})
+	bar.HideX()
+	bar.Y.Padding = 0
+	bar.Title.Text = " " // keeps the bar's top in line with the heat map's
+	bar.Y.Label.Text = o.bar
+	// The bar's column: a gap, its axis (ticks and label, measured), the
+	// bar itself (barIn wide), a right margin.
+	const gap, barIn, pad = 0.15 * vg.Inch, 0.3 * vg.Inch, 0.1 * vg.Inch
+	probe := draw.New(vgimg.New(10*vg.Inch, 5*vg.Inch))
+	axisW := probe.Size().X - bar.DataCanvas(probe).Size().X
+	barW := gap + axisW + barIn + pad
 
 	// Figure size: ~0.55in per cell plus margins, each panel within 5..12 in
-	// wide; the height fits the tallest panel.
+	// wide, then the bar's column and the margins; the height fits the
+	// tallest panel.
 	cellIn := 0.55
-	barW := 1.1 * vg.Inch
 	var widths []vg.Length
-	var w, h vg.Length
+	var h vg.Length
+	w := barW + 2*margin
 	for _, pn := range panels {
-		pw := vg.Length(math.Min(12, math.Max(5, cellIn*float64(len(pn.Values[0]))+2.5))) * vg.Inch
-		if len(panels) > 1 {
-			pw -= barW
-		}
+		pw := vg.Length(math.Min(12, math.Max(5, cellIn*float64(len(pn.Values[0]))+2.5))-1.1) * vg.Inch
 		widths = append(widths, pw)
 		w += pw
 		h = max(h, vg.Length(math.Min(12, math.Max(3.5, cellIn*float64(len(pn.Values))+1.8)))*vg.Inch)
-	}
-	if len(panels) > 1 {
-		w += barW
 	}
 	titleH := vg.Length(0)
 	if title != "" {
 		titleH = 0.4 * vg.Inch
 		h += titleH
 	}
+	h += 2 * margin
 	var plots []*gplot.Plot
 	for i, pn := range panels {
-		plots = append(plots, heatPanel(pn, xlabel, ylabel, cm, widths[i]-barW*vg.Length(b2f(len(panels) == 1)), h-titleH))
+		plots = append(plots, heatPanel(pn, xlabel, ylabel, cm, widths[i], h-titleH-2*margin))
 	}
-	bar := gplot.New()
-	bar.Add(&plotter.ColorBar{ColorMap: cm, Vertical: true})
-	bar.HideX()
-	bar.Y.Padding = 0
-	bar.Title.Text = " " // keeps the bar's top in line with the heat map's
 	return write(path, w, h, func(dc draw.Canvas) {
+		dc = inset(dc)
 		if title != "" {
 			top := dc
 			top.Min.Y = dc.Max.Y - titleH
@@ -281,33 +355,14 @@ func Heatmaps(path, title, xlabel, ylabel string, panels []Panel) error {
 		for i, p := range plots {
 			c := dc
 			c.Min.X, c.Max.X = x, x+widths[i]
-			if len(panels) == 1 {
-				c.Max.X = dc.Max.X - barW
-			}
 			p.Draw(c)
 			x = c.Max.X
 		}
 		right := dc
-		right.Min.X = x + 0.15*vg.Inch
-		right.Max.X = dc.Max.X - 0.3*vg.Inch
+		right.Min.X = x + gap
+		right.Max.X = right.Min.X + axisW + barIn
 		bar.Draw(right)
 	})
-}
-
-// sharedColorMap is colorMap over the values of every panel.
-func sharedColorMap(panels []Panel) palette.ColorMap {
-	var all [][]float64
-	for _, pn := range panels {
-		all = append(all, pn.Values...)
-	}
-	return colorMap(all)
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // heatPanel builds one heat map plot with cell labels, coloured by cm, for a

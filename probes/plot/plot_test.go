@@ -3,10 +3,14 @@ package plot
 import (
 	"bytes"
 	"encoding/xml"
+	"html"
 	"image/png"
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -169,14 +173,12 @@ func TestHeatmapsSharedScale(t *testing.T) {
 	dir := t.TempDir()
 	a := Panel{Title: "small", Values: [][]float64{{0, 1}, {0.5, 0.25}}}
 	b := Panel{Title: "large", Values: [][]float64{{0, 10}, {2, 3}, {4, 5}}, RowLabels: []string{"x", "y", "z"}}
-	cm := sharedColorMap([]Panel{a, b})
-	if cm.Min() != 0 || cm.Max() != 10 {
-		t.Fatalf("shared colour scale [%g, %g], want [0, 10] over both panels", cm.Min(), cm.Max())
+	if lo, hi := Scale(a.Values, b.Values); lo != 0 || hi != 10 {
+		t.Fatalf("shared colour scale [%g, %g], want [0, 10] over both panels", lo, hi)
 	}
 	// Both signs anywhere: diverging and symmetric over all panels.
-	cm = sharedColorMap([]Panel{a, {Values: [][]float64{{-3}}}})
-	if cm.Min() != -3 || cm.Max() != 3 {
-		t.Fatalf("diverging shared scale [%g, %g], want [-3, 3]", cm.Min(), cm.Max())
+	if lo, hi := Scale(a.Values, [][]float64{{-3}}); lo != -3 || hi != 3 {
+		t.Fatalf("diverging shared scale [%g, %g], want [-3, 3]", lo, hi)
 	}
 	one, two := filepath.Join(dir, "one.png"), filepath.Join(dir, "two.png")
 	if err := Heatmaps(one, "", "head", "layer", []Panel{a}); err != nil {
@@ -192,5 +194,188 @@ func TestHeatmapsSharedScale(t *testing.T) {
 	}
 	if err := Heatmaps(filepath.Join(dir, "none.png"), "", "", "", nil); err == nil {
 		t.Fatal("no panels accepted")
+	}
+}
+
+// svgTexts returns the text of every <text> element of an SVG file.
+func svgTexts(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range regexp.MustCompile(`(?s)<text[^>]*>(.*?)</text>`).FindAllSubmatch(data, -1) {
+		out = append(out, html.UnescapeString(string(m[1])))
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s: no <text> elements", path)
+	}
+	return out
+}
+
+// TestHeatmapText (issue 18, charts): the colour bar carries its label (the
+// given one, else the title); NaN and infinite cells carry no "nan"/"inf"
+// text; a fixed Range gives two figures of different values the same colour
+// bar (the same tick labels).
+func TestHeatmapText(t *testing.T) {
+	dir := t.TempDir()
+	v := [][]float64{{0.5, math.NaN()}, {math.Inf(1), -0.25}}
+	p := filepath.Join(dir, "h.svg")
+	if err := Heatmap(p, "induction score per head", "head", "layer", nil, nil, v, BarLabel("score (attention to i-P+1)")); err != nil {
+		t.Fatal(err)
+	}
+	texts := svgTexts(t, p)
+	if !slices.Contains(texts, "score (attention to i-P+1)") {
+		t.Errorf("colour bar label missing; texts %q", texts)
+	}
+	for _, s := range texts {
+		if l := strings.ToLower(s); strings.Contains(l, "nan") || strings.Contains(l, "inf") {
+			t.Errorf("cell text %q", s)
+		}
+	}
+	if err := Heatmap(p, "loss increase", "head", "layer", nil, nil, v); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(strings.Join(svgTexts(t, p), "\n"), "loss increase"); n != 2 {
+		t.Errorf("the title should label the colour bar by default: %d occurrences, want 2", n)
+	}
+	ticks := func(path string) []string {
+		var out []string
+		for _, s := range svgTexts(t, path) {
+			if _, err := strconv.ParseFloat(strings.ReplaceAll(s, "−", "-"), 64); err == nil {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	a, b := [][]float64{{0.13, 0.17}}, [][]float64{{0.43, 0.87}}
+	lo, hi := Scale(a, b)
+	pa, pb := filepath.Join(dir, "a.svg"), filepath.Join(dir, "b.svg")
+	if err := Heatmap(pa, "m1", "", "", nil, nil, a, Range(lo, hi)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Heatmap(pb, "m2", "", "", nil, nil, b, Range(lo, hi)); err != nil {
+		t.Fatal(err)
+	}
+	// Cell labels differ (0.13 vs 0.43); remove them and the axes' indices,
+	// the colour bars' ticks must be the same.
+	strip := func(ts []string, cells [][]float64) []string {
+		var out []string
+		for _, s := range ts {
+			if s == "0" || s == "1" || s == cellLabel(cells[0][0]) || s == cellLabel(cells[0][1]) {
+				continue
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	if ta, tb := strip(ticks(pa), a), strip(ticks(pb), b); !slices.Equal(ta, tb) || len(ta) < 2 {
+		t.Errorf("colour bars of a shared Range differ: %q vs %q", ta, tb)
+	}
+}
+
+// TestInsideFrame (issue 18, charts): nothing a chart draws, legends and
+// tick labels included, touches the figure's edge: a white margin of at
+// least 4 px runs round every kind of chart. Lines' legend used to sit on
+// the right edge, its thumbnails cut off.
+func TestInsideFrame(t *testing.T) {
+	dir := t.TempDir()
+	xs := []float64{0, 1, 2, 3}
+	charts := map[string]func(string) error{
+		"lines": func(p string) error {
+			return Lines(p, "Loss increase when a whole layer part is zero-ablated", "layer", "loss (nats)", []Series{
+				{Name: "attention, neo-tiny (bundled)", X: xs, Y: []float64{8.8, 7.9, -0.2, -0.3}},
+				{Name: "MLP, neo-tiny (bundled)", X: xs, Y: []float64{7, -0.1, 0.9, 2.3}}})
+		},
+		"heatmap": func(p string) error {
+			return Heatmap(p, "induction score", "head", "layer", nil, nil, [][]float64{{0.1, 0.8}, {0.3, -0.2}})
+		},
+		"heatmaps": func(p string) error {
+			return Heatmaps(p, "zero ablation: loss increase per head", "head", "layer", []Panel{
+				{Title: "tiny-neo (baseline 9.2336)", Values: [][]float64{{-0.02, 0.04}, {0.3, -0.1}}},
+				{Title: "tiny-gpt2 (baseline 9.3143)", Values: [][]float64{{0.05, -0.14}, {0.31, 0.01}}}},
+				BarLabel("loss increase (nats)"))
+		},
+		"scatter": func(p string) error {
+			return Scatter(p, "EAP vs exact", "exact", "estimate", []Point{{"a", 0, 0.1}, {"b", 1, 0.7}, {"c", -0.5, 0.2}}, 1)
+		},
+	}
+	for name, draw := range charts {
+		p := filepath.Join(dir, name+".png")
+		if err := draw(p); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				if x >= b.Min.X+4 && x < b.Max.X-4 && y >= b.Min.Y+4 && y < b.Max.Y-4 {
+					continue
+				}
+				if r, g, bl, _ := img.At(x, y).RGBA(); r < 0xf000 || g < 0xf000 || bl < 0xf000 {
+					t.Errorf("%s: drawn at (%d, %d), within 4 px of the %v figure's edge", name, x, y, b)
+					x, y = b.Max.X, b.Max.Y
+				}
+			}
+		}
+	}
+}
+
+// TestColourBarWidth: the colour bar keeps its width beside its ticks and
+// label, with one panel or several (its column is measured, not guessed:
+// with two panels and a label, the bar had shrunk to a sliver under its
+// own tick labels).
+func TestColourBarWidth(t *testing.T) {
+	dir := t.TempDir()
+	v := [][]float64{{-1, -0.5}, {-0.2, 0.01}} // scale [-1, 1]: only the bar reaches its top colour
+	top, err := colorMap(-1, 1).At(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, tg, tb, _ := top.RGBA()
+	near := func(a, b uint32) bool { return a>>8 <= b>>8+12 && b>>8 <= a>>8+12 }
+	for name, panels := range map[string][]Panel{
+		"one": {{Title: "a", Values: v}},
+		"two": {{Title: "a", Values: v}, {Title: "b", Values: v}},
+	} {
+		p := filepath.Join(dir, name+".png")
+		if err := Heatmaps(p, "t", "head", "layer", panels, BarLabel("a long colour bar label (nats)")); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		widest := 0
+		b := img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			run := 0
+			for x := b.Min.X; x < b.Max.X; x++ {
+				r, g, bl, _ := img.At(x, y).RGBA()
+				if near(r, tr) && near(g, tg) && near(bl, tb) {
+					run++
+					widest = max(widest, run)
+				} else {
+					run = 0
+				}
+			}
+		}
+		if widest < 24 { // 0.25 in at 96 dpi
+			t.Errorf("%s panel(s): the colour bar is %d px wide, want at least 24", name, widest)
+		}
 	}
 }

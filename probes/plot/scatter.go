@@ -143,5 +143,5 @@ func Scatter(path, title, xlabel, ylabel string, pts []Point, label int) error {
 		}
 	}
 	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = lo, hi, lo, hi
-	return write(path, 6*vg.Inch, 5.5*vg.Inch, func(dc draw.Canvas) { p.Draw(dc) })
+	return write(path, 6*vg.Inch, 5.5*vg.Inch, func(dc draw.Canvas) { p.Draw(inset(dc)) })
 }

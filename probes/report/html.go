@@ -98,6 +98,9 @@ type image struct {
 	File string
 	Alt  string
 	Src  template.URL
+	// Scale is a heat map's colour scale, e.g. "0 to 0.9, shared by the 2
+	// models" (empty for other charts).
+	Scale string
 }
 
 type headRow struct {
@@ -206,24 +209,43 @@ func Write(dir string, p Page) (err error) {
 		L, NH := r.Cfg.Layers, r.Cfg.Heads
 		rowL, colL := labels(L), labels(NH)
 		c := column{R: r, Card: r.Card()}
-		mk := func(name, title string, values [][]float64) (image, error) {
+		// mk draws one heat map of this model. Its colour scale is chosen
+		// over that chart's tables of every model on the page (plot.Scale),
+		// so compared models' charts share colours; the page says which.
+		mk := func(name, title, bar string, get func(*Result) [][]float64) (image, error) {
 			file := slug + "-" + name + ".png"
 			full := title
 			if len(title)+len(r.Name) <= 44 { // longer titles overflow a small model's figure
 				full += " — " + r.Name
 			}
-			if err := plot.Heatmap(filepath.Join(tmp, file), full, "head", "layer", rowL, colL, values); err != nil {
+			var all [][][]float64
+			for _, o := range p.Results {
+				if v := get(o); v != nil {
+					all = append(all, v)
+				}
+			}
+			lo, hi := plot.Scale(all...)
+			if err := plot.Heatmap(filepath.Join(tmp, file), full, "head", "layer", rowL, colL, get(r),
+				plot.BarLabel(bar), plot.Range(lo, hi)); err != nil {
 				return image{}, fmt.Errorf("%s: %w", file, err)
 			}
-			return embedImage(tmp, file, title+" of "+r.Name)
+			img, err := embedImage(tmp, file, title+" of "+r.Name)
+			img.Scale = fmt.Sprintf("%.3g to %.3g", lo, hi)
+			if len(all) > 1 {
+				img.Scale += fmt.Sprintf(", shared by the %d models", len(all))
+			}
+			return img, err
 		}
-		if c.Induction, err = mk("induction", "Induction score", r.Induction.Induction); err != nil {
+		ind := func(r *Result) [][]float64 { return r.Induction.Induction }
+		prev := func(r *Result) [][]float64 { return r.Induction.PrevToken }
+		abl := func(r *Result) [][]float64 { return r.HeadDelta }
+		if c.Induction, err = mk("induction", "Induction score", "induction score", ind); err != nil {
 			return err
 		}
-		if c.Prev, err = mk("prev-token", "Previous-token score", r.Induction.PrevToken); err != nil {
+		if c.Prev, err = mk("prev-token", "Previous-token score", "previous-token score", prev); err != nil {
 			return err
 		}
-		if c.Ablation, err = mk("ablation", "Loss increase, head ablated", r.HeadDelta); err != nil {
+		if c.Ablation, err = mk("ablation", "Loss increase, head ablated", "loss increase (nats)", abl); err != nil {
 			return err
 		}
 		c.Embed = embedRows(r)
@@ -236,10 +258,22 @@ func Write(dir string, p Page) (err error) {
 		}
 		if r.IOI != nil {
 			c.IOI = ioiRows(r)
-			if c.IOIPatch, err = mk("ioi-patch", "IOI head patching", r.IOI.PatchHeadZ); err != nil {
+			patch := func(r *Result) [][]float64 {
+				if r.IOI == nil {
+					return nil
+				}
+				return r.IOI.PatchHeadZ
+			}
+			dla := func(r *Result) [][]float64 {
+				if r.IOI == nil {
+					return nil
+				}
+				return r.IOI.DLA.Head
+			}
+			if c.IOIPatch, err = mk("ioi-patch", "IOI head patching", "(patched − corrupt) / (clean − corrupt)", patch); err != nil {
 				return err
 			}
-			if c.IOIDLA, err = mk("ioi-dla", "IOI direct logit attribution", r.IOI.DLA.Head); err != nil {
+			if c.IOIDLA, err = mk("ioi-dla", "IOI direct logit attribution", "direct effect on logit(IO) − logit(S)", dla); err != nil {
 				return err
 			}
 			c.TopPatch = top(rankAbs(r.IOI.PatchHeadZ), p.TopK, "%+.3f")

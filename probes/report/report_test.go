@@ -122,9 +122,27 @@ func TestWriteCompare(t *testing.T) {
 	if regexp.MustCompile(`(?i)(src|href)="(https?:)?//`).MatchString(s) {
 		t.Error("page refers to an external resource")
 	}
-	imgs := regexp.MustCompile(`<img src="data:image/png;base64,(?:[A-Za-z0-9/=]|&#43;)+" alt="[^"]*" data-file="([^"]+)">`).FindAllStringSubmatch(s, -1)
+	imgs := regexp.MustCompile(`<img src="data:image/png;base64,(?:[A-Za-z0-9/=]|&#43;)+" alt="[^"]*" data-file="([^"]+)"(?: data-scale="([^"]*)")?>`).FindAllStringSubmatch(s, -1)
 	if n := strings.Count(s, "<img "); n != len(imgs) || n != 9 {
 		t.Fatalf("%d <img> tags, %d inline PNGs; want 9 of each (3 heatmaps x 2 models + 3 charts)", n, len(imgs))
+	}
+	// Issue 18 (charts): the compared models' heat maps of one quantity
+	// share one colour scale, and the page says so.
+	scales := map[string]string{}
+	for _, im := range imgs {
+		if name, ok := strings.CutPrefix(im[1], "m1-"); ok {
+			scales[name] = im[2]
+		}
+	}
+	for _, im := range imgs {
+		if name, ok := strings.CutPrefix(im[1], "m2-"); ok {
+			if im[2] == "" || im[2] != scales[name] || !strings.Contains(im[2], "shared by the 2 models") {
+				t.Errorf("%s: colour scale %q, m1-%s's %q: want one scale shared by both models", im[1], im[2], name, scales[name])
+			}
+		}
+	}
+	if len(scales) != 3 {
+		t.Errorf("%d heat maps of the first model carry a colour scale, want 3", len(scales))
 	}
 	for _, im := range imgs {
 		f, err := os.Open(filepath.Join(out, im[1]))

@@ -79,20 +79,28 @@
 // baseline and whether the file is complete. A comment line in the CSV
 // would break pandas.read_csv, hence the sidecar.
 //
+// The space is never expanded: Open parses it into one generator per term
+// (stream.go) and the configurations are made one at a time, in index
+// order, repeats dropped by asking the earlier terms whether they hold a
+// configuration. Run reads the shard's configurations a window of
+// RunOptions.Window (default Window, 65,536) at a time and plans each
+// window on its own, so memory holds one window and its plan.
+//
 // While a sweep runs, rows are appended after every chunk (fsynced at
-// least every 2 s and at the end) in evaluation order: to OUT itself for
-// CSV and JSONL, to OUT.journal.jsonl for Parquet, which is written once at
-// the end from that journal (Parquet cannot be appended to; writing row
-// groups as we go would leave a file without a footer after a kill). At
-// the end the output is rewritten (atomically) sorted by index and the
-// sidecar marked complete, so interrupted-and-resumed and uninterrupted
-// runs give identical files. --resume cuts a partial last line (all that a
-// killed append leaves), keeps every complete row and re-evaluates only
-// chunks that miss configurations, writing only the missing rows. Because
-// chunks come from the whole shard's plan, a re-evaluated chunk is the same
-// pass as before and its numbers are bit-identical (given the same --chunk
-// or --max-memory, backend and thread count; otherwise they agree to
-// float32 rounding, as shards do with an unsharded run).
+// least every 2 s and at the end) in evaluation order, one window after
+// the other: to OUT itself for CSV and JSONL, to OUT.journal.jsonl for
+// Parquet, which is written once at the end from that journal (Parquet
+// cannot be appended to; writing row groups as we go would leave a file
+// without a footer after a kill). At the end the output is rewritten
+// (atomically) sorted by index, a window at a time, and the sidecar marked
+// complete, so interrupted-and-resumed and uninterrupted runs give
+// identical files. --resume cuts a partial last line (all that a killed
+// append leaves), keeps every complete row and re-evaluates only chunks
+// that miss configurations, writing only the missing rows. Because chunks
+// come from the window's plan, a re-evaluated chunk is the same pass as
+// before and its numbers are bit-identical (given the same --chunk or
+// --max-memory, backend and thread count; otherwise they agree to float32
+// rounding, as shards do with an unsharded run).
 //
 // Shard i of n holds the configurations whose index is i modulo n
 // (interleaved so that every shard gets a share of the expensive

@@ -2,11 +2,8 @@ package sweep
 
 import (
 	"fmt"
-	"io"
 	"math"
 	"sort"
-
-	"github.com/parquet-go/parquet-go"
 
 	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
@@ -984,41 +981,4 @@ type pqPatchKL struct {
 	KL       float64 `parquet:"kl"`
 	Delta    float64 `parquet:"delta"`
 	Index    int64   `parquet:"index"`
-}
-
-func writeParquetPatch(w io.Writer, col string, rows []Row) error {
-	if col == KL.Column() {
-		out := make([]pqPatchKL, len(rows))
-		for i, r := range rows {
-			out[i] = pqPatchKL{r.Config, int64(r.NAblated), r.Value, r.Delta, int64(r.Index)}
-		}
-		return parquet.Write(w, out)
-	}
-	out := make([]pqPatchLD, len(rows))
-	for i, r := range rows {
-		out[i] = pqPatchLD{r.Config, int64(r.NAblated), r.Value, r.Delta, r.Norm, int64(r.Index)}
-	}
-	return parquet.Write(w, out)
-}
-
-func readParquetPatch(path, col string) ([]Row, error) {
-	var rows []Row
-	if col == KL.Column() {
-		in, err := parquet.ReadFile[pqPatchKL](path)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		for _, r := range in {
-			rows = append(rows, Row{Index: int(r.Index), Config: r.Config, NAblated: int(r.NAblated), Value: r.KL, Delta: r.Delta})
-		}
-		return rows, nil
-	}
-	in, err := parquet.ReadFile[pqPatchLD](path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	for _, r := range in {
-		rows = append(rows, Row{Index: int(r.Index), Config: r.Config, NAblated: int(r.NAblated), Value: r.LD, Delta: r.Delta, Norm: r.Normalised})
-	}
-	return rows, nil
 }

@@ -1,7 +1,6 @@
 package sweep
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
@@ -11,11 +10,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/parquet-go/parquet-go"
 
 	"github.com/neoscope/neoscope/internal/outfile"
 )
@@ -205,30 +201,6 @@ func metricOf(col string) Metric {
 	return Loss
 }
 
-// parseLines reads complete rows of a CSV or JSONL text (every line ends in
-// '\n'); errors name the file and line.
-func parseLines(path string, f Format, col string, data []byte) ([]Row, error) {
-	var rows []Row
-	lines := bytes.Split(data, []byte("\n"))
-	if len(lines) > 0 && len(lines[len(lines)-1]) == 0 {
-		lines = lines[:len(lines)-1]
-	}
-	for i, ln := range lines {
-		if f == CSV && i == 0 {
-			if string(ln)+"\n" != csvHeader(col) {
-				return nil, fmt.Errorf("%s:1: header %q, want %q", path, ln, strings.TrimSpace(csvHeader(col)))
-			}
-			continue
-		}
-		r, err := parseRow(f, col, ln)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", path, i+1, err)
-		}
-		rows = append(rows, r)
-	}
-	return rows, nil
-}
-
 func parseRow(f Format, col string, ln []byte) (Row, error) {
 	var r Row
 	if f == CSV {
@@ -312,78 +284,6 @@ type pqLD struct {
 	Index     int64   `parquet:"index"`
 }
 
-func writeParquet(w io.Writer, col string, rows []Row) error {
-	if col == LD.Column() || col == KL.Column() {
-		return writeParquetPatch(w, col, rows)
-	}
-	if col == LogitDiff.Column() {
-		out := make([]pqLD, len(rows))
-		for i, r := range rows {
-			out[i] = pqLD{r.Config, int64(r.NAblated), r.Value, r.Delta, int64(r.Index)}
-		}
-		return parquet.Write(w, out)
-	}
-	out := make([]pqLoss, len(rows))
-	for i, r := range rows {
-		out[i] = pqLoss{r.Config, int64(r.NAblated), r.Value, r.Delta, int64(r.Index)}
-	}
-	return parquet.Write(w, out)
-}
-
-// ReadRows reads a finished result file.
-func ReadRows(path string, f Format, col string) ([]Row, error) {
-	if f == Parquet {
-		var rows []Row
-		if col == LD.Column() || col == KL.Column() {
-			return readParquetPatch(path, col)
-		}
-		if col == LogitDiff.Column() {
-			in, err := parquet.ReadFile[pqLD](path)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", path, err)
-			}
-			for _, r := range in {
-				rows = append(rows, Row{Index: int(r.Index), Config: r.Config, NAblated: int(r.NAblated), Value: r.LogitDiff, Delta: r.Delta})
-			}
-			return rows, nil
-		}
-		in, err := parquet.ReadFile[pqLoss](path)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		for _, r := range in {
-			rows = append(rows, Row{Index: int(r.Index), Config: r.Config, NAblated: int(r.NAblated), Value: r.Loss, Delta: r.Delta})
-		}
-		return rows, nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > 0 && data[len(data)-1] != '\n' {
-		return nil, fmt.Errorf("%s: last line is incomplete (an interrupted sweep: finish it with --resume)", path)
-	}
-	return parseLines(path, f, col, data)
-}
-
-// writeFinal writes the sorted rows as the finished output (atomically).
-func writeFinal(out string, f Format, col string, rows []Row) error {
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Index < rows[j].Index })
-	return outfile.Write(out, func(w io.Writer) error {
-		if f == Parquet {
-			return writeParquet(w, col, rows)
-		}
-		bw := bufio.NewWriter(w)
-		if f == CSV {
-			bw.WriteString(csvHeader(col))
-		}
-		for _, r := range rows {
-			bw.Write(encodeRow(f, col, r))
-		}
-		return bw.Flush()
-	})
-}
-
 // journal appends rows to a CSV or JSONL file as a sweep runs.
 type journal struct {
 	path string
@@ -392,10 +292,11 @@ type journal struct {
 	col  string
 }
 
-// openJournal creates the journal, or on resume reopens it, cuts a partial
-// last line (the only damage a killed process leaves in an append-only
-// file) and returns the complete rows already there.
-func openJournal(path string, f Format, col string, resume bool) (*journal, []Row, error) {
+// openJournal creates the journal, or on resume reopens it and cuts a
+// partial last line (the only damage a killed process leaves in an
+// append-only file). It returns the length of the complete rows already
+// there (read them with rowsIn).
+func openJournal(path string, f Format, col string, resume bool) (*journal, int64, error) {
 	jf := f
 	if f == Parquet {
 		jf = JSONL
@@ -404,50 +305,60 @@ func openJournal(path string, f Format, col string, resume bool) (*journal, []Ro
 	if !resume {
 		fh, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 		if err != nil {
-			return nil, nil, err
+			return nil, 0, err
 		}
 		j.f = fh
 		if jf == CSV {
 			if _, err := fh.WriteString(csvHeader(col)); err != nil {
 				fh.Close()
-				return nil, nil, err
+				return nil, 0, err
 			}
 		}
-		return j, nil, fh.Sync()
+		return j, 0, fh.Sync()
 	}
 	fh, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, err
 	}
 	j.f = fh
-	data, err := io.ReadAll(fh)
+	keep, err := afterLastNewline(fh)
+	if err == nil && jf == CSV && keep == 0 { // not even the header survived
+		_, err = fh.WriteAt([]byte(csvHeader(col)), 0)
+		keep = int64(len(csvHeader(col)))
+	}
+	if err == nil {
+		err = fh.Truncate(keep)
+	}
+	if err == nil {
+		_, err = fh.Seek(keep, io.SeekStart)
+	}
 	if err != nil {
 		fh.Close()
-		return nil, nil, err
+		return nil, 0, err
 	}
-	keep := bytes.LastIndexByte(data, '\n') + 1
-	if jf == CSV && keep == 0 { // not even the header survived
-		data = []byte(csvHeader(col))
-		keep = len(data)
-		if _, err := fh.WriteAt(data, 0); err != nil {
-			fh.Close()
-			return nil, nil, err
+	return j, keep, nil
+}
+
+// afterLastNewline is the offset just after the last '\n' of f (0 if none),
+// read backwards in blocks.
+func afterLastNewline(f *os.File) (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 64<<10)
+	for end := st.Size(); end > 0; {
+		start := max(0, end-int64(len(buf)))
+		b := buf[:end-start]
+		if _, err := f.ReadAt(b, start); err != nil {
+			return 0, err
 		}
+		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+			return start + int64(i) + 1, nil
+		}
+		end = start
 	}
-	if err := fh.Truncate(int64(keep)); err != nil {
-		fh.Close()
-		return nil, nil, err
-	}
-	if _, err := fh.Seek(int64(keep), io.SeekStart); err != nil {
-		fh.Close()
-		return nil, nil, err
-	}
-	rows, err := parseLines(path, jf, col, data[:keep])
-	if err != nil {
-		fh.Close()
-		return nil, nil, err
-	}
-	return j, rows, nil
+	return 0, nil
 }
 
 func (j *journal) append(rows []Row) error {

@@ -3,6 +3,7 @@ package sweep
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"sort"
@@ -93,6 +94,21 @@ func ShardIndices(total, i, n int) []int {
 	return out
 }
 
+// ShardLen is len(ShardIndices(total, i, n)), without listing them.
+func ShardLen(total, i, n int) int {
+	if i >= total {
+		return 0
+	}
+	return (total-1-i)/n + 1
+}
+
+// Window is how many of a shard's configurations Run plans at once when
+// RunOptions.Window is 0. A shard is read from its Source a window at a
+// time, so memory holds one window of configurations and their plan
+// (tens of MB at 65,536), never the space; chunks never cross windows, so a
+// space of at most one window is planned exactly as a whole.
+const Window = 1 << 16
+
 // RunOptions say where a sweep writes and which part of the space it runs.
 type RunOptions struct {
 	Out    string
@@ -108,34 +124,55 @@ type RunOptions struct {
 	// written after every chunk; a killed process loses nothing written, a
 	// crashed machine at most this much). 0: 2 s.
 	SyncEvery time.Duration
-	Progress  func(done, total int)
+	// Window: configurations planned at once (0: the constant Window). It
+	// is part of the plan, so a resumed run must use the same.
+	Window   int
+	Progress func(done, total int)
+	// Row, if set, is called with every row of the shard in index order
+	// once the result file is complete (Run keeps no rows itself).
+	Row func(Row) error
 }
 
-// Run evaluates this shard's configurations and writes them to opt.Out as
-// it goes, then rewrites the file sorted by index and marks the sidecar
-// complete. It returns all of the shard's rows, sorted by index.
+// Run evaluates this shard's configurations of src and writes them to
+// opt.Out as it goes, then rewrites the file sorted by index (handing each
+// row to opt.Row) and marks the sidecar complete. It returns the number of
+// rows.
 //
-// Crash safety: rows are appended to the journal after every chunk; on
-// --resume a partial last line is cut, the complete rows are kept, and only
-// chunks with missing configurations are evaluated again (whole, since the
-// plan is a function of the space and the chunk size, so their numbers are
-// bit-identical to an uninterrupted run; rows already present are not
-// written again). Killing the process at any moment and resuming gives
-// exactly the rows of an uninterrupted run, once each.
-func Run(e *Engine, cfgs []Config, opt RunOptions) ([]Row, error) {
+// The shard is read from src one window of opt.Window configurations at a
+// time; each window is planned (Plan) and run chunk by chunk, and its rows
+// are appended to the journal after every chunk, so the journal holds the
+// windows one after the other, each in plan order. The final rewrite sorts
+// one window at a time. Memory is bounded by a window, whatever the size
+// of the space.
+//
+// Crash safety: on --resume a partial last line is cut, the complete rows
+// are kept, and only chunks with missing configurations are evaluated
+// again (whole, since the plan is a function of the window and the chunk
+// size, so their numbers are bit-identical to an uninterrupted run; rows
+// already present are not written again). Killing the process at any
+// moment and resuming gives exactly the rows of an uninterrupted run, once
+// each.
+func Run(e *Engine, src Source, opt RunOptions) (int, error) {
 	meta := opt.Meta
 	if meta.Shards == 0 {
 		meta.Shards = 1
 	}
+	W := opt.Window
+	if W <= 0 {
+		W = Window
+	}
 	meta.Version = 1
-	meta.Total = len(cfgs)
-	idx := ShardIndices(len(cfgs), meta.Shard, meta.Shards)
-	meta.Count = len(idx)
+	meta.Total = src.Len()
+	meta.Count = ShardLen(meta.Total, meta.Shard, meta.Shards)
 	meta.Baseline = e.Baseline
 	meta.Format = opt.Format
 	meta.Columns = Columns(e.task.Metric)
 	col := e.task.Metric.Column()
 	jpath := journalPath(opt.Out, opt.Format)
+	emit := opt.Row
+	if emit == nil {
+		emit = func(Row) error { return nil }
+	}
 
 	_, statErr := os.Stat(opt.Out)
 	_, jErr := os.Stat(jpath)
@@ -145,143 +182,271 @@ func Run(e *Engine, cfgs []Config, opt RunOptions) ([]Row, error) {
 	case opt.Resume:
 		old, err := ReadMeta(opt.Out)
 		if err != nil && exists {
-			return nil, err
+			return 0, &FileError{err.Error()}
 		}
 		if err == nil {
 			if d := sameSweep(old, &meta); d != "" {
-				return nil, fmt.Errorf("%s: --resume: the file holds a different sweep (%s)", opt.Out, d)
+				return 0, fileErrorf("%s: --resume: the file holds a different sweep (%s)", opt.Out, d)
 			}
 			if !SameBaseline(old.Baseline, meta.Baseline) {
-				return nil, fmt.Errorf("%s: --resume: the file's baseline %s is %v, this run's is %v: the model or inputs changed since the sweep started (start over with --force)", opt.Out, meta.Metric, old.Baseline, meta.Baseline)
+				return 0, fileErrorf("%s: --resume: the file's baseline %s is %v, this run's is %v: the model or inputs changed since the sweep started (start over with --force)", opt.Out, meta.Metric, old.Baseline, meta.Baseline)
 			}
 			if old.Shard != meta.Shard || old.Format != meta.Format {
-				return nil, fmt.Errorf("%s: --resume: the file holds shard %d/%d as %s, this run is shard %d/%d as %s", opt.Out, old.Shard, old.Shards, old.Format, meta.Shard, meta.Shards, meta.Format)
+				return 0, fileErrorf("%s: --resume: the file holds shard %d/%d as %s, this run is shard %d/%d as %s", opt.Out, old.Shard, old.Shards, old.Format, meta.Shard, meta.Shards, meta.Format)
 			}
 			if old.Complete {
-				rows, err := ReadRows(opt.Out, opt.Format, col)
-				if err == nil && len(rows) == meta.Count {
+				n, err := EachRow(opt.Out, opt.Format, col, func(Row) error { return nil })
+				if err == nil && n == meta.Count {
+					if _, err := EachRow(opt.Out, opt.Format, col, emit); err != nil {
+						return 0, err
+					}
 					if opt.Format == Parquet {
 						os.Remove(jpath)
 					}
 					if opt.Progress != nil {
-						opt.Progress(len(rows), len(rows))
+						opt.Progress(n, n)
 					}
-					return rows, nil
+					return n, nil
 				}
 			}
 			resume = jErr == nil || (opt.Format != Parquet && statErr == nil)
 		}
 	case exists && !opt.Force:
-		return nil, fmt.Errorf("%s exists: pass --resume to continue that sweep or --force to start over", opt.Out)
+		return 0, fileErrorf("%s exists: pass --resume to continue that sweep or --force to start over", opt.Out)
 	}
 	if !resume {
 		if opt.Format == Parquet {
 			os.Remove(opt.Out)
 		}
 		if err := writeMeta(opt.Out, &meta); err != nil {
-			return nil, err
+			return 0, err
 		}
 	}
-	j, old, err := openJournal(jpath, opt.Format, col, resume)
+	j, kept, err := openJournal(jpath, opt.Format, col, resume)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer j.close()
+	// The rows already in the journal, read window by window beside the
+	// space (they were written window by window).
+	oldf, err := os.Open(jpath)
+	if err != nil {
+		return 0, err
+	}
+	defer oldf.Close()
+	old := newRowReader(jpath, j.fmt, col, io.NewSectionReader(oldf, 0, kept))
+	if !resume {
+		old = newRowReader(jpath, j.fmt, col, strings.NewReader(""))
+	}
+	var ahead *Row
+	peek := func() (*Row, error) {
+		if ahead == nil {
+			r, ok, err := old.next()
+			if err != nil {
+				return nil, &FileError{err.Error()}
+			}
+			if !ok {
+				return nil, nil
+			}
+			ahead = &r
+		}
+		return ahead, nil
+	}
 
-	inShard := make(map[int]bool, len(idx))
-	for _, i := range idx {
-		inShard[i] = true
-	}
-	done := make(map[int]Row, len(old))
-	for _, r := range old {
-		if !inShard[r.Index] {
-			return nil, fmt.Errorf("%s: row for configuration %d, which is not in shard %d/%d", jpath, r.Index, meta.Shard, meta.Shards)
-		}
-		if r.Config != cfgs[r.Index].String() {
-			return nil, fmt.Errorf("%s: configuration %d is %q in the file, %q in the space", jpath, r.Index, r.Config, cfgs[r.Index].String())
-		}
-		if _, dup := done[r.Index]; dup {
-			return nil, fmt.Errorf("%s: configuration %d (%s) appears twice", jpath, r.Index, r.Config)
-		}
-		done[r.Index] = r
-	}
-
-	sub := make([]Config, len(idx))
-	for k, i := range idx {
-		sub[k] = cfgs[i]
-	}
 	every := opt.SyncEvery
 	if every <= 0 {
 		every = 2 * time.Second
 	}
 	lastSync := time.Now()
-	if opt.Progress != nil {
-		opt.Progress(len(done), len(idx))
+	done := 0
+	progress := func() {
+		if opt.Progress != nil {
+			opt.Progress(done, meta.Count)
+		}
 	}
-	for _, ch := range e.Plan(sub) {
-		missing := false
-		for _, k := range ch {
-			if _, ok := done[idx[k]]; !ok {
-				missing = true
+	progress()
+	pos := func(index int) int { return (index - meta.Shard) / meta.Shards }
+	idxOf := func(p int) int { return meta.Shard + p*meta.Shards }
+
+	// run evaluates one window: configurations win of shard positions
+	// start.. start+len(win)-1.
+	run := func(start int, win []Config) error {
+		have := make(map[int]bool)
+		for {
+			r, err := peek()
+			if err != nil {
+				return err
 			}
+			if r == nil || pos(r.Index) >= start+len(win) || r.Index < meta.Shard || (r.Index-meta.Shard)%meta.Shards != 0 {
+				if r != nil && (r.Index < meta.Shard || (r.Index-meta.Shard)%meta.Shards != 0) {
+					return fileErrorf("%s: row for configuration %d, which is not in shard %d/%d", jpath, r.Index, meta.Shard, meta.Shards)
+				}
+				break
+			}
+			p := pos(r.Index)
+			if p < start {
+				return fileErrorf("%s: configuration %d (%s) is out of place: the journal holds the space's windows of %d configurations in order (written with another window size or by an older neoscope? start over with --force)", jpath, r.Index, r.Config, W)
+			}
+			if want := win[p-start].String(); r.Config != want {
+				return fileErrorf("%s: configuration %d is %q in the file, %q in the space", jpath, r.Index, r.Config, want)
+			}
+			if have[p] {
+				return fileErrorf("%s: configuration %d (%s) appears twice", jpath, r.Index, r.Config)
+			}
+			have[p] = true
+			ahead = nil
 		}
-		if !missing {
-			continue
+		done += len(have)
+		if len(have) == len(win) {
+			progress()
+			return nil
 		}
-		batch := make([]Config, len(ch))
-		for j, k := range ch {
-			batch[j] = sub[k]
-		}
-		vals, err := e.Eval(batch)
-		if err != nil {
-			return nil, err
-		}
-		var rows []Row
-		for j, k := range ch {
-			i := idx[k]
-			if _, ok := done[i]; ok {
+		for _, ch := range e.Plan(win) {
+			missing := false
+			for _, k := range ch {
+				if !have[start+k] {
+					missing = true
+				}
+			}
+			if !missing {
 				continue
 			}
-			r := Row{Index: i, Config: sub[k].String(), NAblated: len(sub[k]), Value: vals[j], Delta: vals[j] - e.Baseline}
-			if g, ok := e.Gap(); ok && e.task.Metric == LD {
-				r.Norm = g.Normalised(vals[j])
+			batch := make([]Config, len(ch))
+			for b, k := range ch {
+				batch[b] = win[k]
 			}
-			rows = append(rows, r)
-			done[i] = r
-		}
-		if err := j.append(rows); err != nil {
-			return nil, err
-		}
-		if time.Since(lastSync) >= every {
-			if err := j.sync(); err != nil {
-				return nil, err
+			vals, err := e.Eval(batch)
+			if err != nil {
+				return err
 			}
-			lastSync = time.Now()
+			var rows []Row
+			for b, k := range ch {
+				if have[start+k] {
+					continue
+				}
+				r := Row{Index: idxOf(start + k), Config: win[k].String(), NAblated: len(win[k]), Value: vals[b], Delta: vals[b] - e.Baseline}
+				if g, ok := e.Gap(); ok && e.task.Metric == LD {
+					r.Norm = g.Normalised(vals[b])
+				}
+				rows = append(rows, r)
+				have[start+k] = true
+			}
+			if err := j.append(rows); err != nil {
+				return err
+			}
+			done += len(rows)
+			if time.Since(lastSync) >= every {
+				if err := j.sync(); err != nil {
+					return err
+				}
+				lastSync = time.Now()
+			}
+			progress()
 		}
-		if opt.Progress != nil {
-			opt.Progress(len(done), len(idx))
+		return nil
+	}
+
+	var win []Config
+	start := 0
+	for i, c := range src.All() {
+		if i%meta.Shards != meta.Shard {
+			continue
 		}
+		win = append(win, c)
+		if len(win) == W {
+			if err = run(start, win); err != nil {
+				break
+			}
+			start += len(win)
+			win = win[:0]
+		}
+	}
+	if err == nil && len(win) > 0 {
+		err = run(start, win)
+	}
+	if err == nil {
+		if r, perr := peek(); perr != nil {
+			err = perr
+		} else if r != nil {
+			err = fileErrorf("%s: configuration %d (%s) is not in this shard of the space (%d configurations)", jpath, r.Index, r.Config, meta.Count)
+		}
+	}
+	if err != nil {
+		return 0, err
 	}
 	if err := j.sync(); err != nil {
-		return nil, err
+		return 0, err
 	}
 	j.close()
-	rows := make([]Row, 0, len(done))
-	for _, r := range done {
-		rows = append(rows, r)
-	}
-	if err := writeFinal(opt.Out, opt.Format, col, rows); err != nil {
-		return nil, err
+	if err := writeWindows(opt.Out, opt.Format, col, jpath, j.fmt, W, pos, emit); err != nil {
+		return 0, err
 	}
 	meta.Complete = true
 	if err := writeMeta(opt.Out, &meta); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if opt.Format == Parquet {
 		os.Remove(jpath) // after the sidecar says complete: the journal is no longer needed
 	}
-	return rows, nil
+	return done, nil
 }
+
+// writeWindows rewrites the journal as the finished file: its rows come
+// window after window (pos gives a row's position in the shard), each
+// window's sorted by index; emit sees every row in that order.
+func writeWindows(out string, f Format, col, jpath string, jf Format, W int, pos func(int) int, emit func(Row) error) error {
+	in, err := os.Open(jpath)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	rd := newRowReader(jpath, jf, col, in)
+	return writeRows(out, f, col, func(write func([]Row) error) error {
+		var buf []Row
+		cur := -1
+		flush := func() error {
+			sort.Slice(buf, func(i, j int) bool { return buf[i].Index < buf[j].Index })
+			for _, r := range buf {
+				if err := emit(r); err != nil {
+					return err
+				}
+			}
+			err := write(buf)
+			buf = buf[:0]
+			return err
+		}
+		for {
+			r, ok, err := rd.next()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return flush()
+			}
+			w := pos(r.Index) / W
+			if w != cur {
+				if w < cur {
+					return fileErrorf("%s: configuration %d (%s) is out of place (window %d after window %d)", jpath, r.Index, r.Config, w, cur)
+				}
+				if err := flush(); err != nil {
+					return err
+				}
+				cur = w
+			}
+			buf = append(buf, r)
+		}
+	})
+}
+
+// FileError is a problem with the result file Run was given, its sidecar
+// or its journal (an existing file without --resume or --force, another
+// sweep's file, rows out of place or damaged): bad input, not a failed
+// computation.
+type FileError struct{ msg string }
+
+func (e *FileError) Error() string { return e.msg }
+
+func fileErrorf(format string, a ...any) error { return &FileError{fmt.Sprintf(format, a...)} }
 
 // SameBaseline says whether two unablated metric values come from the same
 // model and inputs. Shards on nodes with other core counts (BLAS thread
@@ -369,7 +534,7 @@ func Merge(out string, f Format, inputs []string) (*Meta, error) {
 	if err := writeMeta(out, &meta); err != nil {
 		return nil, err
 	}
-	if err := writeFinal(out, f, col, all); err != nil {
+	if err := writeSorted(out, f, col, all); err != nil {
 		return nil, err
 	}
 	meta.Complete = true

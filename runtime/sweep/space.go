@@ -149,21 +149,35 @@ func (e *SyntaxError) Error() string { return fmt.Sprintf("space: column %d: %s"
 
 // Parse expands a configuration space (grammar in doc.go) against the model
 // dimensions into configurations in deterministic order, duplicates removed
-// (the first occurrence is kept).
+// (the first occurrence is kept). It holds the whole space in memory: a
+// sweep reads it as a Stream (Open) instead.
 func Parse(src string, d Dims) ([]Config, error) {
+	s, err := Open(src, d)
+	if err != nil {
+		return nil, err
+	}
+	var out []Config
+	for _, c := range s.All() {
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// parse builds the generators of a space (see stream.go).
+func parse(src string, d Dims) (*union, error) {
 	if d.Layers <= 0 || d.Heads <= 0 || d.Heads > 64 {
 		return nil, fmt.Errorf("space: model dimensions %d layers x %d heads not supported (1..64 heads)", d.Layers, d.Heads)
 	}
 	p := &parser{src: src, d: d}
 	p.next()
-	cfgs, err := p.space()
+	u, err := p.space()
 	if err != nil {
 		return nil, err
 	}
 	if p.tok.kind != tEOF {
 		return nil, p.errf("expected '|', ',' or the end of the space, got %s", p.tok)
 	}
-	return dedup(cfgs), nil
+	return u, nil
 }
 
 // Count returns how many configurations src lists, without expanding any
@@ -185,19 +199,6 @@ func Count(src string, d Dims) (*big.Int, error) {
 		return nil, p.errf("expected '|', ',' or the end of the space, got %s", p.tok)
 	}
 	return &p.total, nil
-}
-
-func dedup(cfgs []Config) []Config {
-	seen := make(map[string]bool, len(cfgs))
-	out := cfgs[:0]
-	for _, c := range cfgs {
-		k := c.String()
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 type tokKind int
@@ -284,26 +285,28 @@ func (p *parser) grow(n *big.Int) error {
 }
 
 // space := term { ('|' | ',') term }
-func (p *parser) space() ([]Config, error) {
-	var out []Config
+func (p *parser) space() (*union, error) {
+	u := &union{}
 	for {
-		c, err := p.term()
+		g, err := p.term()
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, c...)
+		if !p.count {
+			u.push(g)
+		}
 		if p.tok.kind == tPunct && (p.tok.s == "|" || p.tok.s == ",") {
 			p.next()
 			continue
 		}
-		return out, nil
+		return u, nil
 	}
 }
 
 var functions = "subsets, singles, pairs, k, given, file, edges"
 
 // term := FUNC '(' args ')' | literal
-func (p *parser) term() ([]Config, error) {
+func (p *parser) term() (gen, error) {
 	if p.tok.kind != tWord {
 		return nil, p.errf("expected a space (%s, or components joined by '+'), got %s", functions, p.tok)
 	}
@@ -324,7 +327,7 @@ func (p *parser) term() ([]Config, error) {
 			if err := p.grow(big.NewInt(int64(len(cs)))); err != nil {
 				return nil, err
 			}
-			return Combinations(cs, 1), nil
+			return newCombos(cs, 1), nil
 		}
 		c, err := p.literal()
 		if err != nil {
@@ -333,11 +336,13 @@ func (p *parser) term() ([]Config, error) {
 		if err := p.grow(big.NewInt(1)); err != nil {
 			return nil, err
 		}
-		return []Config{c}, nil
+		l := &list{}
+		l.add(c)
+		return l, nil
 	}
 	open := p.tok
 	p.next()
-	var out []Config
+	var out gen
 	switch name {
 	case "subsets":
 		set, err := p.setList()
@@ -350,9 +355,7 @@ func (p *parser) term() ([]Config, error) {
 		if err := p.grow(new(big.Int).Lsh(big.NewInt(1), uint(len(set)))); err != nil {
 			return nil, err
 		}
-		if !p.count {
-			out = Subsets(set)
-		}
+		out = &subsets{set: set, in: setOf(set)}
 	case "singles", "pairs":
 		set, err := p.setList()
 		if err != nil {
@@ -368,9 +371,7 @@ func (p *parser) term() ([]Config, error) {
 		if k > len(set) {
 			return nil, &SyntaxError{Col: open.pos + 1, Msg: fmt.Sprintf("%s(...) over %d component(s) has no configurations (a %s needs %d)", name, len(set), map[bool]string{true: "pair", false: "single"}[k == 2], k)}
 		}
-		if !p.count {
-			out = Combinations(set, k)
-		}
+		out = newCombos(set, k)
 	case "k":
 		if p.tok.kind != tWord {
 			return nil, p.errf("expected a number (the set size) in k(N, components), got %s", p.tok)
@@ -393,9 +394,7 @@ func (p *parser) term() ([]Config, error) {
 		if err := p.grow(new(big.Int).Binomial(int64(len(set)), int64(k))); err != nil {
 			return nil, err
 		}
-		if !p.count {
-			out = Combinations(set, k)
-		}
+		out = newCombos(set, k)
 	case "edges":
 		// edges(R): every edge into receiver R, one configuration each.
 		if p.tok.kind != tWord {
@@ -414,9 +413,7 @@ func (p *parser) term() ([]Config, error) {
 		if err := p.grow(big.NewInt(int64(len(set)))); err != nil {
 			return nil, err
 		}
-		if !p.count {
-			out = Combinations(set, 1)
-		}
+		out = newCombos(set, 1)
 	case "given":
 		fixed, err := p.setListSep("+", ",")
 		if err != nil {
@@ -429,8 +426,8 @@ func (p *parser) term() ([]Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, c := range inner {
-			out = append(out, Canon(append(append(Config{}, c...), fixed...)))
+		if !p.count {
+			out = newGiven(Canon(fixed), inner)
 		}
 	case "file":
 		// The path is everything up to the matching ')' (paths containing ')' are not supported).
@@ -447,7 +444,11 @@ func (p *parser) term() ([]Config, error) {
 		if err := p.grow(big.NewInt(int64(len(cs)))); err != nil {
 			return nil, err
 		}
-		out = cs
+		l := &list{}
+		for _, c := range cs {
+			l.add(c)
+		}
+		out = l
 		p.i = start + end
 		p.next()
 	default:
@@ -457,6 +458,22 @@ func (p *parser) term() ([]Config, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// newGiven is given(FIXED; inner): lazy when no configuration of inner can
+// hold a component of FIXED (so the results stay distinct and membership
+// is decidable), else expanded into a list with repeats dropped.
+func newGiven(fixed Config, inner *union) gen {
+	in := setOf(fixed)
+	overlap := false
+	inner.comps(func(x Component) { overlap = overlap || in[x] })
+	g := &given{fixed: fixed, in: in, inner: inner}
+	if !overlap {
+		return g
+	}
+	l := &list{}
+	g.each(func(c Config) bool { l.add(c); return true })
+	return l
 }
 
 // literal := word { '+' word }, one configuration ("none" = no ablation).
@@ -597,53 +614,6 @@ func expandWord(w string, d Dims) ([]Component, error) {
 		}
 	}
 	return out, nil
-}
-
-// Subsets returns all 2^k subsets of set: index m has bit j set iff the j-th
-// listed component is in configuration m.
-func Subsets(set []Component) []Config {
-	out := make([]Config, 1<<len(set))
-	for m := range out {
-		c := Config{}
-		for j, x := range set {
-			if m>>j&1 == 1 {
-				c = append(c, x)
-			}
-		}
-		out[m] = Canon(c)
-	}
-	return out
-}
-
-// Combinations returns the k-element subsets of set in lexicographic order
-// of positions in set (singles: set order; pairs: (0,1), (0,2), ...).
-func Combinations(set []Component, k int) []Config {
-	var out []Config
-	if k > len(set) || k < 0 {
-		return nil
-	}
-	idx := make([]int, k)
-	for i := range idx {
-		idx[i] = i
-	}
-	for {
-		c := make(Config, k)
-		for i, j := range idx {
-			c[i] = set[j]
-		}
-		out = append(out, Canon(c))
-		i := k - 1
-		for i >= 0 && idx[i] == len(set)-k+i {
-			i--
-		}
-		if i < 0 {
-			return out
-		}
-		idx[i]++
-		for j := i + 1; j < k; j++ {
-			idx[j] = idx[j-1] + 1
-		}
-	}
 }
 
 // ReadConfigFile reads one configuration per line (components joined by

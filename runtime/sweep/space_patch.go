@@ -132,10 +132,21 @@ func EdgeConfig(layers int, edges []graph.Edge) Config {
 	return Canon(c)
 }
 
-// PatchItem returns the first item of cfgs that only a patching sweep can
-// evaluate (a position or an edge); ok is false when there is none.
-func PatchItem(cfgs []Config) (Component, bool) {
-	for _, c := range cfgs {
+// PatchItem returns the first item of the space that only a patching sweep
+// can evaluate (a position or an edge); ok is false when there is none.
+func PatchItem(src Source) (Component, bool) {
+	if s, ok := src.(*Stream); ok {
+		// The components the space's terms can hold: no walk of the space.
+		var found Component
+		ok := false
+		s.u.comps(func(x Component) {
+			if !ok && x.Kind > MLP {
+				found, ok = x, true
+			}
+		})
+		return found, ok
+	}
+	for _, c := range src.All() {
 		for _, x := range c {
 			if x.Kind > MLP {
 				return x, true
