@@ -138,41 +138,68 @@ func TestResumeIdentity(t *testing.T) {
 	}
 }
 
-// TestIOINoVerdict (issue 18 item 5): ioi on the bundled model, whose clean
-// prompts do not prefer IO more than the corrupted ones, prints no verdict
-// ("mostly heads") in the table or the JSON, and the JSON's gap agrees with
-// ioi.GapTooSmall on its own per-prompt figures.
+// TestIOINoVerdict (issue 18 item 5): ioi on a model without the behaviour
+// (random tiny-neo weights under the bundled tokenizer, ioiTestModel), whose
+// clean-corrupt gap is within the noise, prints no verdict ("mostly heads")
+// in the table or the JSON, and the JSON's gap agrees with ioi.GapTooSmall on
+// its own per-prompt figures. TestIOIVerdict is the other side: the bundled
+// model, trained for IOI, gets one.
 func TestIOINoVerdict(t *testing.T) {
-	stdout, stderr, code := runCLI(t, "ioi", "--n", "40", "--backend", "cpu", "--no-resid", "--json")
-	if code != 0 {
-		t.Fatalf("ioi: exit %d: %s", code, stderr)
-	}
-	var res struct {
-		Clean   []float64 `json:"row_ld_clean"`
-		Corrupt []float64 `json:"row_ld_corrupt"`
-		Summary struct {
-			Answer    string
-			NoVerdict bool `json:"no_verdict"`
-			Gap       ioi.Gap
-		}
-	}
-	fixtures.Must(t, json.Unmarshal([]byte(stdout), &res))
-	want := ioi.GapTooSmall(res.Clean, res.Corrupt)
-	if res.Summary.Gap != want || res.Summary.NoVerdict != want.TooSmall {
-		t.Fatalf("gap %+v (no_verdict %v), GapTooSmall says %+v", res.Summary.Gap, res.Summary.NoVerdict, want)
-	}
-	if !want.TooSmall {
-		t.Skip("the bundled model now shows a clear IOI gap; the no-verdict path is covered by probes/ioi's TestGapTooSmall")
-	}
-	table, stderr, code := runCLI(t, "ioi", "--n", "40", "--backend", "cpu", "--no-resid")
-	if code != 0 {
-		t.Fatalf("ioi: exit %d: %s", code, stderr)
+	res, table := ioiSummary(t, "--model", ioiTestModel(t))
+	if !res.Summary.Gap.TooSmall {
+		t.Fatalf("random weights show an IOI gap %+v; this test needs a model without the behaviour", res.Summary.Gap)
 	}
 	for _, s := range []string{res.Summary.Answer, table} {
 		if strings.Contains(s, "mostly") || !strings.Contains(s, "no verdict") {
 			t.Errorf("a verdict on a gap within the noise: %s", s)
 		}
 	}
+}
+
+// TestIOIVerdict: the bundled model prefers IO clearly (its contract,
+// models/contract_test.go), so ioi prints a verdict and no "no verdict".
+func TestIOIVerdict(t *testing.T) {
+	res, table := ioiSummary(t)
+	if res.Summary.Gap.TooSmall || res.Summary.NoVerdict {
+		t.Fatalf("the bundled model's IOI gap %+v gets no verdict", res.Summary.Gap)
+	}
+	for _, s := range []string{res.Summary.Answer, table} {
+		if strings.Contains(s, "no verdict") || !strings.Contains(s, "heads") {
+			t.Errorf("no verdict on a clear gap: %s", s)
+		}
+	}
+}
+
+type ioiJSON struct {
+	Clean   []float64 `json:"row_ld_clean"`
+	Corrupt []float64 `json:"row_ld_corrupt"`
+	Summary struct {
+		Answer    string
+		NoVerdict bool `json:"no_verdict"`
+		Gap       ioi.Gap
+	}
+}
+
+// ioiSummary runs ioi on 40 prompts with --json and as a table, and checks
+// that the JSON's gap is ioi.GapTooSmall of its own per-prompt figures.
+func ioiSummary(t *testing.T, args ...string) (ioiJSON, string) {
+	t.Helper()
+	args = append([]string{"ioi", "--n", "40", "--backend", "cpu", "--no-resid"}, args...)
+	stdout, stderr, code := runCLI(t, append(args, "--json")...)
+	if code != 0 {
+		t.Fatalf("ioi: exit %d: %s", code, stderr)
+	}
+	var res ioiJSON
+	fixtures.Must(t, json.Unmarshal([]byte(stdout), &res))
+	want := ioi.GapTooSmall(res.Clean, res.Corrupt)
+	if res.Summary.Gap != want || res.Summary.NoVerdict != want.TooSmall {
+		t.Fatalf("gap %+v (no_verdict %v), GapTooSmall says %+v", res.Summary.Gap, res.Summary.NoVerdict, want)
+	}
+	table, stderr, code := runCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("ioi: exit %d: %s", code, stderr)
+	}
+	return res, table
 }
 
 // TestMaxConfigs (issue 18 item 7): a space beyond --max-configs is refused
