@@ -70,3 +70,62 @@ func layerNormRows(out []float32, os int, x []float32, xs int, w, b []float32, r
 	C.ns_layernorm_rows((*C.float)(unsafe.Pointer(&out[0])), C.long(os), (*C.float)(unsafe.Pointer(&x[0])), C.long(xs),
 		(*C.float)(unsafe.Pointer(&w[0])), (*C.float)(unsafe.Pointer(&b[0])), C.long(rows), C.long(nc), C.float(eps))
 }
+
+func fptr(x []float32) *C.float { return (*C.float)(unsafe.Pointer(&x[0])) }
+
+func geluBackRows(dx []float32, dxs int, dy []float32, dys int, pre []float32, ps int, rows, cols int) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	_, _, _ = dx[(rows-1)*dxs+cols-1], dy[(rows-1)*dys+cols-1], pre[(rows-1)*ps+cols-1]
+	C.ns_gelu_back_rows(fptr(dx), C.long(dxs), fptr(dy), C.long(dys), fptr(pre), C.long(ps), C.long(rows), C.long(cols))
+}
+
+func geluErfBackRows(dx []float32, dxs int, dy []float32, dys int, pre []float32, ps int, rows, cols int) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	_, _, _ = dx[(rows-1)*dxs+cols-1], dy[(rows-1)*dys+cols-1], pre[(rows-1)*ps+cols-1]
+	C.ns_gelu_erf_back_rows(fptr(dx), C.long(dxs), fptr(dy), C.long(dys), fptr(pre), C.long(ps), C.long(rows), C.long(cols))
+}
+
+func lnBackRows(dx []float32, dxs int, dout []float32, gs int, x []float32, xs int, w, stats []float32, mean, rstd []float64, rows int, eps float32, accumulate bool) {
+	nc := len(w)
+	if rows == 0 || nc == 0 {
+		return
+	}
+	_, _, _ = dx[(rows-1)*dxs+nc-1], dout[(rows-1)*gs+nc-1], x[(rows-1)*xs+nc-1]
+	var st *C.float
+	var mp, rp *C.double
+	if stats != nil {
+		_ = stats[2*rows-1]
+		st = fptr(stats)
+	} else {
+		_, _ = mean[rows-1], rstd[rows-1]
+		mp, rp = (*C.double)(unsafe.Pointer(&mean[0])), (*C.double)(unsafe.Pointer(&rstd[0]))
+	}
+	acc := C.int(0)
+	if accumulate {
+		acc = 1
+	}
+	C.ns_layernorm_back_rows(fptr(dx), C.long(dxs), fptr(dout), C.long(gs), fptr(x), C.long(xs), fptr(w), st, mp, rp,
+		C.long(rows), C.long(nc), C.float(eps), acc)
+}
+
+func xentBackRow(row []float32, t int, scale float32) float64 {
+	_ = row[t]
+	return float64(C.ns_xent_back_row(fptr(row), C.long(len(row)), C.long(t), C.float(scale)))
+}
+
+func attnBackHeads(a *attnBackArgs, lo, hi int, scratch []float64) {
+	if lo >= hi || a.T == 0 || a.HS == 0 {
+		return
+	}
+	C.ns_attn_back_heads(fptr(a.dq), fptr(a.dk), fptr(a.dv), fptr(a.dz), fptr(a.q), fptr(a.k), fptr(a.v),
+		C.long(a.dqs), C.long(a.dks), C.long(a.dvs), C.long(a.dzs), C.long(a.qs), C.long(a.ks), C.long(a.vs),
+		C.long(a.T), C.long(a.HS), C.long(a.NH), C.long(a.window), C.float(a.scale), C.long(lo), C.long(hi),
+		(*C.double)(unsafe.Pointer(&scratch[0])))
+}
+
+// expD is the native kernels' double e^x, for TestExpD.
+func expD(x float64) float64 { return float64(C.ns_exp_d_test(C.double(x))) }
