@@ -83,10 +83,7 @@ func (be *Backend) LayerNormBackward(dx, dout, x backend.Mat, w backend.Tensor, 
 	xd, gd, dd := view(x), view(dout), view(dx)
 	mean := make([]float64, R)
 	rstd := make([]float64, R)
-	be.parallel(R, func(lo, hi int) {
-		lnBackRows(dd[lo*dx.Stride:], dx.Stride, gd[lo*dout.Stride:], dout.Stride, xd[lo*x.Stride:], x.Stride, wd,
-			nil, mean[lo:hi], rstd[lo:hi], hi-lo, eps, accumulate)
-	})
+	lnBackPar(be.threads, dd, dx.Stride, gd, dout.Stride, xd, x.Stride, wd, nil, mean, rstd, R, eps, accumulate)
 	if dw == nil && db == nil {
 		return nil
 	}
@@ -198,10 +195,7 @@ func (be *Backend) LayerNormBackwardStats(dx, dout, x backend.Mat, stats, w back
 		panic(fmt.Sprintf("backend: layernorm_backward: weight of %d and %d stats for %dx%d", len(wd), len(sd), R, C))
 	}
 	xd, gd, dd := view(x), view(dout), view(dx)
-	be.parallel(R, func(lo, hi int) {
-		lnBackRows(dd[lo*dx.Stride:], dx.Stride, gd[lo*dout.Stride:], dout.Stride, xd[lo*x.Stride:], x.Stride, wd,
-			sd[2*lo:2*hi], nil, nil, hi-lo, 0, accumulate)
-	})
+	lnBackPar(be.threads, dd, dx.Stride, gd, dout.Stride, xd, x.Stride, wd, sd, nil, nil, R, 0, accumulate)
 	return nil
 }
 
@@ -282,9 +276,7 @@ func (be *Backend) GELUNewBackward(dx, dy, pre backend.Mat) error {
 		return nil
 	}
 	xd, yd, od := view(pre), view(dy), view(dx)
-	be.parallel(pre.Rows, func(lo, hi int) {
-		geluBackRows(od[lo*dx.Stride:], dx.Stride, yd[lo*dy.Stride:], dy.Stride, xd[lo*pre.Stride:], pre.Stride, hi-lo, pre.Cols)
-	})
+	geluBackPar(be.threads, od, dx.Stride, yd, dy.Stride, xd, pre.Stride, pre.Rows, pre.Cols, false)
 	return nil
 }
 
@@ -316,9 +308,7 @@ func (be *Backend) GELUErfBackward(dx, dy, pre backend.Mat) error {
 		return nil
 	}
 	xd, yd, od := view(pre), view(dy), view(dx)
-	be.parallel(pre.Rows, func(lo, hi int) {
-		geluErfBackRows(od[lo*dx.Stride:], dx.Stride, yd[lo*dy.Stride:], dy.Stride, xd[lo*pre.Stride:], pre.Stride, hi-lo, pre.Cols)
-	})
+	geluBackPar(be.threads, od, dx.Stride, yd, dy.Stride, xd, pre.Stride, pre.Rows, pre.Cols, true)
 	return nil
 }
 
@@ -348,9 +338,7 @@ func (be *Backend) AttentionBackward(dq, dk, dv, dz, q, k, v backend.Mat, p back
 	a := attnBackArgs{dq: view(dq), dk: view(dk), dv: view(dv), dz: view(dz), q: view(q), k: view(k), v: view(v),
 		dqs: dq.Stride, dks: dk.Stride, dvs: dv.Stride, dzs: dz.Stride, qs: q.Stride, ks: k.Stride, vs: v.Stride,
 		T: p.T, HS: p.HS, NH: p.NH, window: p.Window, scale: p.Scale}
-	be.parallel(p.B*p.NH, func(lo, hi int) {
-		attnBackHeads(&a, lo, hi, make([]float64, 2*p.T))
-	})
+	attnBackPar(be.threads, &a, p.B*p.NH)
 	return nil
 }
 
@@ -473,26 +461,12 @@ func (be *Backend) SoftmaxXentBackwardLoss(logits backend.Mat, targets []int32, 
 	if logits.Rows == 0 {
 		return nil
 	}
-	ld := view(logits)
-	V := logits.Cols
-	be.parallel(logits.Rows, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			row := ld[r*logits.Stride : r*logits.Stride+V]
-			t := targets[r]
-			if int(t) >= V {
-				panic(fmt.Sprintf("backend: softmax_xent_backward: target %d outside %d", t, V))
-			}
-			l := 0.0
-			if t < 0 {
-				clear(row)
-			} else {
-				l = xentBackRow(row, int(t), scale)
-			}
-			if loss != nil {
-				loss[r] = l
-			}
+	for _, t := range targets {
+		if int(t) >= logits.Cols {
+			panic(fmt.Sprintf("backend: softmax_xent_backward: target %d outside %d", t, logits.Cols))
 		}
-	})
+	}
+	xentBackPar(be.threads, view(logits), logits.Stride, logits.Rows, logits.Cols, targets, scale, loss)
 	return nil
 }
 

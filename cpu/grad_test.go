@@ -404,10 +404,10 @@ func TestGELUBackRows(t *testing.T) {
 	goOut, got := make([]float32, rows*cols), make([]float32, rows*cols)
 	geluBackRowsGo(goOut, cols, dy, s, pre, s, rows, cols)
 	check("go", goOut, cols)
-	geluBackRows(got, cols, dy, s, pre, s, rows, cols)
+	geluBackPar(2, got, cols, dy, s, pre, s, rows, cols, false)
 	check(fmt.Sprintf("build (native=%v)", nativeKernels), got, cols)
 	inPlace := append([]float32(nil), dy...)
-	geluBackRows(inPlace, s, inPlace, s, pre, s, rows, cols)
+	geluBackPar(2, inPlace, s, inPlace, s, pre, s, rows, cols, false)
 	check("in place", inPlace, s)
 }
 
@@ -442,7 +442,7 @@ func TestBackRowKernels(t *testing.T) {
 			want, got := append([]float32(nil), prev...), append([]float32(nil), prev...)
 			mw, rw, mg, rg := make([]float64, rows), make([]float64, rows), make([]float64, rows), make([]float64, rows)
 			lnBackRowsGo(want, xs, g, xs, x, xs, w, nil, mw, rw, rows, 1e-5, acc)
-			lnBackRows(got, xs, g, xs, x, xs, w, nil, mg, rg, rows, 1e-5, acc)
+			lnBackPar(2, got, xs, g, xs, x, xs, w, nil, mg, rg, rows, 1e-5, acc)
 			close(fmt.Sprintf("dx (accumulate=%v)", acc), got, want)
 			for i := range mw {
 				if math.Abs(mw[i]-mg[i]) > 1e-12*math.Abs(mw[i]) || math.Abs(rw[i]-rg[i]) > 1e-12*rw[i] {
@@ -456,7 +456,7 @@ func TestBackRowKernels(t *testing.T) {
 			inPlace := append([]float32(nil), g...)
 			want = append([]float32(nil), g...)
 			lnBackRowsGo(want, xs, want, xs, x, xs, w, stats, nil, nil, rows, 0, false)
-			lnBackRows(inPlace, xs, inPlace, xs, x, xs, w, stats, nil, nil, rows, 0, false)
+			lnBackPar(2, inPlace, xs, inPlace, xs, x, xs, w, stats, nil, nil, rows, 0, false)
 			close("dx from stats, in place", inPlace, want)
 		}
 	})
@@ -465,19 +465,30 @@ func TestBackRowKernels(t *testing.T) {
 		pre, dy := randVec(r, rows*s, 3), randVec(r, rows*s, 1)
 		want, got := make([]float32, rows*s), make([]float32, rows*s)
 		geluErfBackRowsGo(want, s, dy, s, pre, s, rows, cols)
-		geluErfBackRows(got, s, dy, s, pre, s, rows, cols)
+		geluBackPar(2, got, s, dy, s, pre, s, rows, cols, true)
 		close("gelu_erf", got, want)
 	})
 	t.Run("xent", func(t *testing.T) {
 		for _, n := range []int{1, 7, 8, 1001} {
-			row := randVec(r, n, 4)
-			want, got := append([]float32(nil), row...), append([]float32(nil), row...)
-			tg := n / 3
-			lw, lg := xentBackRowGo(want, tg, 0.3), xentBackRow(got, tg, 0.3)
-			close(fmt.Sprintf("xent n=%d", n), got, want)
-			if math.Abs(lw-lg) > 1e-6*(1+math.Abs(lw)) {
-				t.Fatalf("xent n=%d: loss %.9g, Go %.9g", n, lg, lw)
+			const rows, stride = 3, 1003
+			x := randVec(r, rows*stride, 4)
+			targets := []int32{int32(n / 3), -1, int32(n - 1)}
+			want, got := append([]float32(nil), x...), append([]float32(nil), x...)
+			lg := make([]float64, rows)
+			xentBackPar(2, got, stride, rows, n, targets, 0.3, lg)
+			for i, tg := range targets {
+				row := want[i*stride : i*stride+n]
+				lw := 0.0
+				if tg < 0 {
+					clear(row)
+				} else {
+					lw = xentBackRowGo(row, int(tg), 0.3)
+				}
+				if math.Abs(lw-lg[i]) > 1e-6*(1+math.Abs(lw)) {
+					t.Fatalf("xent n=%d row %d: loss %.9g, Go %.9g", n, i, lg[i], lw)
+				}
 			}
+			close(fmt.Sprintf("xent n=%d", n), got, want)
 		}
 	})
 	t.Run("attention", func(t *testing.T) {
@@ -492,7 +503,7 @@ func TestBackRowKernels(t *testing.T) {
 			}
 			want, got := randVec(r, B*T*3*C, 1), randVec(r, B*T*3*C, 1) // garbage: overwritten
 			attnBackHeadsGo(args(want), 0, B*NH, make([]float64, 2*T))
-			attnBackHeads(args(got), 0, B*NH, make([]float64, 2*T))
+			attnBackPar(2, args(got), B*NH)
 			close(fmt.Sprintf("attention window=%d", window), got, want)
 		}
 	})

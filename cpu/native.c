@@ -4,6 +4,7 @@
 // vectorises them; the same formulas as the Go kernels in cpu.go.
 #include "native.h"
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -454,5 +455,83 @@ NS_CLONES void ns_attn_back_heads(float *dq, float *dk, float *dv, const float *
 					dvj[d] += pj * dzi[d];
 			}
 		}
+	}
+}
+
+// The parallel drivers of the backward kernels. They split the rows (or
+// (row, head) pairs) into one contiguous chunk per thread of an OpenMP
+// team: the team OpenBLAS runs its products on (libgomp's pool of the
+// calling thread), whose workers spin for a while after each product.
+// Goroutines beside them (Backend.parallel) had three threads contend for
+// two cores until the spinning stopped; OMP_WAIT_POLICY=PASSIVE cut
+// EAP's CPU time by 10% that way, and this gets the same without it.
+
+static inline void ns_chunk(long n, long *lo, long *hi) {
+	long t = omp_get_thread_num(), nt = omp_get_num_threads();
+	long c = (n + nt - 1) / nt;
+	*lo = t * c < n ? t * c : n;
+	*hi = *lo + c < n ? *lo + c : n;
+}
+
+void ns_gelu_back_par(float *dx, long dxs, const float *dy, long dys, const float *pre, long ps, long rows,
+                      long cols, int threads, int erf_form) {
+#pragma omp parallel num_threads(threads) if (threads > 1 && rows > 1)
+	{
+		long lo, hi;
+		ns_chunk(rows, &lo, &hi);
+		if (lo < hi) {
+			if (erf_form)
+				ns_gelu_erf_back_rows(dx + lo * dxs, dxs, dy + lo * dys, dys, pre + lo * ps, ps, hi - lo, cols);
+			else
+				ns_gelu_back_rows(dx + lo * dxs, dxs, dy + lo * dys, dys, pre + lo * ps, ps, hi - lo, cols);
+		}
+	}
+}
+
+void ns_layernorm_back_par(float *dx, long dxs, const float *dout, long gs, const float *x, long xs, const float *w,
+                           const float *stats, double *mean, double *rstd, long rows, long C, float eps,
+                           int accumulate, int threads) {
+#pragma omp parallel num_threads(threads) if (threads > 1 && rows > 1)
+	{
+		long lo, hi;
+		ns_chunk(rows, &lo, &hi);
+		if (lo < hi)
+			ns_layernorm_back_rows(dx + lo * dxs, dxs, dout + lo * gs, gs, x + lo * xs, xs, w,
+			                       stats ? stats + 2 * lo : 0, mean ? mean + lo : 0, rstd ? rstd + lo : 0,
+			                       hi - lo, C, eps, accumulate);
+	}
+}
+
+// Rows with a negative target become zero (loss 0); loss may be NULL.
+void ns_xent_back_par(float *logits, long stride, long rows, long V, const int *targets, float scale, double *loss,
+                      int threads) {
+#pragma omp parallel num_threads(threads) if (threads > 1 && rows > 1)
+	{
+		long lo, hi;
+		ns_chunk(rows, &lo, &hi);
+		for (long r = lo; r < hi; r++) {
+			float *row = logits + r * stride;
+			double l = 0;
+			if (targets[r] < 0)
+				memset(row, 0, V * sizeof(float));
+			else
+				l = ns_xent_back_row(row, V, targets[r], scale);
+			if (loss)
+				loss[r] = l;
+		}
+	}
+}
+
+void ns_attn_back_par(float *dq, float *dk, float *dv, const float *dz, const float *q, const float *k,
+                      const float *v, long dqs, long dks, long dvs, long dzs, long qs, long ks, long vs, long T,
+                      long HS, long NH, long window, float scale, long n, int threads) {
+#pragma omp parallel num_threads(threads) if (threads > 1 && n > 1)
+	{
+		long lo, hi;
+		ns_chunk(n, &lo, &hi);
+		double scratch[2 * T];
+		if (lo < hi)
+			ns_attn_back_heads(dq, dk, dv, dz, q, k, v, dqs, dks, dvs, dzs, qs, ks, vs, T, HS, NH, window, scale,
+			                   lo, hi, scratch);
 	}
 }

@@ -21,3 +21,13 @@ void ns_attn_back_heads(float *dq, float *dk, float *dv, const float *dz, const 
                         long T, long HS, long NH, long window, float scale, long lo, long hi,
                         double *scratch);
 double ns_exp_d_test(double x);
+void ns_gelu_back_par(float *dx, long dxs, const float *dy, long dys, const float *pre, long ps, long rows,
+                      long cols, int threads, int erf_form);
+void ns_layernorm_back_par(float *dx, long dxs, const float *dout, long gs, const float *x, long xs, const float *w,
+                           const float *stats, double *mean, double *rstd, long rows, long C, float eps,
+                           int accumulate, int threads);
+void ns_xent_back_par(float *logits, long stride, long rows, long V, const int *targets, float scale, double *loss,
+                      int threads);
+void ns_attn_back_par(float *dq, float *dk, float *dv, const float *dz, const float *q, const float *k,
+                      const float *v, long dqs, long dks, long dvs, long dzs, long qs, long ks, long vs, long T,
+                      long HS, long NH, long window, float scale, long n, int threads);

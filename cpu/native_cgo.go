@@ -3,8 +3,8 @@
 package cpu
 
 /*
-#cgo CFLAGS: -O3
-#cgo LDFLAGS: -lm
+#cgo CFLAGS: -O3 -fopenmp
+#cgo LDFLAGS: -lm -fopenmp
 #include "native.h"
 */
 import "C"
@@ -73,23 +73,19 @@ func layerNormRows(out []float32, os int, x []float32, xs int, w, b []float32, r
 
 func fptr(x []float32) *C.float { return (*C.float)(unsafe.Pointer(&x[0])) }
 
-func geluBackRows(dx []float32, dxs int, dy []float32, dys int, pre []float32, ps int, rows, cols int) {
+func geluBackPar(threads int, dx []float32, dxs int, dy []float32, dys int, pre []float32, ps int, rows, cols int, erf bool) {
 	if rows == 0 || cols == 0 {
 		return
 	}
 	_, _, _ = dx[(rows-1)*dxs+cols-1], dy[(rows-1)*dys+cols-1], pre[(rows-1)*ps+cols-1]
-	C.ns_gelu_back_rows(fptr(dx), C.long(dxs), fptr(dy), C.long(dys), fptr(pre), C.long(ps), C.long(rows), C.long(cols))
-}
-
-func geluErfBackRows(dx []float32, dxs int, dy []float32, dys int, pre []float32, ps int, rows, cols int) {
-	if rows == 0 || cols == 0 {
-		return
+	e := C.int(0)
+	if erf {
+		e = 1
 	}
-	_, _, _ = dx[(rows-1)*dxs+cols-1], dy[(rows-1)*dys+cols-1], pre[(rows-1)*ps+cols-1]
-	C.ns_gelu_erf_back_rows(fptr(dx), C.long(dxs), fptr(dy), C.long(dys), fptr(pre), C.long(ps), C.long(rows), C.long(cols))
+	C.ns_gelu_back_par(fptr(dx), C.long(dxs), fptr(dy), C.long(dys), fptr(pre), C.long(ps), C.long(rows), C.long(cols), C.int(threads), e)
 }
 
-func lnBackRows(dx []float32, dxs int, dout []float32, gs int, x []float32, xs int, w, stats []float32, mean, rstd []float64, rows int, eps float32, accumulate bool) {
+func lnBackPar(threads int, dx []float32, dxs int, dout []float32, gs int, x []float32, xs int, w, stats []float32, mean, rstd []float64, rows int, eps float32, accumulate bool) {
 	nc := len(w)
 	if rows == 0 || nc == 0 {
 		return
@@ -108,23 +104,31 @@ func lnBackRows(dx []float32, dxs int, dout []float32, gs int, x []float32, xs i
 	if accumulate {
 		acc = 1
 	}
-	C.ns_layernorm_back_rows(fptr(dx), C.long(dxs), fptr(dout), C.long(gs), fptr(x), C.long(xs), fptr(w), st, mp, rp,
-		C.long(rows), C.long(nc), C.float(eps), acc)
+	C.ns_layernorm_back_par(fptr(dx), C.long(dxs), fptr(dout), C.long(gs), fptr(x), C.long(xs), fptr(w), st, mp, rp,
+		C.long(rows), C.long(nc), C.float(eps), acc, C.int(threads))
 }
 
-func xentBackRow(row []float32, t int, scale float32) float64 {
-	_ = row[t]
-	return float64(C.ns_xent_back_row(fptr(row), C.long(len(row)), C.long(t), C.float(scale)))
-}
-
-func attnBackHeads(a *attnBackArgs, lo, hi int, scratch []float64) {
-	if lo >= hi || a.T == 0 || a.HS == 0 {
+func xentBackPar(threads int, logits []float32, stride, rows, V int, targets []int32, scale float32, loss []float64) {
+	if rows == 0 || V == 0 {
 		return
 	}
-	C.ns_attn_back_heads(fptr(a.dq), fptr(a.dk), fptr(a.dv), fptr(a.dz), fptr(a.q), fptr(a.k), fptr(a.v),
+	_, _ = logits[(rows-1)*stride+V-1], targets[rows-1]
+	var lp *C.double
+	if loss != nil {
+		_ = loss[rows-1]
+		lp = (*C.double)(unsafe.Pointer(&loss[0]))
+	}
+	C.ns_xent_back_par(fptr(logits), C.long(stride), C.long(rows), C.long(V), (*C.int)(unsafe.Pointer(&targets[0])),
+		C.float(scale), lp, C.int(threads))
+}
+
+func attnBackPar(threads int, a *attnBackArgs, n int) {
+	if n == 0 || a.T == 0 || a.HS == 0 {
+		return
+	}
+	C.ns_attn_back_par(fptr(a.dq), fptr(a.dk), fptr(a.dv), fptr(a.dz), fptr(a.q), fptr(a.k), fptr(a.v),
 		C.long(a.dqs), C.long(a.dks), C.long(a.dvs), C.long(a.dzs), C.long(a.qs), C.long(a.ks), C.long(a.vs),
-		C.long(a.T), C.long(a.HS), C.long(a.NH), C.long(a.window), C.float(a.scale), C.long(lo), C.long(hi),
-		(*C.double)(unsafe.Pointer(&scratch[0])))
+		C.long(a.T), C.long(a.HS), C.long(a.NH), C.long(a.window), C.float(a.scale), C.long(n), C.int(threads))
 }
 
 // expD is the native kernels' double e^x, for TestExpD.

@@ -18,22 +18,48 @@ func layerNormRows(out []float32, os int, x []float32, xs int, w, b []float32, r
 	layerNormRowsGo(out, os, x, xs, w, b, rows, eps)
 }
 
-func geluBackRows(dx []float32, dxs int, dy []float32, dys int, pre []float32, ps int, rows, cols int) {
-	geluBackRowsGo(dx, dxs, dy, dys, pre, ps, rows, cols)
+func geluBackPar(threads int, dx []float32, dxs int, dy []float32, dys int, pre []float32, ps int, rows, cols int, erf bool) {
+	k := geluBackRowsGo
+	if erf {
+		k = geluErfBackRowsGo
+	}
+	parallelN(threads, rows, func(lo, hi int) {
+		k(dx[lo*dxs:], dxs, dy[lo*dys:], dys, pre[lo*ps:], ps, hi-lo, cols)
+	})
 }
 
-func geluErfBackRows(dx []float32, dxs int, dy []float32, dys int, pre []float32, ps int, rows, cols int) {
-	geluErfBackRowsGo(dx, dxs, dy, dys, pre, ps, rows, cols)
+func lnBackPar(threads int, dx []float32, dxs int, dout []float32, gs int, x []float32, xs int, w, stats []float32, mean, rstd []float64, rows int, eps float32, accumulate bool) {
+	parallelN(threads, rows, func(lo, hi int) {
+		var st []float32
+		var mu, rs []float64
+		if stats != nil {
+			st = stats[2*lo : 2*hi]
+		} else {
+			mu, rs = mean[lo:hi], rstd[lo:hi]
+		}
+		lnBackRowsGo(dx[lo*dxs:], dxs, dout[lo*gs:], gs, x[lo*xs:], xs, w, st, mu, rs, hi-lo, eps, accumulate)
+	})
 }
 
-func lnBackRows(dx []float32, dxs int, dout []float32, gs int, x []float32, xs int, w, stats []float32, mean, rstd []float64, rows int, eps float32, accumulate bool) {
-	lnBackRowsGo(dx, dxs, dout, gs, x, xs, w, stats, mean, rstd, rows, eps, accumulate)
+func xentBackPar(threads int, logits []float32, stride, rows, V int, targets []int32, scale float32, loss []float64) {
+	parallelN(threads, rows, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := logits[r*stride : r*stride+V]
+			l := 0.0
+			if targets[r] < 0 {
+				clear(row)
+			} else {
+				l = xentBackRowGo(row, int(targets[r]), scale)
+			}
+			if loss != nil {
+				loss[r] = l
+			}
+		}
+	})
 }
 
-func xentBackRow(row []float32, t int, scale float32) float64 { return xentBackRowGo(row, t, scale) }
-
-func attnBackHeads(a *attnBackArgs, lo, hi int, scratch []float64) {
-	attnBackHeadsGo(a, lo, hi, scratch)
+func attnBackPar(threads int, a *attnBackArgs, n int) {
+	parallelN(threads, n, func(lo, hi int) { attnBackHeadsGo(a, lo, hi, make([]float64, 2*a.T)) })
 }
 
 func expD(x float64) float64 { return math.Exp(x) }
