@@ -83,7 +83,7 @@ func (be *Backend) LayerNormBackward(dx, dout, x backend.Mat, w backend.Tensor, 
 	xd, gd, dd := view(x), view(dout), view(dx)
 	mean := make([]float64, R)
 	rstd := make([]float64, R)
-	lnBackPar(be.threads, dd, dx.Stride, gd, dout.Stride, xd, x.Stride, wd, nil, mean, rstd, R, eps, accumulate)
+	lnBackPar(be.threads, dd, dx.Stride, gd, dout.Stride, xd, x.Stride, wd, nil, mean, rstd, R, eps, accumulate, nil, 0)
 	if dw == nil && db == nil {
 		return nil
 	}
@@ -185,8 +185,9 @@ func (be *Backend) LayerNormRowStats(x backend.Mat, eps float32) (backend.Tensor
 }
 
 // LayerNormBackwardStats: LayerNormBackward's dx with the row statistics of
-// LayerNormRowStats (backend.LNStats).
-func (be *Backend) LayerNormBackwardStats(dx, dout, x backend.Mat, stats, w backend.Tensor, accumulate bool) error {
+// LayerNormRowStats (backend.LNStats), adding dout into sum when sum.T is
+// not nil.
+func (be *Backend) LayerNormBackwardStats(dx, dout, x backend.Mat, stats, w backend.Tensor, accumulate bool, sum backend.Mat) error {
 	sameDims("layernorm_backward", dx, x)
 	sameDims("layernorm_backward", dout, x)
 	R, C := x.Rows, x.Cols
@@ -194,8 +195,13 @@ func (be *Backend) LayerNormBackwardStats(dx, dout, x backend.Mat, stats, w back
 	if len(wd) != C || len(sd) != 2*R {
 		panic(fmt.Sprintf("backend: layernorm_backward: weight of %d and %d stats for %dx%d", len(wd), len(sd), R, C))
 	}
+	var sumd []float32
+	if sum.T != nil {
+		sameDims("layernorm_backward sum", sum, x)
+		sumd = view(sum)
+	}
 	xd, gd, dd := view(x), view(dout), view(dx)
-	lnBackPar(be.threads, dd, dx.Stride, gd, dout.Stride, xd, x.Stride, wd, sd, nil, nil, R, 0, accumulate)
+	lnBackPar(be.threads, dd, dx.Stride, gd, dout.Stride, xd, x.Stride, wd, sd, nil, nil, R, 0, accumulate, sumd, sum.Stride)
 	return nil
 }
 

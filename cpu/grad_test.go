@@ -285,7 +285,8 @@ func TestMatMulTNColSumEmbedBackward(t *testing.T) {
 
 // TestLayerNormBackwardStats: the split LayerNormBackward (row statistics
 // once, backend.LNStats) gives LayerNormBackward's dx on odd, strided
-// shapes, overwriting, accumulating, and in place (dx aliasing dout).
+// shapes, overwriting, accumulating, and in place (dx aliasing dout), and
+// adds dout into a sum view (exactly: one float32 add each).
 func TestLayerNormBackwardStats(t *testing.T) {
 	be := New()
 	r := rand.New(rand.NewSource(2))
@@ -304,13 +305,27 @@ func TestLayerNormBackwardStats(t *testing.T) {
 		want, got := tensorOf(append([]float32(nil), prev...)), tensorOf(append([]float32(nil), prev...))
 		gm := backend.Mat{T: tensorOf(g), Rows: R, Cols: C, Stride: stride}
 		be.LayerNormBackward(backend.Mat{T: want, Rows: R, Cols: C, Stride: stride}, gm, xm, w, eps, nil, nil, acc)
-		if err := be.LayerNormBackwardStats(backend.Mat{T: got, Rows: R, Cols: C, Stride: stride}, gm, xm, st, w, acc); err != nil {
+		sum0 := randVec(r, R*(C+3), 1) // dout is added into sum, a [R, C] view with its own stride
+		sum := tensorOf(sum0)
+		if err := be.LayerNormBackwardStats(backend.Mat{T: got, Rows: R, Cols: C, Stride: stride}, gm, xm, st, w, acc,
+			backend.Mat{T: sum, Rows: R, Cols: C, Stride: C + 3}); err != nil {
 			t.Fatal(err)
+		}
+		for i := 0; i < R; i++ {
+			for j := 0; j < C+3; j++ {
+				want := sum0[i*(C+3)+j]
+				if j < C {
+					want += g[i*stride+j]
+				}
+				if sum.Data[i*(C+3)+j] != want {
+					t.Fatalf("sum [%d,%d] = %g, want %g", i, j, sum.Data[i*(C+3)+j], want)
+				}
+			}
 		}
 		inPlace := tensorOf(append([]float32(nil), g...))
 		if !acc {
 			ip := backend.Mat{T: inPlace, Rows: R, Cols: C, Stride: stride}
-			if err := be.LayerNormBackwardStats(ip, ip, xm, st, w, false); err != nil {
+			if err := be.LayerNormBackwardStats(ip, ip, xm, st, w, false, backend.Mat{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -442,7 +457,7 @@ func TestBackRowKernels(t *testing.T) {
 			want, got := append([]float32(nil), prev...), append([]float32(nil), prev...)
 			mw, rw, mg, rg := make([]float64, rows), make([]float64, rows), make([]float64, rows), make([]float64, rows)
 			lnBackRowsGo(want, xs, g, xs, x, xs, w, nil, mw, rw, rows, 1e-5, acc)
-			lnBackPar(2, got, xs, g, xs, x, xs, w, nil, mg, rg, rows, 1e-5, acc)
+			lnBackPar(2, got, xs, g, xs, x, xs, w, nil, mg, rg, rows, 1e-5, acc, nil, 0)
 			close(fmt.Sprintf("dx (accumulate=%v)", acc), got, want)
 			for i := range mw {
 				if math.Abs(mw[i]-mg[i]) > 1e-12*math.Abs(mw[i]) || math.Abs(rw[i]-rg[i]) > 1e-12*rw[i] {
@@ -456,7 +471,7 @@ func TestBackRowKernels(t *testing.T) {
 			inPlace := append([]float32(nil), g...)
 			want = append([]float32(nil), g...)
 			lnBackRowsGo(want, xs, want, xs, x, xs, w, stats, nil, nil, rows, 0, false)
-			lnBackPar(2, inPlace, xs, inPlace, xs, x, xs, w, stats, nil, nil, rows, 0, false)
+			lnBackPar(2, inPlace, xs, inPlace, xs, x, xs, w, stats, nil, nil, rows, 0, false, nil, 0)
 			close("dx from stats, in place", inPlace, want)
 		}
 	})

@@ -306,11 +306,12 @@ void ns_gelu_erf_back_rows(float *dx, long dxs, const float *dy, long dys, const
 // lnBackRowsGo of grad.go: LayerNorm's dx for rows (dx may alias dout: a
 // row is read whole before it is written), with each row's mean and rstd
 // from stats [rows, 2] or, when stats is NULL, computed in double and
-// written to mean and rstd (when not NULL). The reductions run in eight
+// written to mean and rstd (when not NULL); dout is added into sum (row
+// stride ss) when sum is not NULL. The reductions run in eight
 // double lanes (the Go kernel's in four), the row update in float.
 NS_CLONES void ns_layernorm_back_rows(float *dx, long dxs, const float *dout, long gs, const float *x, long xs,
                                       const float *w, const float *stats, double *mean, double *rstd,
-                                      long rows, long C, float eps, int accumulate) {
+                                      long rows, long C, float eps, int accumulate, float *sum, long ss) {
 	for (long r = 0; r < rows; r++) {
 		const float *xr = x + r * xs, *gr = dout + r * gs;
 		float *orow = dx + r * dxs;
@@ -361,6 +362,11 @@ NS_CLONES void ns_layernorm_back_rows(float *dx, long dxs, const float *dout, lo
 			float g = gr[j] * w[j];
 			mg += (double)g;
 			mgx += (double)(g * (xr[j] - mu32));
+		}
+		if (sum) {
+			float *sr = sum + r * ss;
+			for (j = 0; j < C; j++)
+				sr[j] += gr[j];
 		}
 		float mg32 = (float)(mg / (double)C);
 		float mgx32 = (float)(mgx * rs * rs * rs / (double)C); // rstd^2 * mean(g*xhat)
@@ -490,7 +496,7 @@ void ns_gelu_back_par(float *dx, long dxs, const float *dy, long dys, const floa
 
 void ns_layernorm_back_par(float *dx, long dxs, const float *dout, long gs, const float *x, long xs, const float *w,
                            const float *stats, double *mean, double *rstd, long rows, long C, float eps,
-                           int accumulate, int threads) {
+                           int accumulate, float *sum, long ss, int threads) {
 #pragma omp parallel num_threads(threads) if (threads > 1 && rows > 1)
 	{
 		long lo, hi;
@@ -498,7 +504,7 @@ void ns_layernorm_back_par(float *dx, long dxs, const float *dout, long gs, cons
 		if (lo < hi)
 			ns_layernorm_back_rows(dx + lo * dxs, dxs, dout + lo * gs, gs, x + lo * xs, xs, w,
 			                       stats ? stats + 2 * lo : 0, mean ? mean + lo : 0, rstd ? rstd + lo : 0,
-			                       hi - lo, C, eps, accumulate);
+			                       hi - lo, C, eps, accumulate, sum ? sum + lo * ss : 0, ss);
 	}
 }
 

@@ -14,7 +14,7 @@ void ns_gelu_erf_back_rows(float *dx, long dxs, const float *dy, long dys, const
                            long rows, long cols);
 void ns_layernorm_back_rows(float *dx, long dxs, const float *dout, long gs, const float *x, long xs,
                             const float *w, const float *stats, double *mean, double *rstd,
-                            long rows, long C, float eps, int accumulate);
+                            long rows, long C, float eps, int accumulate, float *sum, long ss);
 double ns_xent_back_row(float *row, long n, long t, float scale);
 void ns_attn_back_heads(float *dq, float *dk, float *dv, const float *dz, const float *q, const float *k,
                         const float *v, long dqs, long dks, long dvs, long dzs, long qs, long ks, long vs,
@@ -25,7 +25,7 @@ void ns_gelu_back_par(float *dx, long dxs, const float *dy, long dys, const floa
                       long cols, int threads, int erf_form);
 void ns_layernorm_back_par(float *dx, long dxs, const float *dout, long gs, const float *x, long xs, const float *w,
                            const float *stats, double *mean, double *rstd, long rows, long C, float eps,
-                           int accumulate, int threads);
+                           int accumulate, float *sum, long ss, int threads);
 void ns_xent_back_par(float *logits, long stride, long rows, long V, const int *targets, float scale, double *loss,
                       int threads);
 void ns_attn_back_par(float *dq, float *dk, float *dv, const float *dz, const float *q, const float *k,

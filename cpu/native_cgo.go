@@ -85,7 +85,7 @@ func geluBackPar(threads int, dx []float32, dxs int, dy []float32, dys int, pre 
 	C.ns_gelu_back_par(fptr(dx), C.long(dxs), fptr(dy), C.long(dys), fptr(pre), C.long(ps), C.long(rows), C.long(cols), C.int(threads), e)
 }
 
-func lnBackPar(threads int, dx []float32, dxs int, dout []float32, gs int, x []float32, xs int, w, stats []float32, mean, rstd []float64, rows int, eps float32, accumulate bool) {
+func lnBackPar(threads int, dx []float32, dxs int, dout []float32, gs int, x []float32, xs int, w, stats []float32, mean, rstd []float64, rows int, eps float32, accumulate bool, sum []float32, ss int) {
 	nc := len(w)
 	if rows == 0 || nc == 0 {
 		return
@@ -104,8 +104,13 @@ func lnBackPar(threads int, dx []float32, dxs int, dout []float32, gs int, x []f
 	if accumulate {
 		acc = 1
 	}
+	var sp *C.float
+	if sum != nil {
+		_ = sum[(rows-1)*ss+nc-1]
+		sp = fptr(sum)
+	}
 	C.ns_layernorm_back_par(fptr(dx), C.long(dxs), fptr(dout), C.long(gs), fptr(x), C.long(xs), fptr(w), st, mp, rp,
-		C.long(rows), C.long(nc), C.float(eps), acc, C.int(threads))
+		C.long(rows), C.long(nc), C.float(eps), acc, sp, C.long(ss), C.int(threads))
 }
 
 func xentBackPar(threads int, logits []float32, stride, rows, V int, targets []int32, scale float32, loss []float64) {

@@ -28,8 +28,17 @@ func geluBackPar(threads int, dx []float32, dxs int, dy []float32, dys int, pre 
 	})
 }
 
-func lnBackPar(threads int, dx []float32, dxs int, dout []float32, gs int, x []float32, xs int, w, stats []float32, mean, rstd []float64, rows int, eps float32, accumulate bool) {
+func lnBackPar(threads int, dx []float32, dxs int, dout []float32, gs int, x []float32, xs int, w, stats []float32, mean, rstd []float64, rows int, eps float32, accumulate bool, sum []float32, ss int) {
 	parallelN(threads, rows, func(lo, hi int) {
+		if sum != nil {
+			C := len(w)
+			for r := lo; r < hi; r++ {
+				s, d := sum[r*ss:r*ss+C], dout[r*gs:r*gs+C]
+				for j := range s {
+					s[j] += d[j]
+				}
+			}
+		}
 		var st []float32
 		var mu, rs []float64
 		if stats != nil {
