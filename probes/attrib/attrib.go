@@ -117,9 +117,12 @@ func run(m *forward.Model, t Task, edges bool) (*Result, error) {
 		for h := range res.HeadZPos[l] {
 			res.HeadZPos[l][h] = make([]float64, T)
 		}
-		for i := range zc { // [B,T,NH,HS]
+		for i := 0; i < len(zc); i += HS { // [B,T,NH,HS]: HS values of one head at a time
 			pos, h := (i/(H*HS))%T, (i/HS)%H
-			v := float64(zk[i]-zc[i]) * float64(gz[i])
+			var v float64
+			for j := i; j < i+HS; j++ {
+				v += float64(zk[j]-zc[j]) * float64(gz[j])
+			}
 			res.HeadZPos[l][h][pos] += v
 		}
 		for h := 0; h < H; h++ {
