@@ -47,24 +47,32 @@ func (be *Backend) ColSum(out backend.Tensor, x backend.Mat, accumulate bool) er
 	if len(od) != x.Cols {
 		panic(fmt.Sprintf("backend: colsum: out of %d for %d columns", len(od), x.Cols))
 	}
-	xd := view(x)
-	be.parallel(x.Cols, func(lo, hi int) {
-		acc := make([]float64, hi-lo)
-		for r := 0; r < x.Rows; r++ {
-			row := xd[r*x.Stride+lo : r*x.Stride+hi]
-			for j, v := range row {
-				acc[j] += float64(v)
-			}
+	if x.Rows == 0 || x.Cols == 0 {
+		if !accumulate {
+			clear(od)
 		}
-		for j, v := range acc {
-			if accumulate {
-				od[lo+j] += float32(v)
-			} else {
-				od[lo+j] = float32(v)
-			}
-		}
-	})
+		return nil
+	}
+	colSumPar(be.threads, od, view(x), x.Stride, x.Rows, x.Cols, accumulate)
 	return nil
+}
+
+// colSumColsGo is ColSum for the columns [lo, hi), in float64; the pure-Go
+// kernel, and the reference the native one is tested against.
+func colSumColsGo(out, x []float32, xs, rows, lo, hi int, accumulate bool) {
+	acc := make([]float64, hi-lo)
+	for r := 0; r < rows; r++ {
+		for j, v := range x[r*xs+lo : r*xs+hi] {
+			acc[j] += float64(v)
+		}
+	}
+	for j, v := range acc {
+		if accumulate {
+			out[lo+j] += float32(v)
+		} else {
+			out[lo+j] = float32(v)
+		}
+	}
 }
 
 // LayerNormBackward: xhat = (x-mean)*rstd, g = dout*w,
@@ -97,29 +105,34 @@ func (be *Backend) LayerNormBackward(dx, dout, x backend.Mat, w backend.Tensor, 
 	if (dwd != nil && len(dwd) != C) || (dbd != nil && len(dbd) != C) {
 		panic("backend: layernorm_backward: dw/db must have C elements")
 	}
-	be.parallel(C, func(lo, hi int) {
-		aw := make([]float64, hi-lo)
-		ab := make([]float64, hi-lo)
-		for r := 0; r < R; r++ {
-			xr := xd[r*x.Stride+lo : r*x.Stride+hi]
-			gr := gd[r*dout.Stride+lo : r*dout.Stride+hi]
-			mu, rs := mean[r], rstd[r]
-			for j, v := range xr {
-				g := float64(gr[j])
-				aw[j] += g * (float64(v) - mu) * rs
-				ab[j] += g
-			}
-		}
-		for j := range aw {
-			if dwd != nil {
-				dwd[lo+j] += float32(aw[j])
-			}
-			if dbd != nil {
-				dbd[lo+j] += float32(ab[j])
-			}
-		}
-	})
+	lnParamPar(be.threads, dwd, dbd, xd, x.Stride, gd, dout.Stride, mean, rstd, R, C)
 	return nil
+}
+
+// lnParamColsGo adds LayerNormBackward's weight and bias gradients of the
+// columns [lo, hi) into dw and db (either may be nil), in float64; the
+// pure-Go kernel, and the reference the native one is tested against.
+func lnParamColsGo(dw, db, x []float32, xs int, g []float32, gs int, mean, rstd []float64, rows, lo, hi int) {
+	aw := make([]float64, hi-lo)
+	ab := make([]float64, hi-lo)
+	for r := 0; r < rows; r++ {
+		xr := x[r*xs+lo : r*xs+hi]
+		gr := g[r*gs+lo : r*gs+hi]
+		mu, rs := mean[r], rstd[r]
+		for j, v := range xr {
+			gv := float64(gr[j])
+			aw[j] += gv * (float64(v) - mu) * rs
+			ab[j] += gv
+		}
+	}
+	for j := range aw {
+		if dw != nil {
+			dw[lo+j] += float32(aw[j])
+		}
+		if db != nil {
+			db[lo+j] += float32(ab[j])
+		}
+	}
 }
 
 // lnBackRowsGo is LayerNormBackward's dx for rows of x (strides xs, gs,

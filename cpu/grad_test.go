@@ -427,8 +427,9 @@ func TestGELUBackRows(t *testing.T) {
 }
 
 // TestBackRowKernels: this build's LayerNorm, GELU (erf), softmax-xent
-// and attention backward kernels against their Go references, on odd,
-// strided shapes. The native ones sum in other orders (eight lanes) and
+// and attention backward kernels and column sums (ColSum, LayerNorm's
+// weight and bias gradients) against their Go references, on odd, strided
+// shapes. The native ones sum in other orders (eight lanes) and
 // contract to FMA: bound 1e-5 absolute + 1e-5 relative, where the
 // LayerNorm rows are 771 wide with an offset mean (11, sd 0.5).
 func TestBackRowKernels(t *testing.T) {
@@ -474,6 +475,28 @@ func TestBackRowKernels(t *testing.T) {
 			lnBackPar(2, inPlace, xs, inPlace, xs, x, xs, w, stats, nil, nil, rows, 0, false, nil, 0)
 			close("dx from stats, in place", inPlace, want)
 		}
+	})
+	t.Run("column sums", func(t *testing.T) {
+		const rows, cols, xs = 37, 203, 211
+		x, g := randVec(r, rows*xs, 1), randVec(r, rows*xs, 1)
+		mean, rstd := make([]float64, rows), make([]float64, rows)
+		for i := range mean {
+			mean[i], rstd[i] = r.NormFloat64(), 1+r.Float64()
+		}
+		for _, acc := range []bool{false, true} {
+			prev := randVec(r, cols, 1)
+			want, got := append([]float32(nil), prev...), append([]float32(nil), prev...)
+			colSumColsGo(want, x, xs, rows, 0, cols, acc)
+			colSumPar(2, got, x, xs, rows, cols, acc)
+			close(fmt.Sprintf("colsum (accumulate=%v)", acc), got, want)
+		}
+		prevW, prevB := randVec(r, cols, 1), randVec(r, cols, 1)
+		ww, wb := append([]float32(nil), prevW...), append([]float32(nil), prevB...)
+		gw, gb := append([]float32(nil), prevW...), append([]float32(nil), prevB...)
+		lnParamColsGo(ww, wb, x, xs, g, xs, mean, rstd, rows, 0, cols)
+		lnParamPar(2, gw, gb, x, xs, g, xs, mean, rstd, rows, cols)
+		close("layernorm dw", gw, ww)
+		close("layernorm db", gb, wb)
 	})
 	t.Run("gelu_erf", func(t *testing.T) {
 		const rows, cols, s = 4, 99, 101

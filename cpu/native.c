@@ -5,6 +5,7 @@
 #include "native.h"
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -540,5 +541,76 @@ void ns_attn_back_par(float *dq, float *dk, float *dv, const float *dz, const fl
 		if (lo < hi)
 			ns_attn_back_heads(dq, dk, dv, dz, q, k, v, dqs, dks, dvs, dzs, qs, ks, vs, T, HS, NH, window, scale,
 			                   lo, hi, scratch);
+	}
+}
+
+// ColSum of grad.go: out[j] (+)= sum over rows of x[r, j] for the columns
+// [lo, hi), summed in double (acc: hi-lo doubles of scratch).
+NS_CLONES void ns_colsum_cols(float *out, const float *x, long xs, long rows, long lo, long hi, int accumulate,
+                              double *acc) {
+	long n = hi - lo;
+	for (long j = 0; j < n; j++)
+		acc[j] = 0;
+	for (long r = 0; r < rows; r++) {
+		const float *xr = x + r * xs + lo;
+		for (long j = 0; j < n; j++)
+			acc[j] += (double)xr[j];
+	}
+	for (long j = 0; j < n; j++)
+		out[lo + j] = accumulate ? out[lo + j] + (float)acc[j] : (float)acc[j];
+}
+
+// LayerNormBackward's weight and bias gradients (grad.go) for the columns
+// [lo, hi): dw[j] += sum_r dout*(x-mean)*rstd, db[j] += sum_r dout, in
+// double (aw, ab: hi-lo doubles of scratch each); dw or db may be NULL.
+NS_CLONES void ns_ln_param_cols(float *dw, float *db, const float *x, long xs, const float *g, long gs,
+                                const double *mean, const double *rstd, long rows, long lo, long hi, double *aw,
+                                double *ab) {
+	long n = hi - lo;
+	for (long j = 0; j < n; j++)
+		aw[j] = ab[j] = 0;
+	for (long r = 0; r < rows; r++) {
+		const float *xr = x + r * xs + lo, *gr = g + r * gs + lo;
+		double mu = mean[r], rs = rstd[r];
+		for (long j = 0; j < n; j++) {
+			double gv = gr[j];
+			aw[j] += gv * ((double)xr[j] - mu) * rs;
+			ab[j] += gv;
+		}
+	}
+	for (long j = 0; j < n; j++) {
+		if (dw)
+			dw[lo + j] += (float)aw[j];
+		if (db)
+			db[lo + j] += (float)ab[j];
+	}
+}
+
+// The parallel drivers of the two column reductions: one chunk of columns
+// per thread of the OpenMP team, as above.
+void ns_colsum_par(float *out, const float *x, long xs, long rows, long cols, int accumulate, int threads) {
+#pragma omp parallel num_threads(threads) if (threads > 1 && cols > 1)
+	{
+		long lo, hi;
+		ns_chunk(cols, &lo, &hi);
+		if (lo < hi) {
+			double *acc = malloc((hi - lo) * sizeof(double));
+			ns_colsum_cols(out, x, xs, rows, lo, hi, accumulate, acc);
+			free(acc);
+		}
+	}
+}
+
+void ns_ln_param_par(float *dw, float *db, const float *x, long xs, const float *g, long gs, const double *mean,
+                     const double *rstd, long rows, long cols, int threads) {
+#pragma omp parallel num_threads(threads) if (threads > 1 && cols > 1)
+	{
+		long lo, hi;
+		ns_chunk(cols, &lo, &hi);
+		if (lo < hi) {
+			double *a = malloc(2 * (hi - lo) * sizeof(double));
+			ns_ln_param_cols(dw, db, x, xs, g, gs, mean, rstd, rows, lo, hi, a, a + (hi - lo));
+			free(a);
+		}
 	}
 }

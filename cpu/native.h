@@ -31,3 +31,6 @@ void ns_xent_back_par(float *logits, long stride, long rows, long V, const int *
 void ns_attn_back_par(float *dq, float *dk, float *dv, const float *dz, const float *q, const float *k,
                       const float *v, long dqs, long dks, long dvs, long dzs, long qs, long ks, long vs, long T,
                       long HS, long NH, long window, float scale, long n, int threads);
+void ns_colsum_par(float *out, const float *x, long xs, long rows, long cols, int accumulate, int threads);
+void ns_ln_param_par(float *dw, float *db, const float *x, long xs, const float *g, long gs, const double *mean,
+                     const double *rstd, long rows, long cols, int threads);

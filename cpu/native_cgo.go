@@ -136,5 +136,35 @@ func attnBackPar(threads int, a *attnBackArgs, n int) {
 		C.long(a.T), C.long(a.HS), C.long(a.NH), C.long(a.window), C.float(a.scale), C.long(n), C.int(threads))
 }
 
+func colSumPar(threads int, out, x []float32, xs, rows, cols int, accumulate bool) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	_, _ = out[cols-1], x[(rows-1)*xs+cols-1]
+	acc := C.int(0)
+	if accumulate {
+		acc = 1
+	}
+	C.ns_colsum_par(fptr(out), fptr(x), C.long(xs), C.long(rows), C.long(cols), acc, C.int(threads))
+}
+
+func lnParamPar(threads int, dw, db, x []float32, xs int, g []float32, gs int, mean, rstd []float64, rows, cols int) {
+	if rows == 0 || cols == 0 || (dw == nil && db == nil) {
+		return
+	}
+	_, _, _, _ = x[(rows-1)*xs+cols-1], g[(rows-1)*gs+cols-1], mean[rows-1], rstd[rows-1]
+	var dwp, dbp *C.float
+	if dw != nil {
+		_ = dw[cols-1]
+		dwp = fptr(dw)
+	}
+	if db != nil {
+		_ = db[cols-1]
+		dbp = fptr(db)
+	}
+	C.ns_ln_param_par(dwp, dbp, fptr(x), C.long(xs), fptr(g), C.long(gs), (*C.double)(unsafe.Pointer(&mean[0])),
+		(*C.double)(unsafe.Pointer(&rstd[0])), C.long(rows), C.long(cols), C.int(threads))
+}
+
 // expD is the native kernels' double e^x, for TestExpD.
 func expD(x float64) float64 { return float64(C.ns_exp_d_test(C.double(x))) }

@@ -71,4 +71,12 @@ func attnBackPar(threads int, a *attnBackArgs, n int) {
 	parallelN(threads, n, func(lo, hi int) { attnBackHeadsGo(a, lo, hi, make([]float64, 2*a.T)) })
 }
 
+func colSumPar(threads int, out, x []float32, xs, rows, cols int, accumulate bool) {
+	parallelN(threads, cols, func(lo, hi int) { colSumColsGo(out, x, xs, rows, lo, hi, accumulate) })
+}
+
+func lnParamPar(threads int, dw, db, x []float32, xs int, g []float32, gs int, mean, rstd []float64, rows, cols int) {
+	parallelN(threads, cols, func(lo, hi int) { lnParamColsGo(dw, db, x, xs, g, gs, mean, rstd, rows, lo, hi) })
+}
+
 func expD(x float64) float64 { return math.Exp(x) }
