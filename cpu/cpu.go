@@ -67,11 +67,27 @@ func (be *Backend) New(shape ...int) (backend.Tensor, error) {
 	}
 	be.mu.Unlock()
 	if data != nil {
-		clear(data)
+		be.clear(data)
 	} else {
 		data = make([]float32, n)
 	}
 	return &Tensor{shape: append([]int(nil), shape...), Data: data, owned: true}, nil
+}
+
+// parallelMin is the fewest floats a memory-bound copy or clear splits
+// over the threads for: below it a goroutine's start-up costs more than
+// the second core saves.
+const parallelMin = 1 << 18
+
+// clear zeroes a recycled buffer, over the threads when it is large (a
+// parameter gradient or a block's kept activations: hundreds of MB a
+// backward pass, which one core zeroes at about 10 GB/s).
+func (be *Backend) clear(d []float32) {
+	if len(d) < parallelMin {
+		clear(d)
+		return
+	}
+	be.parallel(len(d), func(lo, hi int) { clear(d[lo:hi]) })
 }
 
 func (be *Backend) Upload(data []float32, shape ...int) (backend.Tensor, error) {
@@ -162,8 +178,11 @@ func view(m backend.Mat) []float32 {
 }
 
 // parallel runs f over [0,n) split into at most be.threads contiguous chunks.
-func (be *Backend) parallel(n int, f func(lo, hi int)) {
-	w := be.threads
+func (be *Backend) parallel(n int, f func(lo, hi int)) { parallelN(be.threads, n, f) }
+
+// parallelN runs f over [0,n) split into at most w contiguous chunks, one
+// goroutine each.
+func parallelN(w, n int, f func(lo, hi int)) {
 	if w > n {
 		w = n
 	}
@@ -357,8 +376,15 @@ func (be *Backend) Add(out, a, b backend.Mat) error {
 func (be *Backend) Copy(dst, src backend.Mat) error {
 	sameDims("copy", dst, src)
 	dd, sd := view(dst), view(src)
-	for r := 0; r < dst.Rows; r++ {
-		copy(dd[r*dst.Stride:r*dst.Stride+dst.Cols], sd[r*src.Stride:r*src.Stride+src.Cols])
+	rows := func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			copy(dd[r*dst.Stride:r*dst.Stride+dst.Cols], sd[r*src.Stride:r*src.Stride+src.Cols])
+		}
+	}
+	if dst.Rows*dst.Cols < parallelMin || dst.T == src.T { // within one tensor, in row order as before
+		rows(0, dst.Rows)
+	} else {
+		be.parallel(dst.Rows, rows)
 	}
 	return nil
 }

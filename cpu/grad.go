@@ -47,24 +47,32 @@ func (be *Backend) ColSum(out backend.Tensor, x backend.Mat, accumulate bool) er
 	if len(od) != x.Cols {
 		panic(fmt.Sprintf("backend: colsum: out of %d for %d columns", len(od), x.Cols))
 	}
-	xd := view(x)
-	be.parallel(x.Cols, func(lo, hi int) {
-		acc := make([]float64, hi-lo)
-		for r := 0; r < x.Rows; r++ {
-			row := xd[r*x.Stride+lo : r*x.Stride+hi]
-			for j, v := range row {
-				acc[j] += float64(v)
-			}
+	if x.Rows == 0 || x.Cols == 0 {
+		if !accumulate {
+			clear(od)
 		}
-		for j, v := range acc {
-			if accumulate {
-				od[lo+j] += float32(v)
-			} else {
-				od[lo+j] = float32(v)
-			}
-		}
-	})
+		return nil
+	}
+	colSumPar(be.threads, od, view(x), x.Stride, x.Rows, x.Cols, accumulate)
 	return nil
+}
+
+// colSumColsGo is ColSum for the columns [lo, hi), in float64; the pure-Go
+// kernel, and the reference the native one is tested against.
+func colSumColsGo(out, x []float32, xs, rows, lo, hi int, accumulate bool) {
+	acc := make([]float64, hi-lo)
+	for r := 0; r < rows; r++ {
+		for j, v := range x[r*xs+lo : r*xs+hi] {
+			acc[j] += float64(v)
+		}
+	}
+	for j, v := range acc {
+		if accumulate {
+			out[lo+j] += float32(v)
+		} else {
+			out[lo+j] = float32(v)
+		}
+	}
 }
 
 // LayerNormBackward: xhat = (x-mean)*rstd, g = dout*w,
@@ -83,15 +91,7 @@ func (be *Backend) LayerNormBackward(dx, dout, x backend.Mat, w backend.Tensor, 
 	xd, gd, dd := view(x), view(dout), view(dx)
 	mean := make([]float64, R)
 	rstd := make([]float64, R)
-	be.parallel(R, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr := xd[r*x.Stride : r*x.Stride+C]
-			mu := sum4(xr) / float64(C)
-			rs := 1 / math.Sqrt(sqDev4(xr, mu)/float64(C)+float64(eps))
-			mean[r], rstd[r] = mu, rs
-			lnBackRow(dd[r*dx.Stride:r*dx.Stride+C], gd[r*dout.Stride:r*dout.Stride+C], xr, wd, mu, rs, accumulate)
-		}
-	})
+	lnBackPar(be.threads, dd, dx.Stride, gd, dout.Stride, xd, x.Stride, wd, nil, mean, rstd, R, eps, accumulate, nil, 0)
 	if dw == nil && db == nil {
 		return nil
 	}
@@ -105,29 +105,55 @@ func (be *Backend) LayerNormBackward(dx, dout, x backend.Mat, w backend.Tensor, 
 	if (dwd != nil && len(dwd) != C) || (dbd != nil && len(dbd) != C) {
 		panic("backend: layernorm_backward: dw/db must have C elements")
 	}
-	be.parallel(C, func(lo, hi int) {
-		aw := make([]float64, hi-lo)
-		ab := make([]float64, hi-lo)
-		for r := 0; r < R; r++ {
-			xr := xd[r*x.Stride+lo : r*x.Stride+hi]
-			gr := gd[r*dout.Stride+lo : r*dout.Stride+hi]
-			mu, rs := mean[r], rstd[r]
-			for j, v := range xr {
-				g := float64(gr[j])
-				aw[j] += g * (float64(v) - mu) * rs
-				ab[j] += g
-			}
-		}
-		for j := range aw {
-			if dwd != nil {
-				dwd[lo+j] += float32(aw[j])
-			}
-			if dbd != nil {
-				dbd[lo+j] += float32(ab[j])
-			}
-		}
-	})
+	lnParamPar(be.threads, dwd, dbd, xd, x.Stride, gd, dout.Stride, mean, rstd, R, C)
 	return nil
+}
+
+// lnParamColsGo adds LayerNormBackward's weight and bias gradients of the
+// columns [lo, hi) into dw and db (either may be nil), in float64; the
+// pure-Go kernel, and the reference the native one is tested against.
+func lnParamColsGo(dw, db, x []float32, xs int, g []float32, gs int, mean, rstd []float64, rows, lo, hi int) {
+	aw := make([]float64, hi-lo)
+	ab := make([]float64, hi-lo)
+	for r := 0; r < rows; r++ {
+		xr := x[r*xs+lo : r*xs+hi]
+		gr := g[r*gs+lo : r*gs+hi]
+		mu, rs := mean[r], rstd[r]
+		for j, v := range xr {
+			gv := float64(gr[j])
+			aw[j] += gv * (float64(v) - mu) * rs
+			ab[j] += gv
+		}
+	}
+	for j := range aw {
+		if dw != nil {
+			dw[lo+j] += float32(aw[j])
+		}
+		if db != nil {
+			db[lo+j] += float32(ab[j])
+		}
+	}
+}
+
+// lnBackRowsGo is LayerNormBackward's dx for rows of x (strides xs, gs,
+// dxs; C = len(w) channels; dx may alias dout): each row's mean and rstd
+// from stats ([rows, 2] as LayerNormRowStats gives them) or, when stats is
+// nil, computed here in float64 and written to mean and rstd. The pure-Go
+// kernel, and the reference the native one is tested against.
+func lnBackRowsGo(dx []float32, dxs int, dout []float32, gs int, x []float32, xs int, w, stats []float32, mean, rstd []float64, rows int, eps float32, accumulate bool) {
+	C := len(w)
+	for r := 0; r < rows; r++ {
+		xr := x[r*xs : r*xs+C]
+		var mu, rs float64
+		if stats != nil {
+			mu, rs = float64(stats[2*r]), float64(stats[2*r+1])
+		} else {
+			mu = sum4(xr) / float64(C)
+			rs = 1 / math.Sqrt(sqDev4(xr, mu)/float64(C)+float64(eps))
+			mean[r], rstd[r] = mu, rs
+		}
+		lnBackRow(dx[r*dxs:r*dxs+C], dout[r*gs:r*gs+C], xr, w, mu, rs, accumulate)
+	}
 }
 
 // lnBackRow is one row of LayerNormBackward given the row's mean and rstd:
@@ -172,8 +198,9 @@ func (be *Backend) LayerNormRowStats(x backend.Mat, eps float32) (backend.Tensor
 }
 
 // LayerNormBackwardStats: LayerNormBackward's dx with the row statistics of
-// LayerNormRowStats (backend.LNStats).
-func (be *Backend) LayerNormBackwardStats(dx, dout, x backend.Mat, stats, w backend.Tensor, accumulate bool) error {
+// LayerNormRowStats (backend.LNStats), adding dout into sum when sum.T is
+// not nil.
+func (be *Backend) LayerNormBackwardStats(dx, dout, x backend.Mat, stats, w backend.Tensor, accumulate bool, sum backend.Mat) error {
 	sameDims("layernorm_backward", dx, x)
 	sameDims("layernorm_backward", dout, x)
 	R, C := x.Rows, x.Cols
@@ -181,13 +208,13 @@ func (be *Backend) LayerNormBackwardStats(dx, dout, x backend.Mat, stats, w back
 	if len(wd) != C || len(sd) != 2*R {
 		panic(fmt.Sprintf("backend: layernorm_backward: weight of %d and %d stats for %dx%d", len(wd), len(sd), R, C))
 	}
+	var sumd []float32
+	if sum.T != nil {
+		sameDims("layernorm_backward sum", sum, x)
+		sumd = view(sum)
+	}
 	xd, gd, dd := view(x), view(dout), view(dx)
-	be.parallel(R, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			lnBackRow(dd[r*dx.Stride:r*dx.Stride+C], gd[r*dout.Stride:r*dout.Stride+C], xd[r*x.Stride:r*x.Stride+C], wd,
-				float64(sd[2*r]), float64(sd[2*r+1]), accumulate)
-		}
-	})
+	lnBackPar(be.threads, dd, dx.Stride, gd, dout.Stride, xd, x.Stride, wd, sd, nil, nil, R, 0, accumulate, sumd, sum.Stride)
 	return nil
 }
 
@@ -264,25 +291,31 @@ func lnDots(dout, w, x []float32, mu float32) (mg, mgx float64) {
 func (be *Backend) GELUNewBackward(dx, dy, pre backend.Mat) error {
 	sameDims("gelu_backward", dx, pre)
 	sameDims("gelu_backward", dy, pre)
-	if pre.Rows == 0 {
+	if pre.Rows == 0 || pre.Cols == 0 {
 		return nil
 	}
 	xd, yd, od := view(pre), view(dy), view(dx)
-	const s = 0.7978845608028654 // sqrt(2/pi)
-	be.parallel(pre.Rows, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr := xd[r*pre.Stride : r*pre.Stride+pre.Cols]
-			yr := yd[r*dy.Stride : r*dy.Stride+pre.Cols]
-			or := od[r*dx.Stride : r*dx.Stride+pre.Cols]
-			for j, v := range xr {
-				x := float64(v)
-				th := math.Tanh(s * (x + 0.044715*x*x*x))
-				g := 0.5*(1+th) + 0.5*x*(1-th*th)*s*(1+3*0.044715*x*x)
-				or[j] = float32(float64(yr[j]) * g)
-			}
-		}
-	})
+	geluBackPar(be.threads, od, dx.Stride, yd, dy.Stride, xd, pre.Stride, pre.Rows, pre.Cols, false)
 	return nil
+}
+
+// geluBackRowsGo is GELUNewBackward on rows (strides dxs, dys, ps; dx may
+// alias dy), in float64 with math.Tanh and rounded once. (In float32 with
+// tanh32, the forward's, it was 2e-6 off in relative terms where
+// 1 - tanh^2 loses digits.) The pure-Go kernel, and the reference the
+// native one is tested against.
+func geluBackRowsGo(dx []float32, dxs int, dy []float32, dys int, pre []float32, ps int, rows, cols int) {
+	for r := 0; r < rows; r++ {
+		xr := pre[r*ps : r*ps+cols]
+		yr := dy[r*dys : r*dys+cols]
+		or := dx[r*dxs : r*dxs+cols]
+		for j, v := range xr {
+			x := float64(v)
+			th := math.Tanh(geluK * (x + geluA*x*x*x))
+			g := 0.5*(1+th) + 0.5*x*(1-th*th)*geluK*(1+3*geluA*x*x)
+			or[j] = float32(float64(yr[j]) * g)
+		}
+	}
 }
 
 // GELUErfBackward: gelu'(x) = Phi(x) + x phi(x) = 0.5(1+erf(x/sqrt2)) +
@@ -290,24 +323,28 @@ func (be *Backend) GELUNewBackward(dx, dy, pre backend.Mat) error {
 func (be *Backend) GELUErfBackward(dx, dy, pre backend.Mat) error {
 	sameDims("gelu_erf_backward", dx, pre)
 	sameDims("gelu_erf_backward", dy, pre)
-	if pre.Rows == 0 {
+	if pre.Rows == 0 || pre.Cols == 0 {
 		return nil
 	}
 	xd, yd, od := view(pre), view(dy), view(dx)
-	const invSqrt2Pi = 0.3989422804014327 // 1/sqrt(2pi)
-	be.parallel(pre.Rows, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr := xd[r*pre.Stride : r*pre.Stride+pre.Cols]
-			yr := yd[r*dy.Stride : r*dy.Stride+pre.Cols]
-			or := od[r*dx.Stride : r*dx.Stride+pre.Cols]
-			for j, v := range xr {
-				x := float64(v)
-				g := 0.5*(1+math.Erf(x*(1/math.Sqrt2))) + x*math.Exp(-0.5*x*x)*invSqrt2Pi
-				or[j] = float32(float64(yr[j]) * g)
-			}
-		}
-	})
+	geluBackPar(be.threads, od, dx.Stride, yd, dy.Stride, xd, pre.Stride, pre.Rows, pre.Cols, true)
 	return nil
+}
+
+// geluErfBackRowsGo is GELUErfBackward on rows (strides as geluBackRowsGo);
+// the pure-Go kernel, and the reference the native one is tested against.
+func geluErfBackRowsGo(dx []float32, dxs int, dy []float32, dys int, pre []float32, ps int, rows, cols int) {
+	const invSqrt2Pi = 0.3989422804014327 // 1/sqrt(2pi)
+	for r := 0; r < rows; r++ {
+		xr := pre[r*ps : r*ps+cols]
+		yr := dy[r*dys : r*dys+cols]
+		or := dx[r*dxs : r*dxs+cols]
+		for j, v := range xr {
+			x := float64(v)
+			g := 0.5*(1+math.Erf(x*(1/math.Sqrt2))) + x*math.Exp(-0.5*x*x)*invSqrt2Pi
+			or[j] = float32(float64(yr[j]) * g)
+		}
+	}
 }
 
 // AttentionBackward: one task per (row b, head h), which owns that head's
@@ -317,70 +354,84 @@ func (be *Backend) GELUErfBackward(dx, dy, pre backend.Mat) error {
 func (be *Backend) AttentionBackward(dq, dk, dv, dz, q, k, v backend.Mat, p backend.AttnParams) error {
 	checkAttn(dz, q, k, v, p)
 	checkAttn(dq, dk, dv, dz, p)
-	T, HS, NH := p.T, p.HS, p.NH
-	dqd, dkd, dvd, dzd := view(dq), view(dk), view(dv), view(dz)
-	qd, kd, vd := view(q), view(k), view(v)
-	be.parallel(p.B*NH, func(lo, hi int) {
-		prob := make([]float64, T)
-		dP := make([]float64, T)
-		for task := lo; task < hi; task++ {
-			b, h := task/NH, task%NH
-			at := func(d []float32, stride, t int) []float32 {
-				o := (b*T+t)*stride + h*HS
-				return d[o : o+HS]
+	a := attnBackArgs{dq: view(dq), dk: view(dk), dv: view(dv), dz: view(dz), q: view(q), k: view(k), v: view(v),
+		dqs: dq.Stride, dks: dk.Stride, dvs: dv.Stride, dzs: dz.Stride, qs: q.Stride, ks: k.Stride, vs: v.Stride,
+		T: p.T, HS: p.HS, NH: p.NH, window: p.Window, scale: p.Scale}
+	attnBackPar(be.threads, &a, p.B*p.NH)
+	return nil
+}
+
+// attnBackArgs: the operands of attnBackHeads, row-major with row strides
+// (head h of row r at r*stride + h*HS).
+type attnBackArgs struct {
+	dq, dk, dv, dz, q, k, v        []float32
+	dqs, dks, dvs, dzs, qs, ks, vs int
+	T, HS, NH, window              int
+	scale                          float32
+}
+
+// attnBackHeadsGo is AttentionBackward for the (row, head) pairs bh in
+// [lo, hi), which own their slices of dq, dk, dv; scratch is 2T float64s.
+// The pure-Go kernel, and the reference the native one is tested against.
+func attnBackHeadsGo(a *attnBackArgs, lo, hi int, scratch []float64) {
+	T, HS, NH := a.T, a.HS, a.NH
+	prob, dP := scratch[:T], scratch[T:2*T]
+	for task := lo; task < hi; task++ {
+		b, h := task/NH, task%NH
+		at := func(d []float32, stride, t int) []float32 {
+			o := (b*T+t)*stride + h*HS
+			return d[o : o+HS]
+		}
+		for t := 0; t < T; t++ {
+			clear(at(a.dq, a.dqs, t))
+			clear(at(a.dk, a.dks, t))
+			clear(at(a.dv, a.dvs, t))
+		}
+		for i := 0; i < T; i++ {
+			j0 := 0
+			if a.window > 0 && i-a.window+1 > 0 {
+				j0 = i - a.window + 1
 			}
-			for t := 0; t < T; t++ {
-				clear(at(dqd, dq.Stride, t))
-				clear(at(dkd, dk.Stride, t))
-				clear(at(dvd, dv.Stride, t))
+			qi, dzi := at(a.q, a.qs, i), at(a.dz, a.dzs, i)
+			mx := math.Inf(-1)
+			for j := j0; j <= i; j++ {
+				kj := at(a.k, a.ks, j)
+				var s float32
+				for d, x := range qi {
+					s += x * kj[d]
+				}
+				prob[j] = float64(s * a.scale)
+				mx = math.Max(mx, prob[j])
 			}
-			for i := 0; i < T; i++ {
-				j0 := 0
-				if p.Window > 0 && i-p.Window+1 > 0 {
-					j0 = i - p.Window + 1
+			var sum float64
+			for j := j0; j <= i; j++ {
+				prob[j] = math.Exp(prob[j] - mx)
+				sum += prob[j]
+			}
+			var D float64
+			for j := j0; j <= i; j++ {
+				prob[j] /= sum
+				vj := at(a.v, a.vs, j)
+				var s float32
+				for d, x := range dzi {
+					s += x * vj[d]
 				}
-				qi, dzi := at(qd, q.Stride, i), at(dzd, dz.Stride, i)
-				mx := math.Inf(-1)
-				for j := j0; j <= i; j++ {
-					kj := at(kd, k.Stride, j)
-					var s float32
-					for d, x := range qi {
-						s += x * kj[d]
-					}
-					prob[j] = float64(s * p.Scale)
-					mx = math.Max(mx, prob[j])
-				}
-				var sum float64
-				for j := j0; j <= i; j++ {
-					prob[j] = math.Exp(prob[j] - mx)
-					sum += prob[j]
-				}
-				var D float64
-				for j := j0; j <= i; j++ {
-					prob[j] /= sum
-					vj := at(vd, v.Stride, j)
-					var s float32
-					for d, x := range dzi {
-						s += x * vj[d]
-					}
-					dP[j] = float64(s)
-					D += prob[j] * dP[j]
-				}
-				dqi := at(dqd, dq.Stride, i)
-				for j := j0; j <= i; j++ {
-					ds := float32(prob[j]*(dP[j]-D)) * p.Scale
-					pj := float32(prob[j])
-					kj, dkj, dvj := at(kd, k.Stride, j), at(dkd, dk.Stride, j), at(dvd, dv.Stride, j)
-					for d := range dqi {
-						dqi[d] += ds * kj[d]
-						dkj[d] += ds * qi[d]
-						dvj[d] += pj * dzi[d]
-					}
+				dP[j] = float64(s)
+				D += prob[j] * dP[j]
+			}
+			dqi := at(a.dq, a.dqs, i)
+			for j := j0; j <= i; j++ {
+				ds := float32(prob[j]*(dP[j]-D)) * a.scale
+				pj := float32(prob[j])
+				kj, dkj, dvj := at(a.k, a.ks, j), at(a.dk, a.dks, j), at(a.dv, a.dvs, j)
+				for d := range dqi {
+					dqi[d] += ds * kj[d]
+					dkj[d] += ds * qi[d]
+					dvj[d] += pj * dzi[d]
 				}
 			}
 		}
-	})
-	return nil
+	}
 }
 
 // EmbedBackward scatter-adds dx into dwte (by token) and dwpe (by position).
@@ -429,42 +480,36 @@ func (be *Backend) SoftmaxXentBackwardLoss(logits backend.Mat, targets []int32, 
 	if logits.Rows == 0 {
 		return nil
 	}
-	ld := view(logits)
-	V := logits.Cols
-	be.parallel(logits.Rows, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			row := ld[r*logits.Stride : r*logits.Stride+V]
-			t := targets[r]
-			if t < 0 {
-				clear(row)
-				if loss != nil {
-					loss[r] = 0
-				}
-				continue
-			}
-			if int(t) >= V {
-				panic(fmt.Sprintf("backend: softmax_xent_backward: target %d outside %d", t, V))
-			}
-			mx := float32(math.Inf(-1))
-			for _, x := range row {
-				mx = max(mx, x)
-			}
-			xt := row[t] // the target's logit, before the row is overwritten
-			var sum float64
-			for j, x := range row { // one exp per logit (exp32, as the forward's softmax), kept in the row
-				e := exp32(x - mx)
-				sum += float64(e)
-				row[j] = e
-			}
-			if loss != nil {
-				loss[r] = float64(mx) + math.Log(sum) - float64(xt)
-			}
-			inv := 1 / sum
-			for j, e := range row {
-				row[j] = float32(float64(e)*inv) * scale
-			}
-			row[t] -= scale
+	for _, t := range targets {
+		if int(t) >= logits.Cols {
+			panic(fmt.Sprintf("backend: softmax_xent_backward: target %d outside %d", t, logits.Cols))
 		}
-	})
+	}
+	xentBackPar(be.threads, view(logits), logits.Stride, logits.Rows, logits.Cols, targets, scale, loss)
 	return nil
+}
+
+// xentBackRowGo turns one row of logits (len >= 1, 0 <= t < len) into
+// scale*(softmax(row) - onehot(t)) and returns logsumexp(row) - row[t], in
+// float64: one exp per logit (exp32, as the forward's softmax), kept in the
+// row, summed in float64. The pure-Go kernel, and the reference the native
+// one is tested against.
+func xentBackRowGo(row []float32, t int, scale float32) float64 {
+	mx := float32(math.Inf(-1))
+	for _, x := range row {
+		mx = max(mx, x)
+	}
+	xt := row[t] // the target's logit, before the row is overwritten
+	var sum float64
+	for j, x := range row {
+		e := exp32(x - mx)
+		sum += float64(e)
+		row[j] = e
+	}
+	inv := 1 / sum
+	for j, e := range row {
+		row[j] = float32(float64(e)*inv) * scale
+	}
+	row[t] -= scale
+	return float64(mx) + math.Log(sum) - float64(xt)
 }

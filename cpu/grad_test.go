@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"testing"
@@ -284,7 +285,8 @@ func TestMatMulTNColSumEmbedBackward(t *testing.T) {
 
 // TestLayerNormBackwardStats: the split LayerNormBackward (row statistics
 // once, backend.LNStats) gives LayerNormBackward's dx on odd, strided
-// shapes, overwriting, accumulating, and in place (dx aliasing dout).
+// shapes, overwriting, accumulating, and in place (dx aliasing dout), and
+// adds dout into a sum view (exactly: one float32 add each).
 func TestLayerNormBackwardStats(t *testing.T) {
 	be := New()
 	r := rand.New(rand.NewSource(2))
@@ -303,13 +305,27 @@ func TestLayerNormBackwardStats(t *testing.T) {
 		want, got := tensorOf(append([]float32(nil), prev...)), tensorOf(append([]float32(nil), prev...))
 		gm := backend.Mat{T: tensorOf(g), Rows: R, Cols: C, Stride: stride}
 		be.LayerNormBackward(backend.Mat{T: want, Rows: R, Cols: C, Stride: stride}, gm, xm, w, eps, nil, nil, acc)
-		if err := be.LayerNormBackwardStats(backend.Mat{T: got, Rows: R, Cols: C, Stride: stride}, gm, xm, st, w, acc); err != nil {
+		sum0 := randVec(r, R*(C+3), 1) // dout is added into sum, a [R, C] view with its own stride
+		sum := tensorOf(sum0)
+		if err := be.LayerNormBackwardStats(backend.Mat{T: got, Rows: R, Cols: C, Stride: stride}, gm, xm, st, w, acc,
+			backend.Mat{T: sum, Rows: R, Cols: C, Stride: C + 3}); err != nil {
 			t.Fatal(err)
+		}
+		for i := 0; i < R; i++ {
+			for j := 0; j < C+3; j++ {
+				want := sum0[i*(C+3)+j]
+				if j < C {
+					want += g[i*stride+j]
+				}
+				if sum.Data[i*(C+3)+j] != want {
+					t.Fatalf("sum [%d,%d] = %g, want %g", i, j, sum.Data[i*(C+3)+j], want)
+				}
+			}
 		}
 		inPlace := tensorOf(append([]float32(nil), g...))
 		if !acc {
 			ip := backend.Mat{T: inPlace, Rows: R, Cols: C, Stride: stride}
-			if err := be.LayerNormBackwardStats(ip, ip, xm, st, w, false); err != nil {
+			if err := be.LayerNormBackwardStats(ip, ip, xm, st, w, false, backend.Mat{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -365,4 +381,190 @@ func TestSoftmaxXentBackwardLoss(t *testing.T) {
 			t.Errorf("row %d: loss %g, want %g", i, loss[i], want)
 		}
 	}
+}
+
+// TestGELUBackRows: this build's gelu_new backward kernel and the Go one
+// against the float64 derivative (math.Tanh), on strided rows and in place:
+// both in float64 and rounded once (the native one with its own e^x),
+// bound 1e-7 relative (a float32 rounding is 6e-8) + 1e-12 absolute: where
+// x < -5 the derivative's two terms cancel to below 1e-10, and double
+// rounding of terms of order 1e-6 leaves ~1e-16 there.
+func TestGELUBackRows(t *testing.T) {
+	r := rand.New(rand.NewSource(11))
+	const rows, cols, s = 6, 203, 211
+	pre, dy := randVec(r, rows*s, 3), randVec(r, rows*s, 1)
+	want := make([]float64, rows*cols)
+	for i := 0; i < rows; i++ {
+		for j := 0; j < cols; j++ {
+			x := float64(pre[i*s+j])
+			th := math.Tanh(geluK * (x + geluA*x*x*x))
+			want[i*cols+j] = float64(dy[i*s+j]) * (0.5*(1+th) + 0.5*x*(1-th*th)*geluK*(1+3*geluA*x*x))
+		}
+	}
+	check := func(what string, got []float32, stride int) {
+		t.Helper()
+		worst := 0.0
+		for i := 0; i < rows; i++ {
+			for j := 0; j < cols; j++ {
+				w := want[i*cols+j]
+				d := math.Abs(float64(got[i*stride+j]) - w)
+				if !(d <= 1e-7*math.Abs(w)+1e-12) {
+					t.Fatalf("%s[%d,%d] = %.8g, want %.8g", what, i, j, got[i*stride+j], w)
+				}
+				worst = math.Max(worst, d)
+			}
+		}
+		t.Logf("%s: max |diff| vs float64 %.3g", what, worst)
+	}
+	goOut, got := make([]float32, rows*cols), make([]float32, rows*cols)
+	geluBackRowsGo(goOut, cols, dy, s, pre, s, rows, cols)
+	check("go", goOut, cols)
+	geluBackPar(2, got, cols, dy, s, pre, s, rows, cols, false)
+	check(fmt.Sprintf("build (native=%v)", nativeKernels), got, cols)
+	inPlace := append([]float32(nil), dy...)
+	geluBackPar(2, inPlace, s, inPlace, s, pre, s, rows, cols, false)
+	check("in place", inPlace, s)
+}
+
+// TestBackRowKernels: this build's LayerNorm, GELU (erf), softmax-xent
+// and attention backward kernels and column sums (ColSum, LayerNorm's
+// weight and bias gradients) against their Go references, on odd, strided
+// shapes. The native ones sum in other orders (eight lanes) and
+// contract to FMA: bound 1e-5 absolute + 1e-5 relative, where the
+// LayerNorm rows are 771 wide with an offset mean (11, sd 0.5).
+func TestBackRowKernels(t *testing.T) {
+	r := rand.New(rand.NewSource(12))
+	close := func(what string, got, want []float32) {
+		t.Helper()
+		worst := 0.0
+		for i := range want {
+			d := math.Abs(float64(got[i] - want[i]))
+			if !(d <= 1e-5+1e-5*math.Abs(float64(want[i]))) {
+				t.Fatalf("%s[%d] = %.8g, Go %.8g", what, i, got[i], want[i])
+			}
+			worst = math.Max(worst, d)
+		}
+		t.Logf("%s (native=%v): max |diff| vs Go %.3g", what, nativeKernels, worst)
+	}
+	t.Run("layernorm", func(t *testing.T) {
+		const rows, C, xs = 5, 771, 800
+		x := randVec(r, rows*xs, 0.5)
+		for i := range x {
+			x[i] += 11
+		}
+		w, g := randVec(r, C, 1), randVec(r, rows*xs, 1)
+		for _, acc := range []bool{false, true} {
+			prev := randVec(r, rows*xs, 1)
+			want, got := append([]float32(nil), prev...), append([]float32(nil), prev...)
+			mw, rw, mg, rg := make([]float64, rows), make([]float64, rows), make([]float64, rows), make([]float64, rows)
+			lnBackRowsGo(want, xs, g, xs, x, xs, w, nil, mw, rw, rows, 1e-5, acc)
+			lnBackPar(2, got, xs, g, xs, x, xs, w, nil, mg, rg, rows, 1e-5, acc, nil, 0)
+			close(fmt.Sprintf("dx (accumulate=%v)", acc), got, want)
+			for i := range mw {
+				if math.Abs(mw[i]-mg[i]) > 1e-12*math.Abs(mw[i]) || math.Abs(rw[i]-rg[i]) > 1e-12*rw[i] {
+					t.Fatalf("row %d: mean, rstd %g %g, Go %g %g", i, mg[i], rg[i], mw[i], rw[i])
+				}
+			}
+			stats := make([]float32, 2*rows)
+			for i := range mw {
+				stats[2*i], stats[2*i+1] = float32(mw[i]), float32(rw[i])
+			}
+			inPlace := append([]float32(nil), g...)
+			want = append([]float32(nil), g...)
+			lnBackRowsGo(want, xs, want, xs, x, xs, w, stats, nil, nil, rows, 0, false)
+			lnBackPar(2, inPlace, xs, inPlace, xs, x, xs, w, stats, nil, nil, rows, 0, false, nil, 0)
+			close("dx from stats, in place", inPlace, want)
+		}
+	})
+	t.Run("column sums", func(t *testing.T) {
+		const rows, cols, xs = 37, 203, 211
+		x, g := randVec(r, rows*xs, 1), randVec(r, rows*xs, 1)
+		mean, rstd := make([]float64, rows), make([]float64, rows)
+		for i := range mean {
+			mean[i], rstd[i] = r.NormFloat64(), 1+r.Float64()
+		}
+		for _, acc := range []bool{false, true} {
+			prev := randVec(r, cols, 1)
+			want, got := append([]float32(nil), prev...), append([]float32(nil), prev...)
+			colSumColsGo(want, x, xs, rows, 0, cols, acc)
+			colSumPar(2, got, x, xs, rows, cols, acc)
+			close(fmt.Sprintf("colsum (accumulate=%v)", acc), got, want)
+		}
+		prevW, prevB := randVec(r, cols, 1), randVec(r, cols, 1)
+		ww, wb := append([]float32(nil), prevW...), append([]float32(nil), prevB...)
+		gw, gb := append([]float32(nil), prevW...), append([]float32(nil), prevB...)
+		lnParamColsGo(ww, wb, x, xs, g, xs, mean, rstd, rows, 0, cols)
+		lnParamPar(2, gw, gb, x, xs, g, xs, mean, rstd, rows, cols)
+		close("layernorm dw", gw, ww)
+		close("layernorm db", gb, wb)
+	})
+	t.Run("gelu_erf", func(t *testing.T) {
+		const rows, cols, s = 4, 99, 101
+		pre, dy := randVec(r, rows*s, 3), randVec(r, rows*s, 1)
+		want, got := make([]float32, rows*s), make([]float32, rows*s)
+		geluErfBackRowsGo(want, s, dy, s, pre, s, rows, cols)
+		geluBackPar(2, got, s, dy, s, pre, s, rows, cols, true)
+		close("gelu_erf", got, want)
+	})
+	t.Run("xent", func(t *testing.T) {
+		for _, n := range []int{1, 7, 8, 1001} {
+			const rows, stride = 3, 1003
+			x := randVec(r, rows*stride, 4)
+			targets := []int32{int32(n / 3), -1, int32(n - 1)}
+			want, got := append([]float32(nil), x...), append([]float32(nil), x...)
+			lg := make([]float64, rows)
+			xentBackPar(2, got, stride, rows, n, targets, 0.3, lg)
+			for i, tg := range targets {
+				row := want[i*stride : i*stride+n]
+				lw := 0.0
+				if tg < 0 {
+					clear(row)
+				} else {
+					lw = xentBackRowGo(row, int(tg), 0.3)
+				}
+				if math.Abs(lw-lg[i]) > 1e-6*(1+math.Abs(lw)) {
+					t.Fatalf("xent n=%d row %d: loss %.9g, Go %.9g", n, i, lg[i], lw)
+				}
+			}
+			close(fmt.Sprintf("xent n=%d", n), got, want)
+		}
+	})
+	t.Run("attention", func(t *testing.T) {
+		for _, window := range []int{0, 3} {
+			B, T, NH, HS := 2, 9, 3, 13
+			C := NH * HS
+			qkv, dz := randVec(r, B*T*3*C, 0.8), randVec(r, B*T*(C+2), 1)
+			args := func(out []float32) *attnBackArgs {
+				return &attnBackArgs{dq: out, dk: out[C:], dv: out[2*C:], dz: dz[1:], q: qkv, k: qkv[C:], v: qkv[2*C:],
+					dqs: 3 * C, dks: 3 * C, dvs: 3 * C, dzs: C + 2, qs: 3 * C, ks: 3 * C, vs: 3 * C,
+					T: T, HS: HS, NH: NH, window: window, scale: 0.37}
+			}
+			want, got := randVec(r, B*T*3*C, 1), randVec(r, B*T*3*C, 1) // garbage: overwritten
+			attnBackHeadsGo(args(want), 0, B*NH, make([]float64, 2*T))
+			attnBackPar(2, args(got), B*NH)
+			close(fmt.Sprintf("attention window=%d", window), got, want)
+		}
+	})
+}
+
+// TestExpD: the native build's double e^x (behind its gelu_new backward)
+// within 2 ulp of math.Exp over [-40, 40] and at the ends.
+func TestExpD(t *testing.T) {
+	r := rand.New(rand.NewSource(13))
+	worst := 0.0
+	for i := 0; i < 200000; i++ {
+		x := (r.Float64()*2 - 1) * 40
+		if i < 2 {
+			x = []float64{-40, 40}[i]
+		}
+		want, got := math.Exp(x), expD(x)
+		ulp := math.Nextafter(want, math.Inf(1)) - want
+		if d := math.Abs(got-want) / ulp; d > worst {
+			worst = d
+		}
+	}
+	if worst > 2 {
+		t.Fatalf("e^x off by %.2f ulp (native=%v)", worst, nativeKernels)
+	}
+	t.Logf("e^x within %.2f ulp of math.Exp (native=%v)", worst, nativeKernels)
 }

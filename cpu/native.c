@@ -4,6 +4,8 @@
 // vectorises them; the same formulas as the Go kernels in cpu.go.
 #include "native.h"
 #include <math.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -222,5 +224,393 @@ NS_CLONES void ns_layernorm_rows(float *out, long os, const float *x, long xs, c
 		double inv = 1.0 / sqrt(v / (double)C + (double)eps);
 		for (j = 0; j < C; j++)
 			orow[j] = (float)(((double)xr[j] - mean) * inv) * w[j] + b[j];
+	}
+}
+
+// The backward kernels (grad.go), same formulas as their Go references.
+
+// e^x in double for |x| <= 40 (what ns_gelu_back_rows asks): n =
+// round(x log2e) by the 1.5 * 2^52 shift (as ns_exp), r = x - n ln2 in two
+// parts (|r| <= ln2/2), e^r by its Taylor series to r^13 (truncation
+// 0.347^14/14! < 2e-17), times 2^n built in the exponent bits. Within
+// 2 ulp of glibc's exp over [-40, 40] (TestExpD); GCC vectorises it.
+static inline double ns_exp_d(double x) {
+	const double log2e = 1.4426950408889634, ln2hi = 6.93147180369123816490e-01, ln2lo = 1.90821492927058770002e-10;
+	const double shift = 6755399441055744.0; // 1.5 * 2^52
+	double t = x * log2e + shift;
+	double n = t - shift;
+	double r = (x - n * ln2hi) - n * ln2lo;
+	double p = 1.0 / 6227020800.0;
+	p = p * r + 1.0 / 479001600.0;
+	p = p * r + 1.0 / 39916800.0;
+	p = p * r + 1.0 / 3628800.0;
+	p = p * r + 1.0 / 362880.0;
+	p = p * r + 1.0 / 40320.0;
+	p = p * r + 1.0 / 5040.0;
+	p = p * r + 1.0 / 720.0;
+	p = p * r + 1.0 / 120.0;
+	p = p * r + 1.0 / 24.0;
+	p = p * r + 1.0 / 6.0;
+	p = p * r + 0.5;
+	p = p * r + 1.0;
+	p = p * r + 1.0;
+	long long tb, bits;
+	double scale;
+	memcpy(&tb, &t, 8);
+	bits = (tb - 0x4338000000000000LL + 1023) << 52;
+	memcpy(&scale, &bits, 8);
+	return p * scale;
+}
+
+// ns_exp_d for the tests (TestExpD).
+double ns_exp_d_test(double x) { return ns_exp_d(x); }
+
+// geluBackRowsGo of grad.go: dx = dy * gelu_new'(pre) in double, rounded
+// once; dx may alias dy. With e = e^{2u}: tanh u = (e-1)/(e+1) and
+// 1 - tanh^2 u = 4e/(e+1)^2, no cancellation near |tanh| = 1; past |u| = 20
+// tanh u rounds to +-1 and 1 - tanh^2 is taken as 0, as math.Tanh gives.
+NS_CLONES void ns_gelu_back_rows(float *dx, long dxs, const float *dy, long dys, const float *pre, long ps,
+                                 long rows, long cols) {
+	const double k = 0.7978845608028654, a = 0.044715;
+	for (long r = 0; r < rows; r++) {
+		const float *xr = pre + r * ps, *yr = dy + r * dys;
+		float *orow = dx + r * dxs;
+		for (long j = 0; j < cols; j++) {
+			double v = xr[j];
+			double u = k * (v + a * v * v * v);
+			double uc = u > 20.0 ? 20.0 : (u < -20.0 ? -20.0 : u);
+			double e = ns_exp_d(2.0 * uc);
+			double th = (e - 1.0) / (e + 1.0);
+			double sech2 = (u > 20.0 || u < -20.0) ? 0.0 : 4.0 * e / ((e + 1.0) * (e + 1.0));
+			double g = 0.5 * (1.0 + th) + 0.5 * v * sech2 * k * (1.0 + 3.0 * a * v * v);
+			orow[j] = (float)((double)yr[j] * g);
+		}
+	}
+}
+
+// geluErfBackRowsGo of grad.go: dx = dy * (Phi(x) + x phi(x)) in double
+// (glibc's erf and exp), rounded once; dx may alias dy.
+void ns_gelu_erf_back_rows(float *dx, long dxs, const float *dy, long dys, const float *pre, long ps,
+                           long rows, long cols) {
+	const double inv_sqrt2pi = 0.3989422804014327;
+	for (long r = 0; r < rows; r++) {
+		const float *xr = pre + r * ps, *yr = dy + r * dys;
+		float *orow = dx + r * dxs;
+		for (long j = 0; j < cols; j++) {
+			double x = xr[j];
+			double g = 0.5 * (1.0 + erf(x * 0.70710678118654752440)) + x * exp(-0.5 * x * x) * inv_sqrt2pi;
+			orow[j] = (float)((double)yr[j] * g);
+		}
+	}
+}
+
+// lnBackRowsGo of grad.go: LayerNorm's dx for rows (dx may alias dout: a
+// row is read whole before it is written), with each row's mean and rstd
+// from stats [rows, 2] or, when stats is NULL, computed in double and
+// written to mean and rstd (when not NULL); dout is added into sum (row
+// stride ss) when sum is not NULL. The reductions run in eight
+// double lanes (the Go kernel's in four), the row update in float.
+NS_CLONES void ns_layernorm_back_rows(float *dx, long dxs, const float *dout, long gs, const float *x, long xs,
+                                      const float *w, const float *stats, double *mean, double *rstd,
+                                      long rows, long C, float eps, int accumulate, float *sum, long ss) {
+	for (long r = 0; r < rows; r++) {
+		const float *xr = x + r * xs, *gr = dout + r * gs;
+		float *orow = dx + r * dxs;
+		double mu, rs;
+		long j;
+		if (stats) {
+			mu = stats[2 * r];
+			rs = stats[2 * r + 1];
+		} else {
+			double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+			for (j = 0; j + 8 <= C; j += 8)
+				for (int l = 0; l < 8; l++)
+					s[l] += (double)xr[j + l];
+			double sum = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+			for (; j < C; j++)
+				sum += (double)xr[j];
+			mu = sum / (double)C;
+			double v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+			for (j = 0; j + 8 <= C; j += 8)
+				for (int l = 0; l < 8; l++) {
+					double d = (double)xr[j + l] - mu;
+					v[l] += d * d;
+				}
+			double var = ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+			for (; j < C; j++) {
+				double d = (double)xr[j] - mu;
+				var += d * d;
+			}
+			rs = 1.0 / sqrt(var / (double)C + (double)eps);
+			if (mean)
+				mean[r] = mu;
+			if (rstd)
+				rstd[r] = rs;
+		}
+		float mu32 = (float)mu, rs32 = (float)rs;
+		double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+		// Two passes over the row (in L1 by then): GCC vectorises each
+		// fully, but the fused one only two lanes wide.
+		for (j = 0; j + 8 <= C; j += 8)
+			for (int l = 0; l < 8; l++)
+				a[l] += (double)(gr[j + l] * w[j + l]);
+		for (j = 0; j + 8 <= C; j += 8)
+			for (int l = 0; l < 8; l++)
+				b[l] += (double)(gr[j + l] * w[j + l] * (xr[j + l] - mu32));
+		double mg = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+		double mgx = ((b[0] + b[4]) + (b[1] + b[5])) + ((b[2] + b[6]) + (b[3] + b[7]));
+		for (; j < C; j++) {
+			float g = gr[j] * w[j];
+			mg += (double)g;
+			mgx += (double)(g * (xr[j] - mu32));
+		}
+		if (sum) {
+			float *sr = sum + r * ss;
+			for (j = 0; j < C; j++)
+				sr[j] += gr[j];
+		}
+		float mg32 = (float)(mg / (double)C);
+		float mgx32 = (float)(mgx * rs * rs * rs / (double)C); // rstd^2 * mean(g*xhat)
+		if (accumulate)
+			for (j = 0; j < C; j++)
+				orow[j] += rs32 * (gr[j] * w[j] - mg32) - (xr[j] - mu32) * mgx32;
+		else
+			for (j = 0; j < C; j++)
+				orow[j] = rs32 * (gr[j] * w[j] - mg32) - (xr[j] - mu32) * mgx32;
+	}
+}
+
+// xentBackRowGo of grad.go: the row of n >= 1 logits becomes
+// scale*(softmax - onehot(t)); returns logsumexp - row[t]. The maximum in
+// eight lanes, ns_exp kept in the row, the sum in eight double lanes.
+NS_CLONES double ns_xent_back_row(float *row, long n, long t, float scale) {
+	const float neg_inf = -__builtin_inff();
+	float mx[8] = {neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf};
+	long j = 0;
+	for (; j + 8 <= n; j += 8)
+		for (int l = 0; l < 8; l++)
+			mx[l] = row[j + l] > mx[l] ? row[j + l] : mx[l];
+	float m = neg_inf;
+	for (int l = 0; l < 8; l++)
+		m = mx[l] > m ? mx[l] : m;
+	for (; j < n; j++)
+		m = row[j] > m ? row[j] : m;
+	float xt = row[t];
+	for (j = 0; j < n; j++)
+		row[j] = ns_exp(row[j] - m);
+	double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+	for (j = 0; j + 8 <= n; j += 8)
+		for (int l = 0; l < 8; l++)
+			s[l] += (double)row[j + l];
+	double sum = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+	for (; j < n; j++)
+		sum += (double)row[j];
+	double inv = 1.0 / sum;
+	for (j = 0; j < n; j++)
+		row[j] = (float)((double)row[j] * inv) * scale;
+	row[t] -= scale;
+	return (double)m + log(sum) - (double)xt;
+}
+
+// attnBackHeadsGo of grad.go: attention's backward for the (row, head)
+// pairs [lo, hi), which own their slices of dq, dk, dv; scratch is 2T
+// doubles. Probabilities in double as the Go kernel, dots in eight float
+// lanes (ns_dot).
+NS_CLONES void ns_attn_back_heads(float *dq, float *dk, float *dv, const float *dz, const float *q, const float *k,
+                                  const float *v, long dqs, long dks, long dvs, long dzs, long qs, long ks, long vs,
+                                  long T, long HS, long NH, long window, float scale, long lo, long hi,
+                                  double *scratch) {
+	double *prob = scratch, *dP = scratch + T;
+	for (long bh = lo; bh < hi; bh++) {
+		long b = bh / NH, h = bh % NH;
+		for (long t = 0; t < T; t++) {
+			memset(dq + (b * T + t) * dqs + h * HS, 0, HS * sizeof(float));
+			memset(dk + (b * T + t) * dks + h * HS, 0, HS * sizeof(float));
+			memset(dv + (b * T + t) * dvs + h * HS, 0, HS * sizeof(float));
+		}
+		for (long i = 0; i < T; i++) {
+			long j0 = (window > 0 && i - window + 1 > 0) ? i - window + 1 : 0;
+			const float *qi = q + (b * T + i) * qs + h * HS, *dzi = dz + (b * T + i) * dzs + h * HS;
+			double mx = -__builtin_inf();
+			for (long j = j0; j <= i; j++) {
+				prob[j] = (double)(ns_dot(qi, k + (b * T + j) * ks + h * HS, HS) * scale);
+				mx = prob[j] > mx ? prob[j] : mx;
+			}
+			double sum = 0;
+			for (long j = j0; j <= i; j++) {
+				prob[j] = exp(prob[j] - mx);
+				sum += prob[j];
+			}
+			double D = 0;
+			for (long j = j0; j <= i; j++) {
+				prob[j] /= sum;
+				dP[j] = (double)ns_dot(dzi, v + (b * T + j) * vs + h * HS, HS);
+				D += prob[j] * dP[j];
+			}
+			float *dqi = dq + (b * T + i) * dqs + h * HS;
+			for (long j = j0; j <= i; j++) {
+				float ds = (float)(prob[j] * (dP[j] - D)) * scale;
+				float pj = (float)prob[j];
+				const float *kj = k + (b * T + j) * ks + h * HS;
+				float *dkj = dk + (b * T + j) * dks + h * HS, *dvj = dv + (b * T + j) * dvs + h * HS;
+				// Three loops: GCC vectorises each (with one alias check), not the fused one.
+				for (long d = 0; d < HS; d++)
+					dqi[d] += ds * kj[d];
+				for (long d = 0; d < HS; d++)
+					dkj[d] += ds * qi[d];
+				for (long d = 0; d < HS; d++)
+					dvj[d] += pj * dzi[d];
+			}
+		}
+	}
+}
+
+// The parallel drivers of the backward kernels. They split the rows (or
+// (row, head) pairs) into one contiguous chunk per thread of an OpenMP
+// team: the team OpenBLAS runs its products on (libgomp's pool of the
+// calling thread), whose workers spin for a while after each product.
+// Goroutines beside them (Backend.parallel) had three threads contend for
+// two cores until the spinning stopped: OMP_WAIT_POLICY=PASSIVE cut EAP's
+// CPU seconds by 14-18% then (2 cores, load ~5, 2026-12-05 19:03 UTC), and
+// libgomp's share of an EAP profile fell from 7.5% to 0.6% with this.
+
+static inline void ns_chunk(long n, long *lo, long *hi) {
+	long t = omp_get_thread_num(), nt = omp_get_num_threads();
+	long c = (n + nt - 1) / nt;
+	*lo = t * c < n ? t * c : n;
+	*hi = *lo + c < n ? *lo + c : n;
+}
+
+void ns_gelu_back_par(float *dx, long dxs, const float *dy, long dys, const float *pre, long ps, long rows,
+                      long cols, int threads, int erf_form) {
+#pragma omp parallel num_threads(threads) if (threads > 1 && rows > 1)
+	{
+		long lo, hi;
+		ns_chunk(rows, &lo, &hi);
+		if (lo < hi) {
+			if (erf_form)
+				ns_gelu_erf_back_rows(dx + lo * dxs, dxs, dy + lo * dys, dys, pre + lo * ps, ps, hi - lo, cols);
+			else
+				ns_gelu_back_rows(dx + lo * dxs, dxs, dy + lo * dys, dys, pre + lo * ps, ps, hi - lo, cols);
+		}
+	}
+}
+
+void ns_layernorm_back_par(float *dx, long dxs, const float *dout, long gs, const float *x, long xs, const float *w,
+                           const float *stats, double *mean, double *rstd, long rows, long C, float eps,
+                           int accumulate, float *sum, long ss, int threads) {
+#pragma omp parallel num_threads(threads) if (threads > 1 && rows > 1)
+	{
+		long lo, hi;
+		ns_chunk(rows, &lo, &hi);
+		if (lo < hi)
+			ns_layernorm_back_rows(dx + lo * dxs, dxs, dout + lo * gs, gs, x + lo * xs, xs, w,
+			                       stats ? stats + 2 * lo : 0, mean ? mean + lo : 0, rstd ? rstd + lo : 0,
+			                       hi - lo, C, eps, accumulate, sum ? sum + lo * ss : 0, ss);
+	}
+}
+
+// Rows with a negative target become zero (loss 0); loss may be NULL.
+void ns_xent_back_par(float *logits, long stride, long rows, long V, const int *targets, float scale, double *loss,
+                      int threads) {
+#pragma omp parallel num_threads(threads) if (threads > 1 && rows > 1)
+	{
+		long lo, hi;
+		ns_chunk(rows, &lo, &hi);
+		for (long r = lo; r < hi; r++) {
+			float *row = logits + r * stride;
+			double l = 0;
+			if (targets[r] < 0)
+				memset(row, 0, V * sizeof(float));
+			else
+				l = ns_xent_back_row(row, V, targets[r], scale);
+			if (loss)
+				loss[r] = l;
+		}
+	}
+}
+
+void ns_attn_back_par(float *dq, float *dk, float *dv, const float *dz, const float *q, const float *k,
+                      const float *v, long dqs, long dks, long dvs, long dzs, long qs, long ks, long vs, long T,
+                      long HS, long NH, long window, float scale, long n, int threads) {
+#pragma omp parallel num_threads(threads) if (threads > 1 && n > 1)
+	{
+		long lo, hi;
+		ns_chunk(n, &lo, &hi);
+		double scratch[2 * T];
+		if (lo < hi)
+			ns_attn_back_heads(dq, dk, dv, dz, q, k, v, dqs, dks, dvs, dzs, qs, ks, vs, T, HS, NH, window, scale,
+			                   lo, hi, scratch);
+	}
+}
+
+// ColSum of grad.go: out[j] (+)= sum over rows of x[r, j] for the columns
+// [lo, hi), summed in double (acc: hi-lo doubles of scratch).
+NS_CLONES void ns_colsum_cols(float *out, const float *x, long xs, long rows, long lo, long hi, int accumulate,
+                              double *acc) {
+	long n = hi - lo;
+	for (long j = 0; j < n; j++)
+		acc[j] = 0;
+	for (long r = 0; r < rows; r++) {
+		const float *xr = x + r * xs + lo;
+		for (long j = 0; j < n; j++)
+			acc[j] += (double)xr[j];
+	}
+	for (long j = 0; j < n; j++)
+		out[lo + j] = accumulate ? out[lo + j] + (float)acc[j] : (float)acc[j];
+}
+
+// LayerNormBackward's weight and bias gradients (grad.go) for the columns
+// [lo, hi): dw[j] += sum_r dout*(x-mean)*rstd, db[j] += sum_r dout, in
+// double (aw, ab: hi-lo doubles of scratch each); dw or db may be NULL.
+NS_CLONES void ns_ln_param_cols(float *dw, float *db, const float *x, long xs, const float *g, long gs,
+                                const double *mean, const double *rstd, long rows, long lo, long hi, double *aw,
+                                double *ab) {
+	long n = hi - lo;
+	for (long j = 0; j < n; j++)
+		aw[j] = ab[j] = 0;
+	for (long r = 0; r < rows; r++) {
+		const float *xr = x + r * xs + lo, *gr = g + r * gs + lo;
+		double mu = mean[r], rs = rstd[r];
+		for (long j = 0; j < n; j++) {
+			double gv = gr[j];
+			aw[j] += gv * ((double)xr[j] - mu) * rs;
+			ab[j] += gv;
+		}
+	}
+	for (long j = 0; j < n; j++) {
+		if (dw)
+			dw[lo + j] += (float)aw[j];
+		if (db)
+			db[lo + j] += (float)ab[j];
+	}
+}
+
+// The parallel drivers of the two column reductions: one chunk of columns
+// per thread of the OpenMP team, as above.
+void ns_colsum_par(float *out, const float *x, long xs, long rows, long cols, int accumulate, int threads) {
+#pragma omp parallel num_threads(threads) if (threads > 1 && cols > 1)
+	{
+		long lo, hi;
+		ns_chunk(cols, &lo, &hi);
+		if (lo < hi) {
+			double *acc = malloc((hi - lo) * sizeof(double));
+			ns_colsum_cols(out, x, xs, rows, lo, hi, accumulate, acc);
+			free(acc);
+		}
+	}
+}
+
+void ns_ln_param_par(float *dw, float *db, const float *x, long xs, const float *g, long gs, const double *mean,
+                     const double *rstd, long rows, long cols, int threads) {
+#pragma omp parallel num_threads(threads) if (threads > 1 && cols > 1)
+	{
+		long lo, hi;
+		ns_chunk(cols, &lo, &hi);
+		if (lo < hi) {
+			double *a = malloc(2 * (hi - lo) * sizeof(double));
+			ns_ln_param_cols(dw, db, x, xs, g, gs, mean, rstd, rows, lo, hi, a, a + (hi - lo));
+			free(a);
+		}
 	}
 }

@@ -16,40 +16,46 @@
 // engines, 2 threads, B=8 T=20, median of 3, bash benchmarks/grad/run.sh
 // (neoscope, then PyTorch; wall s / forwards, CPU s beside):
 //
-//	                        17:55 UTC (before)   18:14 UTC (now)     PyTorch 18:14 UTC     PyTorch / neoscope (wall, CPU)
-//	forward (logits)        0.185 s  1.00        0.164 s  1.00       0.171 s  1.00
-//	AtP                     0.506 s  2.73        0.488 s  2.97       0.557 s  3.26          1.14x, 1.26x
-//	EAP, 32,491 edges       0.899 s  4.85        0.726 s  4.42       1.565 s  9.16          2.16x, 2.38x
-//	parameter gradients     0.861 s  4.65        0.644 s  3.92       0.593 s  3.47          0.92x, 1.00x
+//	                        18:14 UTC (before)   19:54 UTC (now)     PyTorch 19:54 UTC     PyTorch / neoscope (wall, CPU)
+//	forward (logits)        0.164 s  1.00        0.162 s  1.00       0.166 s  1.00
+//	AtP                     0.488 s  2.97        0.437 s  2.70       0.562 s  3.39          1.29x, 1.39x
+//	EAP, 32,491 edges       0.726 s  4.42        0.614 s  3.79       1.577 s  9.51          2.57x, 2.90x
+//	parameter gradients     0.644 s  3.92        0.578 s  3.56       0.613 s  3.70          1.06x, 1.16x
 //
-// (AtP's forward units moved up because the forward got faster between the
-// runs; its own time went down.) What the changes between them cut: the
-// parameter gradients' 500 MB host copy (the CPU backend hands its buffers
-// over, backend.Taker), the first product into each gradient reading the
-// fresh zeros (beta 0), the second unembedding pass for the reported loss
-// (backend.XentLoss), float64 exps in the softmax backward; for EAP, ln_1's
-// row statistics once per layer (backend.LNStats) and unrolled reductions,
-// several layers' receivers per score product, W_O on the backend, and the
-// logit difference's gradient from its 2B unembedding rows.
+// (Five more runs between 19:23 and 19:53 UTC, with other jobs' load
+// coming and going, gave EAP 3.14-3.94 forwards and the parameter
+// gradients 1.00x-1.07x PyTorch's wall time.) What the changes between
+// them cut:
+//   - the backward kernels (LayerNorm, GELU, softmax-cross-entropy,
+//     attention, column sums) in vectorised C (cpu/native.c) instead of
+//     scalar Go; gelu_new' stays in double, with a vectorised e^x;
+//   - those kernels split over the OpenMP team OpenBLAS uses, not over
+//     goroutines: its workers spin after every product, and goroutines
+//     beside them made three threads for two cores (libgomp's spinning
+//     was 7.5% of an EAP profile, 0.6% now);
+//   - EAP's ln_1 input gradient summed from the 3*NH receiver products
+//     the pass makes anyway (backend.LNStats' sum), skipping the three
+//     whole q, k, v products of each layer (7 GFLOP);
+//   - the edge graph shared per shape (runtime/graph), so EAP no longer
+//     formats and hashes 32,491 edge names each call (about 30 ms).
 //
-// Where the time goes now. EAP (0.73 s): the corrupt forward and the clean
-// recorded forward without logits (0.11 + 0.14 s; Record copies each
-// block's activations out), the blocks' backward (about 0.2 s, as AtP),
-// the senders' output differences (0.07 s, 144 head products), the 432
-// receiver products and their ln_1 backward (about 0.1 s) and the score
-// products G @ D^T (about 0.07 s: 8 GFLOP, D of 157 x B*T*C floats read
-// three times). The goal of 4 forwards would need the receivers' or the
-// scores' share halved again. Parameter gradients: the same FLOPs as
-// PyTorch's (the logits once, the blocks' two products each) plus first
-// touching 500 MB of fresh gradient buffers each call; CPU seconds are
-// even with PyTorch's, wall time 8% behind.
+// Where the time goes now, EAP (0.61 s): the corrupt forward and the
+// clean recorded forward without logits (about 0.25 s; Record copies each
+// block's activations out), the blocks' backward (about 0.15 s: the dX
+// products, 20 GFLOP), the 432 receiver products with their ln_1 backward
+// (about 0.05 s), the senders' output differences (144 head products,
+// 2.3 GFLOP) and the score products G @ D^T (about 0.07 s, 12 GFLOP of
+// which a third scores senders that feed none of the receivers gathered:
+// gathering one layer at a time wastes little but reads D 13 times, and
+// was no faster: GatherBytes 0 against 96 MB, 19:30 UTC). Parameter gradients: the FLOPs of PyTorch's plus first
+// touching 500 MB of fresh gradient buffers (Go zeroes recycled heap
+// memory on the allocating goroutine: 10-20 ms in profiles).
 //
-// At 8 x 128 tokens, peak RSS (/usr/bin/time, -only; measured before the
-// changes above, which add no buffer at that size: G stays one layer's 3*NH+1
-// rows and the parameter gradients are no longer copied): forward with logits
-// 944 MB, AtP 858 MB (activations recomputed per block), EAP 1676 MB (the
-// senders' output differences, 157 x B*T*C floats, are most of the extra),
-// parameter gradients 1680 MB: all under twice the forward's.
+// At 8 x 128 tokens, peak RSS (/usr/bin/time, -only, 19:56 UTC): forward
+// with logits 950 MB, AtP 861 MB (activations recomputed per block), EAP
+// 1615 MB (the senders' output differences, 157 x B*T*C floats, are most
+// of the extra), parameter gradients 1182 MB: all under twice the
+// forward's (1900 MB), as before these changes.
 package main
 
 import (

@@ -117,9 +117,12 @@ func run(m *forward.Model, t Task, edges bool) (*Result, error) {
 		for h := range res.HeadZPos[l] {
 			res.HeadZPos[l][h] = make([]float64, T)
 		}
-		for i := range zc { // [B,T,NH,HS]
+		for i := 0; i < len(zc); i += HS { // [B,T,NH,HS]: HS values of one head at a time
 			pos, h := (i/(H*HS))%T, (i/HS)%H
-			v := float64(zk[i]-zc[i]) * float64(gz[i])
+			var v float64
+			for j := i; j < i+HS; j++ {
+				v += float64(zk[j]-zc[j]) * float64(gz[j])
+			}
 			res.HeadZPos[l][h][pos] += v
 		}
 		for h := 0; h < H; h++ {
@@ -136,10 +139,7 @@ func run(m *forward.Model, t Task, edges bool) (*Result, error) {
 		if err := ea.flush(); err != nil {
 			return nil, err
 		}
-		res.Edges = make([]string, len(ea.g.Edges))
-		for i, e := range ea.g.Edges {
-			res.Edges[i] = e.String()
-		}
+		res.Edges = append([]string(nil), ea.g.EdgeNames()...)
 		res.EAP = ea.scores
 	}
 	return res, nil
@@ -161,7 +161,7 @@ type eapAcc struct {
 	G           backend.Tensor // [maxR, N]
 	maxR        int
 	rows        []graph.Node // receivers gathered in G
-	src         []int        // [E] sender index of each edge
+	src         []int        // [E] sender index of each edge (the graph's, shared)
 	scores      []float64
 	sc          backend.Tensor // [maxR, S]
 }
@@ -175,10 +175,7 @@ func newEAP(m *forward.Model, t Task, clean, corrupt *forward.Hooks) (*eapAcc, e
 	S := len(gr.Senders)
 	maxR := max(3*H+1, min(len(gr.Receivers), int(GatherBytes/(4*int64(a.N)))))
 	a.maxR = maxR
-	a.src = make([]int, len(gr.Edges))
-	for e, ed := range gr.Edges {
-		a.src[e], _ = gr.SenderIndex(ed.S.String())
-	}
+	a.src = gr.Src
 	var err error
 	if a.D, err = be.New(S, a.N); err != nil {
 		return nil, err
@@ -288,7 +285,7 @@ func (a *eapAcc) flush() error {
 	S := len(a.g.Senders)
 	ns := 0
 	for _, r := range a.rows {
-		ri, _ := a.g.ReceiverIndex(r.String())
+		ri, _ := a.g.ReceiverOf(r)
 		in := a.g.In[ri]
 		for e := in[0]; e < in[1]; e++ {
 			ns = max(ns, a.src[e]+1)
@@ -305,7 +302,7 @@ func (a *eapAcc) flush() error {
 		if err := be.DownloadMat(host, sc.RowSlice(k, 1)); err != nil {
 			return err
 		}
-		ri, _ := a.g.ReceiverIndex(r.String())
+		ri, _ := a.g.ReceiverOf(r)
 		in := a.g.In[ri]
 		for e := in[0]; e < in[1]; e++ {
 			a.scores[e] = float64(host[a.src[e]])

@@ -238,37 +238,50 @@ func TestParamGrads(t *testing.T) {
 				fixtures.Must(t, err)
 				defer m.Close()
 				B, T := len(c.cases.Tokens), len(c.cases.Tokens[0])
-				tp, err := m.Record(flat(c.cases.Tokens), B, T, nil)
-				fixtures.Must(t, err)
-				defer tp.Close()
-				g, err := tp.Backward(forward.NextTokenLoss(0), forward.BackwardOptions{Params: true})
-				fixtures.Must(t, err)
-				// The loss Backward reports (from the logits of its own
-				// pass) is MeanLoss's on the recorded pass.
-				wantLoss, err := m.MeanLoss(tp.State(), 0)
-				fixtures.Must(t, err)
-				if d := math.Abs(g.Value - wantLoss); d > 1e-5*(1+math.Abs(wantLoss)) {
-					t.Errorf("Backward's loss %g, MeanLoss %g", g.Value, wantLoss)
-				}
-				for key, want := range ref {
-					k := m.Cfg.Spec.Canonical(key)
-					got, ok := g.Params[k]
-					if !ok {
-						t.Errorf("no gradient for %s", key)
-						continue
+				// With receiver gradients asked for too, ln_1's input
+				// gradient comes from the receivers' products (LNStats' sum)
+				// instead of the whole q, k, v products: the same figures.
+				for _, receivers := range []bool{false, true} {
+					tp, err := m.Record(flat(c.cases.Tokens), B, T, nil)
+					fixtures.Must(t, err)
+					defer tp.Close()
+					opt := forward.BackwardOptions{Params: true}
+					seen := 0
+					if receivers {
+						opt.Receiver = func(graph.Node, backend.Mat) error { seen++; return nil }
 					}
-					if fmt.Sprint(got.Shape) != fmt.Sprint(shapes[key]) {
-						t.Errorf("%s: shape %v, want %v", key, got.Shape, shapes[key])
-						continue
+					g, err := tp.Backward(forward.NextTokenLoss(0), opt)
+					fixtures.Must(t, err)
+					if gr := graph.New(m.Cfg.Layers, m.Cfg.Heads, m.Cfg.ParallelAt); receivers && seen != len(gr.Receivers) {
+						t.Fatalf("%d receiver gradients, want %d", seen, len(gr.Receivers))
 					}
-					f, ok := c.json.GFloor[key]
-					if !ok {
-						t.Fatalf("circuits.json has no float32 floor for %s", key)
+					// The loss Backward reports (from the logits of its own
+					// pass) is MeanLoss's on the recorded pass.
+					wantLoss, err := m.MeanLoss(tp.State(), 0)
+					fixtures.Must(t, err)
+					if d := math.Abs(g.Value - wantLoss); d > 1e-5*(1+math.Abs(wantLoss)) {
+						t.Errorf("Backward's loss %g, MeanLoss %g", g.Value, wantLoss)
 					}
-					fixtures.Close(t, key, fixtures.F32(got.Data), want, 10*f)
-				}
-				if len(g.Params) != len(ref) {
-					t.Errorf("%d parameter gradients, reference has %d", len(g.Params), len(ref))
+					for key, want := range ref {
+						k := m.Cfg.Spec.Canonical(key)
+						got, ok := g.Params[k]
+						if !ok {
+							t.Errorf("no gradient for %s", key)
+							continue
+						}
+						if fmt.Sprint(got.Shape) != fmt.Sprint(shapes[key]) {
+							t.Errorf("%s: shape %v, want %v", key, got.Shape, shapes[key])
+							continue
+						}
+						f, ok := c.json.GFloor[key]
+						if !ok {
+							t.Fatalf("circuits.json has no float32 floor for %s", key)
+						}
+						fixtures.Close(t, key, fixtures.F32(got.Data), want, 10*f)
+					}
+					if len(g.Params) != len(ref) {
+						t.Errorf("%d parameter gradients, reference has %d", len(g.Params), len(ref))
+					}
 				}
 			})
 		})

@@ -53,8 +53,10 @@ type LNStats interface {
 	// LayerNormRowStats returns x's row means and 1/sqrt(var + eps): [R, 2].
 	LayerNormRowStats(x Mat, eps float32) (Tensor, error)
 	// LayerNormBackwardStats is LayerNormBackward without dw and db, with
-	// stats from LayerNormRowStats(x, eps); dx may alias dout.
-	LayerNormBackwardStats(dx, dout, x Mat, stats, w Tensor, accumulate bool) error
+	// stats from LayerNormRowStats(x, eps); dx may alias dout. When sum.T
+	// is not nil it also adds dout into sum [R,C] (the EAP's receivers of a
+	// layer sum to the gradient of ln_1's output that way).
+	LayerNormBackwardStats(dx, dout, x Mat, stats, w Tensor, accumulate bool, sum Mat) error
 }
 
 // XentLoss is optional (the CPU backend has it): SoftmaxXentBackward that
