@@ -218,18 +218,20 @@ func (be *Backend) MatMul(c, a, b backend.Mat, transB bool, bias backend.Tensor,
 		if len(bd) != N {
 			panic(fmt.Sprintf("backend: matmul: bias of %d for %d columns", len(bd), N))
 		}
-		if !accumulate {
-			for r := 0; r < c.Rows; r++ {
-				copy(cd[r*c.Stride:r*c.Stride+N], bd)
-			}
-		} else {
-			for r := 0; r < c.Rows; r++ {
+		// The bias rows are written on all threads: one thread copying
+		// [rows, N] floats was 4% of a sweep's wall time.
+		be.parallel(c.Rows, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
 				row := cd[r*c.Stride : r*c.Stride+N]
+				if !accumulate {
+					copy(row, bd)
+					continue
+				}
 				for j := range row {
 					row[j] += bd[j]
 				}
 			}
-		}
+		})
 		beta = 1
 	}
 	if K == 0 {
