@@ -58,6 +58,15 @@ func numel(shape []int) int {
 // there is one: a forward pass frees and reallocates the same shapes, and
 // reuse keeps the heap from holding a second copy until the GC runs.
 func (be *Backend) New(shape ...int) (backend.Tensor, error) {
+	return be.alloc(shape, true), nil
+}
+
+// NewUnzeroed is New without zeroing a reused buffer (backend.Unzeroed).
+func (be *Backend) NewUnzeroed(shape ...int) (backend.Tensor, error) {
+	return be.alloc(shape, false), nil
+}
+
+func (be *Backend) alloc(shape []int, zero bool) *Tensor {
 	n := numel(shape)
 	be.mu.Lock()
 	var data []float32
@@ -66,12 +75,12 @@ func (be *Backend) New(shape ...int) (backend.Tensor, error) {
 		be.free[n] = l[:len(l)-1]
 	}
 	be.mu.Unlock()
-	if data != nil {
-		clear(data)
-	} else {
+	if data == nil {
 		data = make([]float32, n)
+	} else if zero {
+		clear(data)
 	}
-	return &Tensor{shape: append([]int(nil), shape...), Data: data, owned: true}, nil
+	return &Tensor{shape: append([]int(nil), shape...), Data: data, owned: true}
 }
 
 func (be *Backend) Upload(data []float32, shape ...int) (backend.Tensor, error) {

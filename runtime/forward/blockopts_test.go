@@ -104,3 +104,44 @@ func TestBlockOpts(t *testing.T) {
 		})
 	}
 }
+
+// TestLogitsUnzeroed: the logits tensor comes unzeroed from the CPU
+// backend's pool (backend.Unzeroed); a recycled buffer full of NaN must not
+// leak into the logits.
+func TestLogitsUnzeroed(t *testing.T) {
+	ref := fixtures.Load(t, "tiny-neo")
+	be := cpu.New()
+	m, err := forward.Open(be, ref.Dir)
+	fixtures.Must(t, err)
+	defer m.Close()
+	tok := ref.Get(t, "tokens")
+	B, T, V := tok.Shape[0], tok.Shape[1], m.Cfg.Vocab
+	s, want, err := m.Run(tok.Ints(), B, T, nil, true)
+	fixtures.Must(t, err)
+	dirty, err := be.New(B*T, V)
+	fixtures.Must(t, err)
+	nan := make([]float32, B*T*V)
+	for i := range nan {
+		nan[i] = float32(math.NaN())
+	}
+	fixtures.Must(t, be.Copy(backend.Whole(dirty), backend.Mat{T: mustUpload(t, be, nan, B*T, V), Rows: B * T, Cols: V, Stride: V}))
+	be.Free(dirty) // back to the pool, NaN inside
+	lt, err := m.LogitsTensor(s, nil)
+	fixtures.Must(t, err)
+	defer be.Free(lt)
+	s.Close()
+	got := make([]float32, lt.Len())
+	fixtures.Must(t, be.Download(got, lt))
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("logit %d: %g, want %g", i, got[i], want[i])
+		}
+	}
+}
+
+func mustUpload(t *testing.T, be *cpu.Backend, data []float32, shape ...int) backend.Tensor {
+	t.Helper()
+	x, err := be.Upload(data, shape...)
+	fixtures.Must(t, err)
+	return x
+}

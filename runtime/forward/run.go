@@ -542,7 +542,11 @@ func (m *Model) LogitsTensor(s *State, h *Hooks) (backend.Tensor, error) {
 		return nil, fmt.Errorf("forward: logits before FinalNorm")
 	}
 	R, V := s.B*s.T, m.Cfg.Vocab
-	lt, err := m.BE.New(R, V)
+	newT := m.BE.New
+	if u, ok := m.BE.(backend.Unzeroed); ok { // the product below writes every logit
+		newT = u.NewUnzeroed
+	}
+	lt, err := newT(R, V)
 	if err != nil {
 		return nil, fmt.Errorf("forward: logits: %w", err)
 	}
