@@ -27,18 +27,29 @@
 // (c) alone drifts from 2.5 to 3.2 configs/s between runs.
 //
 // The engine is bound by its matrix products, and they run at the BLAS
-// peak: a single costs 20.3 GFLOP (6.5 of 12 blocks of 19 tokens x 8 rows,
-// plus the unembedding of the 72 predicting rows), and 8 configs/s is 162
-// GFLOP/s, against about 170 for OpenBLAS's sgemm on these shapes; the hook
-// loop's 40 GFLOP a config at 3 configs/s is 120 GFLOP/s. More needs less
-// arithmetic per configuration, none of it done yet:
-//   - the last block only needs queries, attention output, out-proj and MLP
-//     at the 9 predicting positions of 19 (its keys and values at all):
-//     about 4.6%;
-//   - the first ablated layer's q/k/v and attention are the same for every
-//     configuration that starts there and could be shared: about 2.8%;
-//   - that layer's output could be the shared one minus the ablated heads'
-//     z W_O rows, instead of a full out-proj: about 0.9%.
+// peak: a single cost 20.3 GFLOP then (6.5 of 12 blocks of 19 tokens x 8
+// rows, plus the unembedding of the 72 predicting rows), and 8 configs/s
+// is 162 GFLOP/s, against about 170 for OpenBLAS's sgemm on these shapes;
+// the hook loop's 40 GFLOP a config at 3 configs/s is 120 GFLOP/s.
+//
+// 2026-12-05 (2 Intel Xeon cores, sgemm peak 352-374 GFLOP/s), after two
+// cuts of that arithmetic (runtime/sweep/doc.go): the first block of a pass
+// shares q, k, v and the attention (the unablated attention output, once
+// per layer, plus each configuration's ablated heads' (fill - z_h) W_O[h]),
+// and the last block runs W_O, ln2 and the MLP at the 9 positions the loss
+// reads only. A single now costs 18.3 GFLOP (2,632 GFLOP for the 144,
+// counted at the sgemm calls). At 20:12 UTC, bash benchmarks/sweep/run.sh 2 0:
+//
+//	                                       wall      configs/s  CPU s/config
+//	(a) one config per pass, 144 singles   21.8 s    6.62       0.286
+//	(b) batched engine, 144 singles        8.57 s    16.80      0.115  (8.80 s whole process)
+//	(c) PyTorch hook loop, 144 singles     28.7 s    5.01              (31.27 s whole process)
+//
+// 3.35x the loop, 3.55x whole-process; 16.8 x 18.3 = 307 GFLOP/s, 82-87% of
+// the sgemm peak (the products themselves ran at 329 GFLOP/s; LayerNorm,
+// attention, GELU, log-sum-exp and copies take the rest). The unembedding
+// is 30% of a configuration's arithmetic and needs every vocabulary entry
+// for the log-sum-exp.
 package main
 
 import (

@@ -22,7 +22,10 @@ MODEL=benchmarks/model
 TAGS=$(printf 'int main(void){return 0;}' | cc -x c - -lopenblas -o /dev/null 2>/dev/null && echo openblas || true)
 go build ${TAGS:+-tags $TAGS} -o /tmp/sweep-bench ./benchmarks/sweep
 echo "== $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg), threads $THREADS, blas ${TAGS:-gonum}"
-/tmp/sweep-bench -model $MODEL -threads "$THREADS" -space 'singles(heads)' -mode both
+/tmp/sweep-bench -model $MODEL -threads "$THREADS" -space 'singles(heads)' -mode single
+# The batched engine as its own process, timed whole (model load and the
+# unablated pass included), as the PyTorch loop is below.
+/usr/bin/time -f 'engine: %e s wall, %U+%S CPU s' /tmp/sweep-bench -model $MODEL -threads "$THREADS" -space 'singles(heads)' -mode batched
 if [ "$EVERY" -gt 0 ]; then
 	/tmp/sweep-bench -model $MODEL -threads "$THREADS" -space 'pairs(heads)' -every "$EVERY" -mode batched
 fi

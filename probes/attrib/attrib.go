@@ -223,7 +223,7 @@ func newEAP(m *forward.Model, t Task, clean, corrupt *forward.Hooks) (*eapAcc, e
 				}
 				defer be.Free(dz)
 				for h := 0; h < H; h++ {
-					if err := m.HeadOut(row(si+h), backend.Whole(dz), s.Layer, h); err != nil {
+					if err := m.HeadOut(row(si+h), backend.Whole(dz), s.Layer, h, false); err != nil {
 						return err
 					}
 				}

@@ -15,7 +15,10 @@ type Act struct {
 	M     backend.Mat
 	Shape []int
 	B, T  int // batch rows and tokens of this pass
-	BE    backend.Backend
+	// From is the position of a row's first token in M: 0, or
+	// BlockOpts.From at the points of a block run on a tail of positions.
+	From int
+	BE   backend.Backend
 	// Tensor is set for [B,NH,T,T] patterns/scores (M views it as [B*NH*T, T]).
 	Tensor backend.Tensor
 }

@@ -100,12 +100,13 @@ func (m *Model) observeScale(h *Hooks, name string, x backend.Mat, B, T int) err
 }
 
 // attnOut computes hook_attn_out AO [B*T, C] from z [B*T, NH*HS] for layer
-// l: the fused z @ W_O + b_O, or, when h wants attn.hook_result, the
-// per-head products first (into s.result) and, if a function replaced
-// them, AO = sum over heads + b_O.
-func (m *Model) attnOut(s *State, l int, h *Hooks, AO, Z backend.Mat) error {
+// l (T positions per row, the first being from: see BlockOpts.From): the
+// fused z @ W_O + b_O, or, when h wants attn.hook_result, the per-head
+// products first (into s.result) and, if a function replaced them, AO = sum
+// over heads + b_O.
+func (m *Model) attnOut(s *State, l int, h *Hooks, AO, Z backend.Mat, B, T, from int) error {
 	be, cfg := m.BE, m.Cfg
-	B, T, C, NH, HS := s.B, s.T, cfg.DModel, cfg.Heads, cfg.DHead
+	C, NH, HS := cfg.DModel, cfg.Heads, cfg.DHead
 	o := m.layers[l].o
 	name := fmt.Sprintf("blocks.%d.attn.hook_result", l)
 	fail := func(op string, err error) error { return fmt.Errorf("forward: layer %d: %s: %w", l, op, err) }
@@ -115,11 +116,11 @@ func (m *Model) attnOut(s *State, l int, h *Hooks, AO, Z backend.Mat) error {
 		}
 		return nil
 	}
-	rt, err := s.buf(&s.result, s.capB*T, NH*C)
+	rt, err := s.buf(&s.result, s.capB*s.T, NH*C)
 	if err != nil {
 		return fail("allocate hook_result", err)
 	}
-	res := s.mat(rt, NH*C) // [B*T, NH*C]: head hd at columns hd*C..
+	res := backend.Mat{T: rt, Rows: B * T, Cols: NH * C, Stride: NH * C} // head hd at columns hd*C..
 	for hd := 0; hd < NH; hd++ {
 		// W_O[hd]: rows hd*HS.. of op(W) ([C,C] as x @ op(W) uses it).
 		w := o.W.RowSlice(hd*HS, HS)
@@ -130,7 +131,7 @@ func (m *Model) attnOut(s *State, l int, h *Hooks, AO, Z backend.Mat) error {
 			return fail("per-head output (hook_result)", err)
 		}
 	}
-	if err := h.at(&Act{Name: name, M: res, Shape: []int{B, T, NH, C}, B: B, T: T, BE: be}); err != nil {
+	if err := h.at(&Act{Name: name, M: res, Shape: []int{B, T, NH, C}, B: B, T: T, From: from, BE: be}); err != nil {
 		return err
 	}
 	if len(h.plan(name).fns) == 0 {

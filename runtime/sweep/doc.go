@@ -50,9 +50,17 @@
 // of B rows; groups split where members ablate different things in the next
 // block (the first child keeps the parent's rows in place, the others get
 // copies in new slots). A block runs once over all groups, with per-row
-// keep masks applied by AblateHeads and AblateRows in replace hooks. After
-// the last block one LogitStats reduction reads only the positions the
-// metric needs (never [K*B, T, V] logits). Passes are allocated in sizes
+// keep masks applied by AblateHeads and AblateRows in replace hooks. Two
+// shortcuts cut the arithmetic (forward.BlockOpts; NoShare passes take
+// neither): in a pass's first block every group starts from the same cached
+// residual, so q, k, v and the attention are shared: the block's attention
+// output is the unablated hook_attn_out, computed once per layer, plus for
+// each group the ablated heads' (fill - z_h) @ W_O[h] (z @ W_O + b_O is
+// linear in z, so this is exact up to float32 rounding), and only ln2 and
+// the MLP run per group. The last block computes its output only at the
+// positions the metric reads (LossFrom.., or Pos), keys and values at every
+// position. After the last block one LogitStats reduction reads only the
+// positions the metric needs (never [K*B, T, V] logits). Passes are allocated in sizes
 // from a short ladder (Engine.slots) so few distinct sizes are ever used.
 // K comes from --max-memory: ConfigBytes estimates the activations one
 // configuration adds to a pass (B*T rows of 9*C + F floats, doubled for the

@@ -111,6 +111,14 @@ type Engine struct {
 	resid []backend.Tensor
 	// Mean mode fills per layer, [T, C] (z: [T, NH*HS]).
 	fillZ, fillAttn, fillMLP []backend.Tensor
+	// from is the first position the metric reads (LossFrom, or Pos): the
+	// last block runs from there on (forward.BlockOpts.From). Mean mode
+	// needs the tails of the last layer's fills for it, [tn-from, C].
+	from                      int
+	fillAttnTail, fillMLPTail backend.Tensor
+	// sh is the unablated attention of the layer where the last pass
+	// started (see firstAttnOut), kept for the next pass starting there.
+	sh *sharedAttn
 	// Baseline is the metric of the unablated model.
 	Baseline float64
 	// K is the number of configurations per pass.
@@ -176,9 +184,9 @@ func New(m *forward.Model, task Task, opt Options) (*Engine, error) {
 		opt.MaxMemory = DefaultMaxMemory
 	}
 	e := &Engine{m: m, task: task, opt: opt}
-	e.tn = task.T - 1
+	e.tn, e.from = task.T-1, task.LossFrom
 	if task.Metric == LogitDiff {
-		e.tn = task.Pos + 1
+		e.tn, e.from = task.Pos+1, task.Pos
 	}
 	for b := 0; b < task.B; b++ {
 		e.tok = append(e.tok, task.Tokens[b*task.T:b*task.T+e.tn]...)
@@ -229,14 +237,16 @@ func (e *Engine) Close() {
 		e.p.close(e.m.BE)
 		e.p = nil
 	}
-	for _, ts := range [][]backend.Tensor{e.resid, e.fillZ, e.fillAttn, e.fillMLP} {
+	e.sh.free(e.m.BE)
+	e.sh = nil
+	for _, ts := range [][]backend.Tensor{e.resid, e.fillZ, e.fillAttn, e.fillMLP, {e.fillAttnTail, e.fillMLPTail}} {
 		for _, t := range ts {
 			if t != nil {
 				e.m.BE.Free(t)
 			}
 		}
 	}
-	e.resid, e.fillZ, e.fillAttn, e.fillMLP = nil, nil, nil, nil
+	e.resid, e.fillZ, e.fillAttn, e.fillMLP, e.fillAttnTail, e.fillMLPTail = nil, nil, nil, nil, nil, nil
 }
 
 func (e *Engine) baseline() error {
@@ -279,7 +289,20 @@ func (e *Engine) baseline() error {
 				return fmt.Errorf("sweep: mean ablation: %s was not observed", p.name)
 			}
 			mean := positionMean(a.Data, t.B, e.tn)
-			if *p.dst, err = be.Upload(mean, e.tn, len(mean)/e.tn); err != nil {
+			D := len(mean) / e.tn
+			if *p.dst, err = be.Upload(mean, e.tn, D); err != nil {
+				return err
+			}
+			if l < L-1 || e.from == 0 {
+				continue
+			}
+			switch p.dst {
+			case &e.fillAttn[l]:
+				e.fillAttnTail, err = be.Upload(mean[e.from*D:], e.tn-e.from, D)
+			case &e.fillMLP[l]:
+				e.fillMLPTail, err = be.Upload(mean[e.from*D:], e.tn-e.from, D)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -532,6 +555,7 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 		}
 		gid = next
 		parents := gs.parents
+		fresh := active == 0 // every group of this block starts from the cached residual
 		grown := active + len(parents)
 		if grown == 0 {
 			continue
@@ -565,9 +589,30 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 			}
 		}
 		active = grown
+		// Sharing (not in NoShare passes, which measure the plain loop):
+		// the last block computes only the positions the metric reads, and
+		// a block whose groups all start here from the cached residual
+		// takes the unablated attention output, computed once, minus the
+		// ablated heads' share (firstAttnOut).
+		var o forward.BlockOpts
+		if !e.opt.NoShare {
+			if l == L-1 {
+				o.From = e.from
+			}
+			if fresh {
+				sh, err := e.shared(l)
+				if err != nil {
+					return nil, err
+				}
+				o.AttnOut = func(ao backend.Mat) error { return e.firstAttnOut(ao, sh, abls) }
+			}
+		}
 		e.cur = layerAblation{layer: l}
 		if e.opt.Mode == Mean {
 			e.cur.fillZ, e.cur.fillAttn, e.cur.fillMLP = e.fillZ[l], e.fillAttn[l], e.fillMLP[l]
+			if o.From > 0 {
+				e.cur.fillAttn, e.cur.fillMLP = e.fillAttnTail, e.fillMLPTail
+			}
 		}
 		for g, a := range abls {
 			if a.heads != 0 && e.cur.heads == nil {
@@ -598,7 +643,7 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 		if err := s.Narrow(active * B); err != nil {
 			return nil, err
 		}
-		err := m.Blocks(s, l, l+1, e.hooks)
+		err := m.Block(s, l, e.hooks, o)
 		e.cur = layerAblation{}
 		if err != nil {
 			return nil, err
@@ -616,6 +661,104 @@ func (e *Engine) Eval(cfgs []Config) ([]float64, error) {
 		}
 	}
 	return e.groupMeans(cfgs, gid, rows, out)
+}
+
+// sharedAttn is the unablated attention of layer l on the task's B rows:
+// ao = hook_attn_out [B*tn, C] and dz = fill - hook_z [B*tn, NH*HS], what
+// ablating a head changes z by (fill: zero, or the mean-mode fill).
+type sharedAttn struct {
+	l      int
+	ao, dz backend.Tensor
+}
+
+func (sh *sharedAttn) free(be backend.Backend) {
+	if sh != nil {
+		be.Free(sh.ao)
+		be.Free(sh.dz)
+	}
+}
+
+// shared returns layer l's unablated attention (sharedAttn), computing it
+// from the cached residual unless the last call was for l too (Plan's
+// chunks come in order of their first layer).
+func (e *Engine) shared(l int) (*sharedAttn, error) {
+	if e.sh != nil && e.sh.l == l {
+		return e.sh, nil
+	}
+	e.sh.free(e.m.BE)
+	e.sh = nil
+	m, be, B, T := e.m, e.m.BE, e.task.B, e.tn
+	C := m.Cfg.DModel
+	s, err := m.Start(e.tok, B, T, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	if err := be.Copy(backend.Whole(s.Resid), backend.Whole(e.resid[l])); err != nil {
+		return nil, err
+	}
+	z, ao, err := m.Attention(s, l, nil)
+	if err != nil {
+		return nil, err
+	}
+	dz := make([]float32, B*T*C)
+	if err := be.DownloadMat(dz, z); err != nil {
+		return nil, err
+	}
+	fill := make([]float32, T*C) // zero ablation: z becomes 0
+	if e.opt.Mode == Mean {
+		if err := be.Download(fill, e.fillZ[l]); err != nil {
+			return nil, err
+		}
+	}
+	for i := range dz {
+		dz[i] = fill[i%(T*C)] - dz[i]
+	}
+	sh := &sharedAttn{l: l}
+	if sh.dz, err = be.Upload(dz, B*T, C); err != nil {
+		return nil, err
+	}
+	if sh.ao, err = be.New(B*T, C); err == nil {
+		err = be.Copy(backend.Whole(sh.ao), ao)
+	}
+	if err != nil {
+		sh.free(be)
+		return nil, err
+	}
+	e.sh = sh
+	return sh, nil
+}
+
+// firstAttnOut writes the attention output of every group of a block whose
+// groups all start from the cached residual (so share its q, k, v and
+// attention): group g's rows get sh.ao + sum over its ablated heads h of
+// dz_h @ W_O[h], which is z @ W_O + b_O with head h's z replaced, since the
+// output projection is linear in z (exact up to float32 rounding). A
+// group that ablates the whole attention output is left to the
+// hook_attn_out replacement.
+func (e *Engine) firstAttnOut(ao backend.Mat, sh *sharedAttn, abls []abl) error {
+	m, be := e.m, e.m.BE
+	R := e.task.B * e.tn
+	if ao.Rows != len(abls)*R {
+		return fmt.Errorf("sweep: %d rows of attention output for %d groups of %d", ao.Rows, len(abls), R)
+	}
+	for g, a := range abls {
+		dst := ao.RowSlice(g*R, R)
+		if err := be.Copy(dst, backend.Whole(sh.ao)); err != nil {
+			return err
+		}
+		if a.attn {
+			continue
+		}
+		for h := 0; h < m.Cfg.Heads; h++ {
+			if a.heads>>h&1 == 1 {
+				if err := m.HeadOut(dst, backend.Whole(sh.dz), sh.l, h, true); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // groupMeans fills out[i] with the mean over the B rows of configuration

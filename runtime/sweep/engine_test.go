@@ -148,3 +148,28 @@ func TestLogitDiffBaseline(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedLogitDiff: the logit-difference metric reads one position, so
+// the last block runs there only (forward.BlockOpts.From = Pos); batched and
+// shared against one configuration per pass on every fixture family, in both
+// ablation modes.
+func TestSharedLogitDiff(t *testing.T) {
+	for _, name := range fixtures.Names {
+		t.Run(name, func(t *testing.T) {
+			ref := fixtures.Load(t, name)
+			m, err := forward.Open(cpu.New(), ref.Dir)
+			fixtures.Must(t, err)
+			defer m.Close()
+			clean := ref.Get(t, "ioi_clean")
+			B, T := clean.Shape[0], clean.Shape[1]
+			task := sweep.Task{Tokens: clean.Ints(), B: B, T: T, Metric: sweep.LogitDiff, Pos: T - 2,
+				A: ref.Get(t, "ioi_io").Ints(), C: ref.Get(t, "ioi_s").Ints()}
+			space := "singles(heads) | pairs(0.1, 1.*, 3.*, attn.3, mlp.3) | given(mlp.0; singles(attn)) | none"
+			for _, mode := range []sweep.Mode{sweep.Zero, sweep.Mean} {
+				_, shared, _ := sweepAll(t, m, task, sweep.Options{Chunk: 9, Mode: mode}, space)
+				_, single, _ := sweepAll(t, m, task, sweep.Options{Chunk: 1, NoShare: true, Mode: mode}, space)
+				fixtures.Close(t, "logit difference, shared vs one per pass ("+mode.String()+")", shared, single, tolSelf)
+			}
+		})
+	}
+}
