@@ -9,9 +9,12 @@
 #   probes: every probe (embed, lens, ablate, induction, ioi) and sweeps, each with its wall time,
 #           peak RSS and exit status, including a sweep whose --max-memory is below one
 #           configuration's activations (must exit 2 naming the figure, not run out of memory).
+# Each row ends with the 1-minute load average before and after its timed step: on a 2-core
+# machine shared with other jobs, a row measured above ~2.5 says little about speed.
 #
 # Usage: benchmarks/sizes.sh [THREADS]
 #   env: SHAPES="gpt2-medium gpt2-large gpt2-xl gpt-neo-1.3B gpt-neo-2.7B"  PHASES="bench probes"
+#        PROBES="embed lens ablate induction ioi sweep" (the sweep item runs the three sweeps)
 #        DTYPE=f16 (f32|f16|bf16)  SHARDS= (default per shape: 2 for gpt2-xl and the GPT-Neos, as
 #        save_pretrained's 5 GB shards would give in F32; else 1)  BATCH=1 SEQ=128 RUNS=3
 #        MODELS=benchmarks/models  KEEP=0 (1: keep the checkpoints this script wrote)
@@ -26,9 +29,10 @@
 # read 2 rows of 24 random token ids; ablate knocks out every attention layer and MLP (--each
 # attn,mlp: 2L passes; --each head would be L x NH passes); induction runs 4 rows with period 10
 # and --no-ablation (its per-head ablation is one pass per head; the sweep below does those
-# knock-outs batched); ioi builds 8 prompts with models/neo-tiny's tokenizer (the random-weight
+# knock-outs batched); ioi builds 1 prompt with models/neo-tiny's tokenizer (the random-weight
 # checkpoints have none; ids below its 4096 are valid in every 50257-token vocabulary) and
-# --no-resid. The sweep ablates the last layer's heads and every attention layer on the induction
+# --no-resid: its per-head patching still runs L x NH configurations, about 28 TFLOP on
+# gpt-neo-2.7B per prompt. The sweep ablates the last layer's heads and every attention layer on the induction
 # task (4 x 20 tokens).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +58,8 @@ s = sys.stdin.read().strip()
 try: d = json.loads(s)
 except ValueError: d = json.loads(s.splitlines()[-1])
 print(d[sys.argv[1]])' "$1"; }
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
+on() { [[ " ${PROBES:-embed lens ablate induction ioi sweep} " == *" $1 "* ]]; }
 shards_of() { case "$1" in gpt2-xl|gpt-neo-*) echo 2 ;; *) echo 1 ;; esac; }
 
 # checkpoint SHAPE: sets dir to the model directory, written (under the lock) if absent.
@@ -81,7 +87,7 @@ bench_header() {
     awk '/GFLOP\/s/ {for (i = 1; i < NF; i++) if ($(i+1) == "GFLOP/s" && $i > m) m = $i} END {print m + 0}')
   unlock
   echo "sgemm peak (cpu BenchmarkMatMul, $threads threads): $peak GFLOP/s; forward ${batch}x${seq}, $dtype, median of $runs; rss/f32: peak RSS over the float32 weights"
-  printf "%-13s %6s %8s %8s %7s %8s %7s %9s %8s %6s %9s %9s %6s\n" shape shards file_MB f32_MiB load_s rss_MiB rss/f32 tok/s GFLOP/s %peak pt_tok/s pt_rss_MiB ratio
+  printf "%-13s %6s %8s %8s %7s %8s %7s %9s %8s %6s %9s %9s %6s %11s\n" shape shards file_MB f32_MiB load_s rss_MiB rss/f32 tok/s GFLOP/s %peak pt_tok/s pt_rss_MiB ratio loadavg
 }
 
 bench_row() { # shape dir
@@ -89,6 +95,7 @@ bench_row() { # shape dir
   mb=$(du -m -L -c "$dir"/*.safetensors | tail -1 | cut -f1)
   nsh=$(ls "$dir"/*.safetensors | wc -l)
   lock
+  la=$(loadavg)
   /usr/bin/time -v -o $tmp/ns.time env NEOSCOPE_QUIET=1 $ns bench --backend cpu --model "$dir" \
     --batch "$batch" --seq "$seq" --threads "$threads" --runs "$runs" --json > $tmp/ns.json
   if [ -f $anchor ]; then
@@ -98,13 +105,14 @@ bench_row() { # shape dir
       echo "torch_bench.py failed on $shape: $(tail -1 $tmp/pt.err)" >&2
     fi
   fi
+  la="$la-$(loadavg)"
   unlock
   tps=$(field tokens_per_s < $tmp/ns.json); gf=$(field gflops < $tmp/ns.json); load=$(field load_s < $tmp/ns.json)
   f32=$(field f32_weights_mib < $tmp/ns.json)
   pct=$($py -c "print('%.0f' % (100 * $gf / $peak) if $peak else 'nan')")
   [ "$pt" = nan ] || ratio=$($py -c "print('%.2f' % ($tps / $pt))")
-  printf "%-13s %6s %8s %8.0f %7s %8s %7s %9s %8s %6s %9s %9s %6s\n" "$shape" "$nsh" "$mb" "$f32" "$load" "$(rss $tmp/ns.time)" \
-    "$($py -c "print('%.3f' % ($(rss $tmp/ns.time) / $f32))")" "$tps" "$gf" "$pct" "$pt" "$ptrss" "$ratio"
+  printf "%-13s %6s %8s %8.0f %7s %8s %7s %9s %8s %6s %9s %9s %6s %11s\n" "$shape" "$nsh" "$mb" "$f32" "$load" "$(rss $tmp/ns.time)" \
+    "$($py -c "print('%.3f' % ($(rss $tmp/ns.time) / $f32))")" "$tps" "$gf" "$pct" "$pt" "$ptrss" "$ratio" "$la"
 }
 
 # probe NAME EXPECTED_STATUS COMMAND...: one timed, locked run; prints a row.
@@ -112,11 +120,13 @@ probe() {
   local name=$1 want=$2 rc=0 note=""
   shift 2
   lock
+  la=$(loadavg)
   /usr/bin/time -v -o $tmp/p.time env NEOSCOPE_QUIET=1 "$@" > $tmp/p.out 2> $tmp/p.err || rc=$?
+  la="$la-$(loadavg)"
   unlock
   [ "$rc" = "$want" ] || note="UNEXPECTED (want exit $want): $(tail -c 300 $tmp/p.err | tr '\n' ' ')"
   [ "$rc" = 0 ] || [ -n "$note" ] || note=$(tail -c 300 $tmp/p.err | tr '\n' ' ')
-  printf "%-13s %-22s %7s %8s %5s  %s\n" "$shape" "$name" "$(wall $tmp/p.time)" "$(rss $tmp/p.time)" "$rc" "$note"
+  printf "%-13s %-22s %7s %8s %5s %11s  %s\n" "$shape" "$name" "$(wall $tmp/p.time)" "$(rss $tmp/p.time)" "$rc" "$la" "$note"
   [ "$rc" = "$want" ] || failed=1
 }
 
@@ -129,11 +139,12 @@ probes_rows() { # shape dir
   $py -c 'import json, random; r = random.Random(1); print(json.dumps([[r.randrange(4096) for _ in range(24)] for _ in range(2)]))' > $tmp/tok.json
   last=$(( $($py -c "import json; c = json.load(open('$dir/config.json')); print(c.get('num_layers') or c.get('n_layer') or c['num_hidden_layers'])") - 1 ))
   local common=(--model "$dir" --threads "$threads" --backend cpu)
-  probe embed 0 $ns embed "${common[@]}" --json
-  probe lens 0 $ns lens "${common[@]}" --tokens $tmp/tok.json --json
-  probe ablate 0 $ns ablate "${common[@]}" --tokens $tmp/tok.json --each attn,mlp --json
-  probe induction 0 $ns induction "${common[@]}" --batch 4 --period 10 --no-ablation --json
-  probe ioi 0 $ns ioi --model "$pd" --threads "$threads" --backend cpu --n 8 --no-resid --json
+  on embed && probe embed 0 $ns embed "${common[@]}" --json
+  on lens && probe lens 0 $ns lens "${common[@]}" --tokens $tmp/tok.json --json
+  on ablate && probe ablate 0 $ns ablate "${common[@]}" --tokens $tmp/tok.json --each attn,mlp --json
+  on induction && probe induction 0 $ns induction "${common[@]}" --batch 4 --period 10 --no-ablation --json
+  on ioi && probe ioi 0 $ns ioi --model "$pd" --threads "$threads" --backend cpu --n 1 --no-resid --json
+  on sweep || return 0
   local sw=(sweep "${common[@]}" --task induction --batch 4 --period 10 --space "singles($last.*)|singles(attn)")
   probe "sweep 2GiB" 0 $ns "${sw[@]}" --out $tmp/s.csv --force
   probe "sweep 64MiB" 0 $ns "${sw[@]}" --out $tmp/s64.csv --force --max-memory 64MiB
@@ -152,7 +163,7 @@ failed=0
 for phase in $phases; do
   case $phase in
   bench) bench_header ;;
-  probes) printf "%-13s %-22s %7s %8s %5s  %s\n" shape probe wall_s rss_MiB exit note ;;
+  probes) printf "%-13s %-22s %7s %8s %5s %11s  %s\n" shape probe wall_s rss_MiB exit loadavg note ;;
   *) echo "unknown phase $phase (want bench, probes)" >&2; exit 2 ;;
   esac
   for shape in $shapes; do
