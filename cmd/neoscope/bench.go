@@ -114,6 +114,10 @@ probes do, so peak memory no longer grows with batch x seq x vocab.`,
 				"gflops":       round1(flops / med / 1e9),
 				"load_s":       round4(loadS),
 				"peak_rss_mb":  round1(float64(ru.Maxrss) / 1024),
+				// The float32 weights, resident whatever the file's dtype
+				// (F16/BF16 are upcast once): the floor of peak_rss_mb.
+				"params":          cfg.Params(),
+				"f32_weights_mib": round1(float64(cfg.Params()) * 4 / (1 << 20)),
 			}
 			if f.JSON {
 				return printJSON(os.Stdout, res)

@@ -111,7 +111,7 @@ the shard files. OUT.meta.json beside the output records what was swept.`,
 	fl.BoolVar(&f.resume, "resume", false, "continue an interrupted sweep in --out (starts one if there is none)")
 	fl.BoolVar(&f.force, "force", false, "overwrite an existing --out")
 	fl.StringVar(&f.shard, "shard", "", "run shard i/n (configurations with index i mod n); default from SLURM_ARRAY_TASK_ID/COUNT in a job array")
-	fl.StringVar(&f.maxMemory, "max-memory", "2GiB", "activation memory budget of one pass (sets configurations per pass): e.g. 512MiB, 2GB")
+	fl.StringVar(&f.maxMemory, "max-memory", "2GiB", "activation memory budget of one pass, on top of the weights (sets configurations per pass; a budget below one configuration is refused, naming the minimum): e.g. 512MiB, 2GB")
 	fl.IntVar(&f.chunk, "chunk", 0, "configurations per pass (overrides --max-memory)")
 	fl.BoolVar(&f.noShare, "no-share", false, "run each configuration from the embedding, no prefix sharing (with --chunk 1: one configuration per pass, for comparison)")
 	fl.StringVar(&f.plotPath, "plot", "", "draw a heatmap (.png or .svg): the interaction table of a subsets space, or the [layer, head] deltas of single heads")

@@ -152,6 +152,9 @@ func TestSweepCLIBadInput(t *testing.T) {
 		{[]string{"--space", "singles(heads)", "--shard", "4/4"}, "--shard"},
 		{[]string{"--space", "singles(heads)", "--loss-from", "23"}, "--loss-from 23"},
 		{[]string{"--space", "singles(heads)", "--max-memory", "lots"}, "--max-memory"},
+		// A budget below one configuration's activations: refused, naming both figures.
+		{[]string{"--space", "singles(heads)", "--max-memory", "1KiB"}, "--max-memory 1024B is below the activations of one configuration"},
+		{[]string{"--space", "singles(heads)", "--max-memory", "1KiB"}, "allow at least 459264B"},
 		{[]string{"--space", "singles(heads)", "--format", "xlsx"}, "--format"},
 	} {
 		args := append([]string{"sweep", "--model", ref.Dir, "--tokens", tok, "--out", out}, c.args...)

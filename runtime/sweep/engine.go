@@ -79,9 +79,13 @@ type Task struct {
 // Options tune the engine; the zero value is the batched, prefix-sharing
 // engine with a 2 GiB activation budget.
 type Options struct {
-	Mode      Mode
-	Chunk     int   // configurations per pass; 0: as many as MaxMemory allows
-	MaxMemory int64 // bytes of activations one pass may use; 0: DefaultMaxMemory
+	Mode  Mode
+	Chunk int // configurations per pass; 0: as many as MaxMemory allows
+	// MaxMemory: bytes of activations one pass may use, on top of the
+	// weights; below one configuration's activations New refuses the task.
+	// 0: DefaultMaxMemory, raised to one configuration's activations when
+	// that is more (the probes that run sweeps have no budget flag).
+	MaxMemory int64
 	// NoShare runs every configuration as its own pass from the embedding
 	// (no prefix sharing, no batching across configurations: set Chunk 1 too
 	// to get the one-configuration-per-pass loop). It exists to measure what
@@ -180,9 +184,6 @@ func New(m *forward.Model, task Task, opt Options) (*Engine, error) {
 	default:
 		return nil, taskErrorf("sweep: unknown metric %d", task.Metric)
 	}
-	if opt.MaxMemory <= 0 {
-		opt.MaxMemory = DefaultMaxMemory
-	}
 	e := &Engine{m: m, task: task, opt: opt}
 	e.tn, e.from = task.T-1, task.LossFrom
 	if task.Metric == LogitDiff {
@@ -191,9 +192,9 @@ func New(m *forward.Model, task Task, opt Options) (*Engine, error) {
 	for b := 0; b < task.B; b++ {
 		e.tok = append(e.tok, task.Tokens[b*task.T:b*task.T+e.tn]...)
 	}
-	e.K = opt.Chunk
-	if e.K <= 0 {
-		e.K = int(max(1, opt.MaxMemory/e.ConfigBytes()))
+	var err error
+	if e.K, err = e.passSize(); err != nil {
+		return nil, err
 	}
 	if err := e.baseline(); err != nil {
 		e.Close()
@@ -219,6 +220,40 @@ func New(m *forward.Model, task Task, opt Options) (*Engine, error) {
 		return a.BE.AblateRows(a.M, e.cur.mlp[:a.B], a.T, e.cur.fillMLP)
 	})
 	return e, nil
+}
+
+// passSize returns K, the configurations per pass: Options.Chunk when set,
+// else as many as Options.MaxMemory holds. A budget below one
+// configuration's activations is a *TaskError naming both figures (the
+// command line exits with status 2): running anyway, one configuration per
+// pass, would silently use more memory than the user allowed.
+func (e *Engine) passSize() (int, error) {
+	one := e.ConfigBytes()
+	if e.opt.MaxMemory <= 0 {
+		e.opt.MaxMemory = max(DefaultMaxMemory, one)
+	}
+	if e.opt.Chunk > 0 {
+		return e.opt.Chunk, nil
+	}
+	if e.opt.MaxMemory < one {
+		c := e.m.Cfg
+		return 0, taskErrorf("sweep: --max-memory %s is below the activations of one configuration on this model and task: %s (%d token rows x (9 x d_model %d + d_mlp %d) float32, doubled), on top of the weights; allow at least %s",
+			FormatBytes(e.opt.MaxMemory), FormatBytes(one), e.task.B*e.tn, c.DModel, c.DMLP, FormatBytes(one))
+	}
+	return int(e.opt.MaxMemory / one), nil
+}
+
+// FormatBytes writes a byte count the way --max-memory reads it back: in
+// bytes below 1 MiB, else in MiB (GiB from 1 GiB) rounded up to 0.1, so
+// that a figure printed as a minimum is enough.
+func FormatBytes(n int64) string {
+	switch {
+	case n < 1<<20:
+		return fmt.Sprintf("%dB", n)
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fGiB", math.Ceil(float64(n)/(1<<30)*10)/10)
+	}
+	return fmt.Sprintf("%.1fMiB", math.Ceil(float64(n)/(1<<20)*10)/10)
 }
 
 // ConfigBytes estimates the activation memory one configuration adds to a

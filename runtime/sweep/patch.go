@@ -167,9 +167,6 @@ func newPatch(m *forward.Model, task Task, opt Options) (*Engine, error) {
 			}
 		}
 	}
-	if opt.MaxMemory <= 0 {
-		opt.MaxMemory = DefaultMaxMemory
-	}
 	e := &Engine{m: m, task: task, opt: opt, tn: T}
 	p := &patcher{g: graph.New(cfg.Layers, cfg.Heads, cfg.ParallelAt)}
 	e.p = p
@@ -179,9 +176,9 @@ func newPatch(m *forward.Model, task Task, opt Options) (*Engine, error) {
 		p.base, other = task.Corrupt, task.Tokens
 	}
 	e.tok = p.base
-	e.K = opt.Chunk
-	if e.K <= 0 {
-		e.K = int(max(1, opt.MaxMemory/e.ConfigBytes()))
+	var err error
+	if e.K, err = e.passSize(); err != nil {
+		return nil, err
 	}
 	if err := e.patchCache(other); err != nil {
 		e.Close()

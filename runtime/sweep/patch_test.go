@@ -234,11 +234,11 @@ func TestPatchIdentities(t *testing.T) {
 			fixtures.Must(t, err)
 			fixtures.Close(t, "denoise: all edges, none, all into logits", dv, []float64{c.LDClean, c.LDCorrupt, c.LDClean}, c.tol(t, "ld_corrupt")+tol)
 			// A budget that fits one configuration per pass: the same numbers.
-			tiny, err := sweep.New(f.m, f.task, sweep.Options{Mode: sweep.Noise, MaxMemory: 1})
+			tiny, err := sweep.New(f.m, f.task, sweep.Options{Mode: sweep.Noise, MaxMemory: e.ConfigBytes()})
 			fixtures.Must(t, err)
 			defer tiny.Close()
 			if n := len(tiny.Plan(circuits)); n != len(circuits) {
-				t.Errorf("1-byte budget: %d passes for %d circuits", n, len(circuits))
+				t.Errorf("one-configuration budget: %d passes for %d circuits", n, len(circuits))
 			}
 			tv, err := tiny.EvalCircuits(circuits)
 			fixtures.Must(t, err)
