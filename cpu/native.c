@@ -161,11 +161,9 @@ NS_CLONES void ns_attn_heads(const float *q, const float *k, const float *v, flo
 	}
 }
 
-// lseRowGo of attention.go: log(sum(exp(row))), exp summed in eight float
-// lanes per block of 256, the blocks in double. Each loop is written so GCC
-// vectorises it: the maximum in eight lanes, the exponentials into a block
-// buffer, then their sum.
-NS_CLONES float ns_lse_row(const float *row, long n) {
+// ns_row_max is the largest of row[0..n), in eight lanes so GCC vectorises
+// it (inlined into each target clone of its callers).
+static inline float ns_row_max(const float *row, long n) {
 	const float neg_inf = -__builtin_inff();
 	float mx[8] = {neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf};
 	long j = 0;
@@ -177,6 +175,15 @@ NS_CLONES float ns_lse_row(const float *row, long n) {
 		m = mx[l] > m ? mx[l] : m;
 	for (; j < n; j++)
 		m = row[j] > m ? row[j] : m;
+	return m;
+}
+
+// lseRowGo of attention.go: log(sum(exp(row))), exp summed in eight float
+// lanes per block of 256, the blocks in double. Each loop is written so GCC
+// vectorises it: the maximum in eight lanes, the exponentials into a block
+// buffer, then their sum.
+NS_CLONES float ns_lse_row(const float *row, long n) {
+	float m = ns_row_max(row, n);
 	double s = 0;
 	float e[256];
 	for (long b0 = 0; b0 < n; b0 += 256) {
@@ -384,17 +391,8 @@ NS_CLONES void ns_layernorm_back_rows(float *dx, long dxs, const float *dout, lo
 // scale*(softmax - onehot(t)); returns logsumexp - row[t]. The maximum in
 // eight lanes, ns_exp kept in the row, the sum in eight double lanes.
 NS_CLONES double ns_xent_back_row(float *row, long n, long t, float scale) {
-	const float neg_inf = -__builtin_inff();
-	float mx[8] = {neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf};
-	long j = 0;
-	for (; j + 8 <= n; j += 8)
-		for (int l = 0; l < 8; l++)
-			mx[l] = row[j + l] > mx[l] ? row[j + l] : mx[l];
-	float m = neg_inf;
-	for (int l = 0; l < 8; l++)
-		m = mx[l] > m ? mx[l] : m;
-	for (; j < n; j++)
-		m = row[j] > m ? row[j] : m;
+	float m = ns_row_max(row, n);
+	long j;
 	float xt = row[t];
 	for (j = 0; j < n; j++)
 		row[j] = ns_exp(row[j] - m);
