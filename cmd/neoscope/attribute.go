@@ -120,11 +120,8 @@ per-head AtP heatmap. --verify N re-evaluates the N largest |scores| exactly;
 			if err != nil {
 				return err
 			}
-			if !c.Flags().Changed("pos") {
-				pos = T - 1
-			}
-			if pos < 0 || pos >= T {
-				return usagef("--pos %d outside 0..%d", pos, T-1)
+			if pos, err = answerPos(pos, c.Flags().Changed("pos"), T); err != nil {
+				return err
 			}
 			for i := range ioAns {
 				if int(ioAns[i]) >= m.Cfg.Vocab || int(s[i]) >= m.Cfg.Vocab {

@@ -49,3 +49,15 @@ func checkPair(m *forward.Model, clean, corrupt string, cr, kr [][]int32) (cf, k
 	}
 	return cf, kf, B, T, nil
 }
+
+// answerPos is the position whose logits a patch task reads: --pos when
+// given (set says so), else the last of T; a usage error outside 0..T-1.
+func answerPos(pos int, set bool, T int) (int, error) {
+	if !set {
+		pos = T - 1
+	}
+	if pos < 0 || pos >= T {
+		return 0, usagef("--pos %d outside 0..%d", pos, T-1)
+	}
+	return pos, nil
+}

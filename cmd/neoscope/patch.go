@@ -65,11 +65,8 @@ shape; --io and --s give one answer id per row.`,
 			if err != nil {
 				return err
 			}
-			if !c.Flags().Changed("pos") {
-				pos = T - 1
-			}
-			if pos < 0 || pos >= T {
-				return usagef("--pos %d outside 0..%d", pos, T-1)
+			if pos, err = answerPos(pos, c.Flags().Changed("pos"), T); err != nil {
+				return err
 			}
 			bt := ioi.Batch{Clean: cf, Corrupt: kf, B: B, T: T, Pos: pos, IO: io, S: s}
 			if err := bt.Check(m); err != nil {

@@ -154,16 +154,15 @@ def ioi_eval(model, prompts):
     return float((lds > 0).mean()), float(lds.mean())
 
 
-def load_ioi(a, vocab):
+def load_ioi(a):
     """The IOI training sentences and the evaluation prompts (phase 5)."""
     from ioi_data import check_heldout, sentences
     from prepare_data import BPE, NAMES
     ev = json.load(open(a.ioi_eval)) if a.ioi_eval else {"names": [], "prompts": []}
     if a.frac_ioi <= 0:
         return None, ev["prompts"]
-    tokdir = a.tok
-    v = json.load(open(os.path.join(tokdir, "vocab.json"), encoding="utf-8"))
-    with open(os.path.join(tokdir, "merges.txt"), encoding="utf-8") as f:
+    v = json.load(open(os.path.join(a.tok, "vocab.json"), encoding="utf-8"))
+    with open(os.path.join(a.tok, "merges.txt"), encoding="utf-8") as f:
         merges = [tuple(l.split()) for l in f.read().split("\n")[1:] if l.strip()]
     bpe = BPE(merges, v)
     names = list(dict.fromkeys(NAMES + ev["names"]))
@@ -242,7 +241,7 @@ def main():
         missing, unexpected = model.load_state_dict(read_safetensors(a.init), strict=False)
         assert not missing and not unexpected, (missing, unexpected)
         print(f"initialised from {a.init}", flush=True)
-    ioi_sents, ioi_prompts = load_ioi(a, a.vocab)
+    ioi_sents, ioi_prompts = load_ioi(a)
     sampler = Sampler(train, pool, a.seq_len or a.ctx, rng, a.frac_rand, a.frac_textrep,
                       a.frac_ioi, ioi_sents, a.vocab - 1, a.ioi_weight)
     ind_ids = induction_batch(pool)
