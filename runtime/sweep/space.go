@@ -98,12 +98,13 @@ func (c Config) String() string {
 }
 
 // Dims are the model dimensions a space is expanded against. T (positions)
-// is needed by `@*`; Graph (nil: the sequential-residual graph.New(Layers,
-// Heads, nil); DimsOf gives a model's own) by edges.
+// is needed by `@*`; Parallel (nil: every block sequential; DimsOf gives a
+// model's own) by edges, whose graph is graph.New(Layers, Heads, Parallel),
+// made only when a space names an edge.
 type Dims struct {
 	Layers, Heads int
 	T             int
-	Graph         *graph.Graph
+	Parallel      func(layer int) bool
 }
 
 // MaxConfigs bounds the size of an expanded space (k(4, heads) on GPT-2 XL
