@@ -139,19 +139,21 @@ func Compute(m *forward.Model, opt Options) (*Stats, error) {
 		}
 		return t, err
 	}
-	ucT, err := upload(uc, V, C)
+	// The unit centered rows are the one [V, C] matrix made here: a backend
+	// that can use host memory in place (the CPU) wraps them, others get a
+	// copy. W_E and W_U are the model's own tensors. Uploading the unit
+	// rows and W_E (and an untied W_U) as well held two (three) more [V, C]
+	// copies on the CPU, 154 MB each on GPT-Neo-125M's 50,257 x 768, for the
+	// same values (issue 17).
+	var ucT backend.Tensor
+	var err error
+	if wr, ok := be.(forward.Wrapper); ok {
+		ucT, err = wr.Wrap(uc, V, C)
+	} else {
+		ucT, err = upload(uc, V, C)
+	}
 	if err != nil {
 		return nil, err
-	}
-	weT, err := upload(we, V, C)
-	if err != nil {
-		return nil, err
-	}
-	wuT := weT
-	if &wu[0] != &we[0] {
-		if wuT, err = upload(wu, V, C); err != nil {
-			return nil, err
-		}
 	}
 	lnWT, err := upload(lnW, C)
 	if err != nil {
@@ -169,7 +171,7 @@ func Compute(m *forward.Model, opt Options) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	UC, W, U, SC, LN := backend.Whole(ucT), backend.Whole(weT), backend.Whole(wuT), backend.Whole(scT), backend.Whole(lnT)
+	UC, W, U, SC, LN := backend.Whole(ucT), m.Embed(), m.Unembed(), backend.Whole(scT), backend.Whole(lnT)
 	host := make([]float32, R*V)
 
 	// |cos| of centered rows, all ordered pairs i != j.

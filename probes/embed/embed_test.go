@@ -6,6 +6,7 @@ import (
 
 	"github.com/neoscope/neoscope/cpu"
 	"github.com/neoscope/neoscope/internal/fixtures"
+	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
 )
 
@@ -102,4 +103,42 @@ func i2f(x []int32) []float64 {
 		out[i] = float64(v)
 	}
 	return out
+}
+
+// uploads records the sizes of the tensors uploaded to a CPU backend.
+type uploads struct {
+	*cpu.Backend
+	sizes []int
+}
+
+func (u *uploads) Upload(data []float32, shape ...int) (backend.Tensor, error) {
+	u.sizes = append(u.sizes, len(data))
+	return u.Backend.Upload(data, shape...)
+}
+
+// TestComputeCopies (issue 17): Compute multiplies by the model's own W_E
+// and W_U and wraps its unit centered rows on a backend that can, so it
+// uploads no [V, C] matrix; it uploaded the unit rows, W_E and (untied,
+// tiny-neox) W_U, two or three copies beside the host rows.
+func TestComputeCopies(t *testing.T) {
+	for _, name := range fixtures.All {
+		t.Run(name, func(t *testing.T) {
+			be := &uploads{Backend: cpu.New()}
+			m, err := forward.Open(be, fixtures.Dir(t, name))
+			fixtures.Must(t, err)
+			defer m.Close()
+			be.sizes = nil
+			_, err = Compute(m, Options{ChunkRows: 16})
+			fixtures.Must(t, err)
+			big := 0
+			for _, n := range be.sizes {
+				if n >= m.Cfg.Vocab*m.Cfg.DModel {
+					big++
+				}
+			}
+			if big > 0 {
+				t.Errorf("Compute uploaded %d matrices of V*C = %d x %d values; uploads %v", big, m.Cfg.Vocab, m.Cfg.DModel, be.sizes)
+			}
+		})
+	}
 }

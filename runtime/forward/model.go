@@ -341,6 +341,11 @@ func (m *Model) HostWeight(name string) []float32 {
 	return t.Data
 }
 
+// Embed returns the [V, C] token-embedding view W_E: the model's own
+// tensor, the host rows of WE on a backend that wraps them, so a probe that
+// multiplies by W_E needs no copy of it.
+func (m *Model) Embed() backend.Mat { return backend.Whole(m.wte) }
+
 // Unembed returns the [V, C] unembedding view (wte when tied).
 func (m *Model) Unembed() backend.Mat { return m.unembed }
 
