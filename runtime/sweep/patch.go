@@ -16,8 +16,8 @@ import (
 //
 // Tensors are [B*T, C] over the task's rows unless said otherwise.
 type patcher struct {
-	g    *graph.Graph
-	base []int32 // [B*T] the prompts that are run (clean for Noise, corrupt for Denoise)
+	g    *graph.Graph // the model's edge graph, made at the first edge checked
+	base []int32      // [B*T] the prompts that are run (clean for Noise, corrupt for Denoise)
 	// The other run: hook_resid_pre, hook_z, hook_attn_out, hook_mlp_out per layer.
 	oResid, oZ, oAttn, oMLP []backend.Tensor
 	// dZ[l] = z_other - z_base, dMLP[l] = mlp_other - mlp_base, dEmbed = the
@@ -168,7 +168,7 @@ func newPatch(m *forward.Model, task Task, opt Options) (*Engine, error) {
 		}
 	}
 	e := &Engine{m: m, task: task, opt: opt, tn: T}
-	p := &patcher{g: graph.New(cfg.Layers, cfg.Heads, cfg.ParallelAt)}
+	p := &patcher{}
 	e.p = p
 	other := task.Corrupt
 	p.base = task.Tokens
@@ -422,7 +422,11 @@ func (e *Engine) checkPatch(c Config) error {
 		}
 		if x.Kind == Edge {
 			// The graph follows the model's residual layout: no edge from a
-			// head into its own layer's parallel-residual MLP.
+			// head into its own layer's parallel-residual MLP. It is made
+			// at the first edge: GPT-2 XL's holds 2.2 million (issue 17).
+			if e.p.g == nil {
+				e.p.g = graph.New(L, NH, e.m.Cfg.ParallelAt)
+			}
 			if _, ok := e.p.g.EdgeIndex(x.String()); !ok {
 				return fmt.Errorf("sweep: %s is not an edge of the model's graph", x)
 			}
