@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/neoscope/neoscope/cpu"
@@ -38,6 +39,7 @@ func BenchmarkForwardNeo125M(b *testing.B) {
 				tok[i] = int32(r.IntN(m.Cfg.Vocab))
 			}
 			b.ReportAllocs()
+			cpu0 := cpuTime()
 			for b.Loop() {
 				s, _, err := m.Run(tok, B, T, nil, false)
 				if err != nil {
@@ -51,14 +53,26 @@ func BenchmarkForwardNeo125M(b *testing.B) {
 				s.Close()
 			}
 			b.ReportMetric(float64(B*T)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
+}
+
+// cpuTime is the process's user+system CPU time in ns. On a shared machine
+// it moves less than wall time when other jobs run, which makes it the
+// figure to compare two builds by at --threads 1 (GOMAXPROCS=1).
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // BenchmarkMatMul on the model's shapes: (rows x 768) @ (768 x 3072) etc.
 func BenchmarkMatMul(b *testing.B) {
 	be := cpu.New()
-	for _, sh := range [][3]int{{1024, 768, 768}, {1024, 768, 3072}, {1024, 3072, 768}, {160, 768, 768}} {
+	for _, sh := range [][3]int{{1024, 768, 768}, {1024, 768, 3072}, {1024, 3072, 768}, {160, 768, 768}, {128, 768, 3072}, {128, 3072, 768}, {128, 768, 50257}} {
 		M, K, N := sh[0], sh[1], sh[2]
 		b.Run(fmt.Sprintf("%dx%dx%d", M, K, N), func(b *testing.B) {
 			a, _ := be.New(M, K)

@@ -189,6 +189,12 @@ func oracles() []oracle {
 		{65, 64, 17, false, true, false},
 		{5, 3, 1, true, false, true},
 		{150, 140, 9, false, true, true},
+		// transB at the row counts of a forward pass (the CPU's ns_gemm_small):
+		// a panel of 32 rows part-filled, weight rows not a multiple of a
+		// tile, two threads.
+		{33, 13, 64, true, false, false},
+		{200, 100, 150, true, false, true},
+		{256, 40, 96, true, true, false},
 	} {
 		M, N, K := mm.M, mm.N, mm.K
 		aData := randVec(r, M*(K+5))
@@ -223,9 +229,11 @@ func oracles() []oracle {
 					for j := 0; j < N; j++ {
 						s := 0.0
 						for k := 0; k < K; k++ {
-							bv := bData[k*(bCols+1)+j]
+							var bv float32
 							if mm.transB {
 								bv = bData[j*(bCols+1)+k]
+							} else {
+								bv = bData[k*(bCols+1)+j]
 							}
 							s += float64(aData[i*(K+5)+3+k]) * float64(bv)
 						}
