@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/neoscope/neoscope/runtime/arch"
@@ -18,7 +20,9 @@ import (
 //	NEOSCOPE_BENCH_MODEL=DIR go test -run '^$' -bench LoadModel -benchtime 1x -cpuprofile cpu.out ./runtime/checkpoint/
 //
 // The weights are dropped and returned to the OS between iterations, so a
-// run holds one model's float32 copies at a time.
+// run holds one model's float32 copies at a time. With -benchtime 1x it also
+// reports the process's peak RSS and, after the load, its anonymous and
+// file-backed resident MiB (/proc/self/status: VmHWM, RssAnon, RssFile).
 func BenchmarkLoadModel(b *testing.B) {
 	dir := os.Getenv("NEOSCOPE_BENCH_MODEL")
 	if dir == "" {
@@ -35,10 +39,32 @@ func BenchmarkLoadModel(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
+		if b.N == 1 {
+			for _, f := range []string{"VmHWM", "RssAnon", "RssFile"} {
+				if kib, ok := statusKiB(f); ok {
+					b.ReportMetric(float64(kib)/1024, f+"-MiB")
+				}
+			}
+		}
 		w.Close()
 		w = nil
 		runtime.GC()
 		debug.FreeOSMemory()
 		b.StartTimer()
 	}
+}
+
+// statusKiB reads one "Name: N kB" field of /proc/self/status.
+func statusKiB(name string) (int, bool) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
