@@ -19,7 +19,11 @@ import (
 // construction, NaN payloads and signalling NaNs included, which F16C's
 // VCVTPH2PS would quiet; plain Go, so the gonum build without cgo gets it
 // too), BF16 is a shift, and a tensor is split over GOMAXPROCS goroutines
-// (the --threads setting) that write straight into the one destination.
+// (the --threads setting) that write straight into the one destination:
+// 0.75 ns per value on one goroutine, 0.36 on two (BenchmarkUpcast; a
+// four-at-a-time variant reading uint64s gained 8% and was left out). What
+// is left of a big load is mostly the kernel zeroing the fresh destination
+// pages (see README, "Load time").
 
 // f16Table is F16ToF32 of every half bit pattern, built on first use.
 var f16Table = sync.OnceValue(func() *[1 << 16]float32 {
