@@ -160,7 +160,8 @@ func sortStrings(s []string) {
 }
 
 // Convert returns e's data as float32: in place for aligned little-endian
-// F32, converted otherwise.
+// F32, converted otherwise (F16 and BF16 over GOMAXPROCS goroutines, see
+// upcast.go).
 func Convert(e Entry) ([]float32, error) {
 	n := 1
 	for _, d := range e.Shape {
@@ -190,16 +191,9 @@ func Convert(e Entry) ([]float32, error) {
 		for i := range out {
 			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(e.Data[4*i:]))
 		}
-	case "F16":
+	case "F16", "BF16":
 		out = make([]float32, n)
-		for i := range out {
-			out[i] = F16ToF32(binary.LittleEndian.Uint16(e.Data[2*i:]))
-		}
-	case "BF16":
-		out = make([]float32, n)
-		for i := range out {
-			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(e.Data[2*i:])) << 16)
-		}
+		upcast(out, e.Data, e.DType == "BF16") // upcast.go: table lookup, parallel
 	case "F64":
 		out = make([]float32, n)
 		for i := range out {
