@@ -10,13 +10,20 @@
 # and to run the daemons. Environment:
 #   NEOSCOPE_BIN        the binary to test (default: bin/neoscope, built if missing)
 #   NEOSCOPE_FIXTURES   the fixtures folder (default: ../shared/fixtures)
-#   SLURM_TEST_PORT     slurmctld port; slurmd uses the next one (default 16817)
+#   SLURM_TEST_PORT     slurmctld port; slurmd uses the next one (default: a free pair from a
+#                       random start in 16817-17815, so two runs on one machine do not clash)
 #   KEEP=1              keep the scratch folder (logs, outputs) for inspection
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${NEOSCOPE_BIN:-$ROOT/bin/neoscope}
 FIX=${NEOSCOPE_FIXTURES:-$ROOT/../shared/fixtures}/tiny-neo
-PORT=${SLURM_TEST_PORT:-16817}
+# A port is taken when something accepts a connection on it.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+PORT=${SLURM_TEST_PORT:-}
+if [ -z "$PORT" ]; then
+	PORT=$((16817 + 2 * (RANDOM % 500)))
+	while ! port_free "$PORT" || ! port_free $((PORT + 1)); do PORT=$((PORT + 2)); done
+fi
 SPACE='pairs(heads) | singles(attn) | singles(mlp) | none'
 say() { echo "slurm-test: $*" >&2; }
 
