@@ -39,6 +39,9 @@ have no gradient and are left out. float32.`,
 				return err
 			}
 			f.Model = dir
+			if err := safetensorsOut("--out", out); err != nil {
+				return err
+			}
 			if err := checkOutput("--out", out, force, append(in.paths(), dir)...); err != nil {
 				return err
 			}

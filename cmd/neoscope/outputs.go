@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -25,6 +26,16 @@ func addForceFlags(c *cobra.Command) {
 	for _, sub := range c.Commands() {
 		addForceFlags(sub)
 	}
+}
+
+// safetensorsOut refuses an --out that run and grad, which always write
+// safetensors, would write under another extension (grads.json holding
+// safetensors): bad usage, exit status 2, before any work.
+func safetensorsOut(flag, path string) error {
+	if !strings.EqualFold(filepath.Ext(path), ".safetensors") {
+		return usagef("%s %s: this command writes safetensors; name the file *.safetensors", flag, path)
+	}
+	return nil
 }
 
 // checkOutput refuses, before any work, an output path that is one of the

@@ -86,3 +86,22 @@ func TestMissingFolderSaid(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestSafetensorsOutName: run and grad always write safetensors, so an --out
+// with another extension (acts.json) is refused with exit 2 before any work,
+// not written as a safetensors file under a misleading name.
+func TestSafetensorsOutName(t *testing.T) {
+	model, tokens := copyModel(t)
+	for _, cmd := range []string{"run", "grad"} {
+		out := filepath.Join(t.TempDir(), "acts.json")
+		expectUsage(t, "name the file *.safetensors", cmd, "--model", model, "--backend", "cpu", "--tokens", tokens, "--out", out)
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%s: wrote %s", cmd, out)
+		}
+	}
+	// Any case of the extension is a safetensors name.
+	out := filepath.Join(t.TempDir(), "acts.SafeTensors")
+	if _, stderr, code := runCLI(t, "run", "--model", model, "--backend", "cpu", "--tokens", tokens, "--out", out); code != 0 {
+		t.Errorf("--out %s: exit %d: %s", out, code, stderr)
+	}
+}
