@@ -15,6 +15,7 @@ import (
 
 	"github.com/neoscope/neoscope/internal/outfile"
 	"github.com/neoscope/neoscope/probes/attrib"
+	"github.com/neoscope/neoscope/probes/ioi"
 	"github.com/neoscope/neoscope/probes/plot"
 	"github.com/neoscope/neoscope/runtime/backend"
 	"github.com/neoscope/neoscope/runtime/forward"
@@ -123,10 +124,11 @@ per-head AtP heatmap. --verify N re-evaluates the N largest |scores| exactly;
 			if pos, err = answerPos(pos, c.Flags().Changed("pos"), T); err != nil {
 				return err
 			}
-			for i := range ioAns {
-				if int(ioAns[i]) >= m.Cfg.Vocab || int(s[i]) >= m.Cfg.Vocab {
-					return usagef("--io/--s: row %d: ids %d, %d must be below the vocabulary size %d", i, ioAns[i], s[i], m.Cfg.Vocab)
-				}
+			// The same checks as patch's (ids in the vocabulary, one IO and
+			// S per row, IO != S).
+			bt := ioi.Batch{Clean: cf, Corrupt: kf, B: B, T: T, Pos: pos, IO: ioAns, S: s}
+			if err := bt.Check(m); err != nil {
+				return usageError{err}
 			}
 			t := attrib.Task{Clean: cf, Corrupt: kf, B: B, T: T, Pos: pos, IO: ioAns, S: s}
 			run := attrib.AtP

@@ -234,3 +234,30 @@ func TestGradCLI(t *testing.T) {
 		})
 	}
 }
+
+// TestAttributeIDsChecked: attribute refuses bad --io/--s ids with patch's
+// own checks and messages (exit 2): out of the vocabulary either way, and
+// IO equal to S, whose logit difference is 0 whatever the model does.
+func TestAttributeIDsChecked(t *testing.T) {
+	g := loadGradFixture(t, "tiny-neo")
+	dir := t.TempDir()
+	c := writeJSON(t, filepath.Join(dir, "c.json"), g.cases.Clean)
+	k := writeJSON(t, filepath.Join(dir, "k.json"), g.cases.Corrupt)
+	rows := len(g.cases.IO)
+	ids := func(v int) string {
+		s := make([]int, rows)
+		for i := range s {
+			s[i] = v
+		}
+		return joinInts(s)
+	}
+	for _, tc := range []struct{ io, s, want string }{
+		{ids(1 << 20), joinInts(g.cases.S), "outside the vocabulary"},
+		{joinInts(g.cases.IO), ids(-1), "is not a token id"},
+		{ids(7), ids(7), "IO and S are the same id"},
+	} {
+		for _, cmd := range []string{"attribute", "patch"} {
+			expectUsage(t, tc.want, cmd, "--model", g.dir, "--backend", "cpu", "--clean", c, "--corrupt", k, "--io", tc.io, "--s", tc.s)
+		}
+	}
+}
