@@ -39,12 +39,13 @@ have no gradient and are left out. float32.`,
 				return err
 			}
 			f.Model = dir
+			if err := outfile.Check("--out", out, force, append(in.paths(), dir)...); err != nil {
+				return usageError{err}
+			}
 			if err := safetensorsOut("--out", out); err != nil {
 				return err
 			}
-			if err := checkOutput("--out", out, force, append(in.paths(), dir)...); err != nil {
-				return err
-			}
+			noteMissingFolder("--out", out)
 			m, err := openGrad(&f)
 			if err != nil {
 				return err

@@ -30,7 +30,8 @@ func addForceFlags(c *cobra.Command) {
 
 // safetensorsOut refuses an --out that run and grad, which always write
 // safetensors, would write under another extension (grads.json holding
-// safetensors): bad usage, exit status 2, before any work.
+// safetensors): bad usage, exit status 2, before any work (after the check
+// that it is not an input, whose message matters more).
 func safetensorsOut(flag, path string) error {
 	if !strings.EqualFold(filepath.Ext(path), ".safetensors") {
 		return usagef("%s %s: this command writes safetensors; name the file *.safetensors", flag, path)

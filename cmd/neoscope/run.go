@@ -45,11 +45,11 @@ attn.hook_result and logits).`,
 			// A re-run may replace the activations file an earlier
 			// `neoscope run` wrote (its metadata says so); any other
 			// existing file needs --force, an input is never replaced.
-			if err := safetensorsOut("--out", out); err != nil {
-				return err
-			}
 			if err := outfile.CheckRerun("--out", out, force, runProducer, append(in.paths(), dir)...); err != nil {
 				return usageError{err}
+			}
+			if err := safetensorsOut("--out", out); err != nil {
+				return err
 			}
 			noteMissingFolder("--out", out)
 			m, err := f.open()

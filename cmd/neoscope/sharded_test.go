@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -259,9 +260,24 @@ func TestShardedF16PagesReleased(t *testing.T) {
 	idx, _ := json.Marshal(map[string]any{"metadata": map[string]any{}, "weight_map": weightMap})
 	fixtures.Must(t, os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), idx, 0o644))
 
+	// The float32 copies live outside Go's heap (checkpoint's offHeap), so
+	// that gigabytes of weights do not set the collector's pace: loading
+	// leaves the live heap grown by a small part of their size.
+	var before, after goruntime.MemStats
+	goruntime.GC()
+	goruntime.ReadMemStats(&before)
 	m, err := forward.Open(cpu.New(), dir)
 	fixtures.Must(t, err)
 	defer m.Close()
+	goruntime.GC()
+	goruntime.ReadMemStats(&after)
+	f32 := 0
+	for _, h := range halves {
+		f32 += 4 * len(h)
+	}
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > int64(f32/10) {
+		t.Errorf("loading grew Go's live heap by %d bytes, against %d bytes of float32 weights (want them outside the heap)", grown, f32)
+	}
 	ps := os.Getpagesize() / 1024
 	allowed := 0 // KiB: per tensor 2 partial pages and 16 pages of fault-around, plus the header pages
 	total := 0

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"syscall"
 	"unsafe"
 
 	"github.com/neoscope/neoscope/runtime/arch"
@@ -59,6 +60,26 @@ func (w *Weights) StoredName(n string) string {
 	return n
 }
 
+// offHeap allocates the float32 copy of a converted tensor (F16, BF16 or F64
+// upcast, or unaligned F32) in an anonymous mapping of its own, released by
+// Close like the file mappings, rather than in Go's heap. In the heap,
+// gigabytes of weights set the collector's pace: with GOGC=100 it let
+// garbage grow to the weights' size before collecting (830 MB of it on a
+// gpt2-xl sweep, issue 17); outside it, collections follow what the work
+// itself allocates. The pages come zeroed from the kernel, as Go's would.
+// Should the mapping fail, the copy goes to the heap instead.
+func (w *Weights) offHeap(n int) []float32 {
+	if n == 0 {
+		return nil
+	}
+	b, err := syscall.Mmap(-1, 0, 4*n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		return make([]float32, n)
+	}
+	w.closers = append(w.closers, func() error { return syscall.Munmap(b) })
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), n)
+}
+
 // Close releases memory maps. Tensors must not be used afterwards.
 func (w *Weights) Close() error {
 	var first error
@@ -85,10 +106,15 @@ func Expected(c *arch.Config) map[string][]int { return c.Tensors() }
 // Assemble converts entries into Weights and checks them against c: every
 // expected tensor present exactly once with its shape, nothing unexpected
 // besides mask buffers and an optional tied lm_head.weight.
-func Assemble(c *arch.Config, entries []Entry) (*Weights, error) {
+func Assemble(c *arch.Config, entries []Entry) (_ *Weights, err error) {
 	want := Expected(c)
 	from := map[string]string{}
 	w := &Weights{Tensors: map[string]*Tensor{}, Stored: from}
+	defer func() {
+		if err != nil {
+			w.Close() // the converted copies made so far
+		}
+	}()
 	for _, e := range entries {
 		canon := c.Spec.Canonical(e.Name)
 		if c.Spec.IsBuffer(canon) {
@@ -108,7 +134,7 @@ func Assemble(c *arch.Config, entries []Entry) (*Weights, error) {
 		if !sameShape(shape, e.Shape) {
 			return nil, fmt.Errorf("%s: tensor %q has shape %v, want %v from config", e.File, e.Name, e.Shape, shape)
 		}
-		data, err := Convert(e)
+		data, err := convertInto(e, w.offHeap)
 		if err != nil {
 			return nil, err
 		}
@@ -161,8 +187,13 @@ func sortStrings(s []string) {
 
 // Convert returns e's data as float32: in place for aligned little-endian
 // F32, converted otherwise (F16 and BF16 over GOMAXPROCS goroutines, see
-// upcast.go).
+// upcast.go) into a new Go slice.
 func Convert(e Entry) ([]float32, error) {
+	return convertInto(e, func(n int) []float32 { return make([]float32, n) })
+}
+
+// convertInto is Convert with the converted copy's memory from alloc.
+func convertInto(e Entry, alloc func(n int) []float32) ([]float32, error) {
 	n := 1
 	for _, d := range e.Shape {
 		n *= d
@@ -187,15 +218,15 @@ func Convert(e Entry) ([]float32, error) {
 		if n > 0 && uintptr(unsafe.Pointer(&e.Data[0]))%4 == 0 {
 			return unsafe.Slice((*float32)(unsafe.Pointer(&e.Data[0])), n), nil
 		}
-		out = make([]float32, n)
+		out = alloc(n)
 		for i := range out {
 			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(e.Data[4*i:]))
 		}
 	case "F16", "BF16":
-		out = make([]float32, n)
+		out = alloc(n)
 		upcast(out, e.Data, e.DType == "BF16") // upcast.go: table lookup, parallel
 	case "F64":
-		out = make([]float32, n)
+		out = alloc(n)
 		for i := range out {
 			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(e.Data[8*i:])))
 		}

@@ -58,7 +58,7 @@ func Load(dir string, c *arch.Config) (*Weights, error) {
 		}
 		return nil, err
 	}
-	w.closers = closers
+	w.closers = append(w.closers, closers...) // after the converted copies' own
 	return w, nil
 }
 
