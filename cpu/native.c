@@ -112,55 +112,6 @@ static inline float ns_dot(const float *a, const float *b, long n) {
 	return s;
 }
 
-// attnHeadsGo of attention.go: causal (local when window > 0) attention for
-// the (row, head) pairs [lo, hi); prob is T floats of scratch.
-NS_CLONES void ns_attn_heads(const float *q, const float *k, const float *v, float *z,
-                             long qs, long ks, long vs, long zs, long T, long HS, long NH,
-                             long window, float scale, float *pattern, float *scores,
-                             long lo, long hi, float *prob) {
-	const float neg_inf = -__builtin_inff();
-	for (long bh = lo; bh < hi; bh++) {
-		long b = bh / NH, h = bh % NH;
-		for (long i = 0; i < T; i++) {
-			long j0 = (window > 0 && i - window + 1 > 0) ? i - window + 1 : 0;
-			const float *qi = q + (b * T + i) * qs + h * HS;
-			float maxv = neg_inf;
-			for (long j = j0; j <= i; j++) {
-				float s = scale * ns_dot(qi, k + (b * T + j) * ks + h * HS, HS);
-				prob[j] = s;
-				maxv = s > maxv ? s : maxv;
-			}
-			if (scores) {
-				float *row = scores + (bh * T + i) * T;
-				for (long j = 0; j < T; j++)
-					row[j] = (j >= j0 && j <= i) ? prob[j] : neg_inf;
-			}
-			for (long j = j0; j <= i; j++)
-				prob[j] = ns_exp(prob[j] - maxv);
-			float sum = 0;
-			for (long j = j0; j <= i; j++)
-				sum += prob[j];
-			float inv = 1.0f / sum;
-			for (long j = j0; j <= i; j++)
-				prob[j] *= inv;
-			float *zi = z + (b * T + i) * zs + h * HS;
-			for (long d = 0; d < HS; d++)
-				zi[d] = 0;
-			for (long j = j0; j <= i; j++) {
-				const float *vj = v + (b * T + j) * vs + h * HS;
-				float pj = prob[j];
-				for (long d = 0; d < HS; d++)
-					zi[d] += pj * vj[d];
-			}
-			if (pattern) {
-				float *row = pattern + (bh * T + i) * T;
-				for (long j = 0; j < T; j++)
-					row[j] = (j >= j0 && j <= i) ? prob[j] : 0.0f;
-			}
-		}
-	}
-}
-
 // ns_row_max is the largest of row[0..n), in eight lanes so GCC vectorises
 // it (inlined into each target clone of its callers).
 static inline float ns_row_max(const float *row, long n) {
@@ -176,6 +127,216 @@ static inline float ns_row_max(const float *row, long n) {
 	for (; j < n; j++)
 		m = row[j] > m ? row[j] : m;
 	return m;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// The attention kernel also gets an AVX-512 clone: its tiles below are sized
+// for 32 vector registers.
+#define NS_CLONES_V4 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define NS_CLONES_V4
+#endif
+
+#define NS_QB 4  // queries per block
+
+// Sixteen floats as one value (an AVX-512 register in the v4 clone, two in
+// the v3 one); ns_v16u reads and writes them at any float's alignment.
+typedef float ns_v16 __attribute__((vector_size(64)));
+typedef float ns_v16u __attribute__((vector_size(64), aligned(4), may_alias));
+#define ns_ld16(p) (*(const ns_v16u *)(p))
+#define ns_st16(p, x) (*(ns_v16u *)(p) = (x))
+#define NS_JT 32 // keys per score tile
+#define NS_DT 64 // value dims per output tile
+
+// ns_attn_pv: the outputs of queries i0 .. i0+nq-1 of one head, z_i[d] =
+// sum over i's keys j (ascending) of p_ij v_j[d], p_i being row i-i0 of pr
+// (rows prs apart). Keys every query of the block sees are read once for
+// all of them (nq x NS_DT sums in registers); the keys only some see are
+// added before and after, so each sum still runs over j in order in one
+// chain, whatever the block.
+static inline void ns_attn_pv(float *z, long zs, const float *vb, long vs, const float *pr, long prs, long i0,
+                              long nq, long HS, long window) {
+	long j0s[NS_QB];
+	for (long r = 0; r < nq; r++) {
+		long i = i0 + r;
+		j0s[r] = (window > 0 && i - window + 1 > 0) ? i - window + 1 : 0;
+	}
+	long ja = j0s[nq - 1], jb = i0; // [ja, jb]: keys every query sees (empty when ja > jb)
+	long d0 = 0;
+	for (; d0 + NS_DT <= HS; d0 += NS_DT) {
+		// Per query: the keys before the shared ones, into its z.
+		for (long r = 0; r < nq; r++) {
+			const float *p = pr + r * prs;
+			ns_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+			long end = ja <= jb ? ja : i0 + r + 1;
+			for (long j = j0s[r]; j < end; j++) {
+				const float *vj = vb + j * vs + d0;
+				float pj = p[j];
+				a0 += pj * ns_ld16(vj), a1 += pj * ns_ld16(vj + 16);
+				a2 += pj * ns_ld16(vj + 32), a3 += pj * ns_ld16(vj + 48);
+			}
+			float *zr = z + r * zs + d0;
+			ns_st16(zr, a0), ns_st16(zr + 16, a1), ns_st16(zr + 32, a2), ns_st16(zr + 48, a3);
+		}
+		if (ja > jb)
+			continue;
+		if (nq == NS_QB) {
+			float *z0 = z + d0, *z1 = z0 + zs, *z2 = z1 + zs, *z3 = z2 + zs;
+			const float *p0 = pr, *p1 = p0 + prs, *p2 = p1 + prs, *p3 = p2 + prs;
+			ns_v16 a0 = ns_ld16(z0), a1 = ns_ld16(z0 + 16), a2 = ns_ld16(z0 + 32), a3 = ns_ld16(z0 + 48);
+			ns_v16 b0 = ns_ld16(z1), b1 = ns_ld16(z1 + 16), b2 = ns_ld16(z1 + 32), b3 = ns_ld16(z1 + 48);
+			ns_v16 c0 = ns_ld16(z2), c1 = ns_ld16(z2 + 16), c2 = ns_ld16(z2 + 32), c3 = ns_ld16(z2 + 48);
+			ns_v16 e0 = ns_ld16(z3), e1 = ns_ld16(z3 + 16), e2 = ns_ld16(z3 + 32), e3 = ns_ld16(z3 + 48);
+			for (long j = ja; j <= jb; j++) {
+				const float *vj = vb + j * vs + d0;
+				ns_v16 v0 = ns_ld16(vj), v1 = ns_ld16(vj + 16), v2 = ns_ld16(vj + 32), v3 = ns_ld16(vj + 48);
+				float q0 = p0[j], q1 = p1[j], q2 = p2[j], q3 = p3[j];
+				a0 += q0 * v0, a1 += q0 * v1, a2 += q0 * v2, a3 += q0 * v3;
+				b0 += q1 * v0, b1 += q1 * v1, b2 += q1 * v2, b3 += q1 * v3;
+				c0 += q2 * v0, c1 += q2 * v1, c2 += q2 * v2, c3 += q2 * v3;
+				e0 += q3 * v0, e1 += q3 * v1, e2 += q3 * v2, e3 += q3 * v3;
+			}
+			ns_st16(z0, a0), ns_st16(z0 + 16, a1), ns_st16(z0 + 32, a2), ns_st16(z0 + 48, a3);
+			ns_st16(z1, b0), ns_st16(z1 + 16, b1), ns_st16(z1 + 32, b2), ns_st16(z1 + 48, b3);
+			ns_st16(z2, c0), ns_st16(z2 + 16, c1), ns_st16(z2 + 32, c2), ns_st16(z2 + 48, c3);
+			ns_st16(z3, e0), ns_st16(z3 + 16, e1), ns_st16(z3 + 32, e2), ns_st16(z3 + 48, e3);
+		} else { // the sequence's last, partial block: one query at a time
+			for (long r = 0; r < nq; r++) {
+				const float *p = pr + r * prs;
+				float *zr = z + r * zs + d0;
+				ns_v16 a0 = ns_ld16(zr), a1 = ns_ld16(zr + 16), a2 = ns_ld16(zr + 32), a3 = ns_ld16(zr + 48);
+				for (long j = ja; j <= jb; j++) {
+					const float *vj = vb + j * vs + d0;
+					float pj = p[j];
+					a0 += pj * ns_ld16(vj), a1 += pj * ns_ld16(vj + 16);
+					a2 += pj * ns_ld16(vj + 32), a3 += pj * ns_ld16(vj + 48);
+				}
+				ns_st16(zr, a0), ns_st16(zr + 16, a1), ns_st16(zr + 32, a2), ns_st16(zr + 48, a3);
+			}
+		}
+		// Per query: the keys after the shared ones.
+		for (long r = 0; r < nq; r++) {
+			const float *p = pr + r * prs;
+			float *zr = z + r * zs + d0;
+			ns_v16 a0 = ns_ld16(zr), a1 = ns_ld16(zr + 16), a2 = ns_ld16(zr + 32), a3 = ns_ld16(zr + 48);
+			for (long j = jb + 1; j <= i0 + r; j++) {
+				const float *vj = vb + j * vs + d0;
+				float pj = p[j];
+				a0 += pj * ns_ld16(vj), a1 += pj * ns_ld16(vj + 16);
+				a2 += pj * ns_ld16(vj + 32), a3 += pj * ns_ld16(vj + 48);
+			}
+			ns_st16(zr, a0), ns_st16(zr + 16, a1), ns_st16(zr + 32, a2), ns_st16(zr + 48, a3);
+		}
+	}
+	for (; d0 < HS; d0++) // dims past the last whole tile
+		for (long r = 0; r < nq; r++) {
+			const float *p = pr + r * prs;
+			float a = 0;
+			for (long j = j0s[r]; j <= i0 + r; j++) a += p[j] * vb[j * vs + d0];
+			z[r * zs + d0] = a;
+		}
+}
+
+// attnHeadsGo of attention.go: causal (local when window > 0) attention for
+// the (row, head) pairs [lo, hi). prob (the Go kernel's T floats of scratch)
+// is not used: this one allocates its own, HS + 4 floats per key.
+//
+// Written for the vector units rather than as one dot product per (query,
+// key) pair, whose horizontal sums made it run at 9-21 GFLOP/s on one core
+// (BenchmarkAttnHeads; at 1 x 2048 attention was over half a GPT-Neo pass):
+//   - a head's keys are first transposed into kt [HS][T], so that the scores
+//     of NS_QB queries against NS_JT consecutive keys are sums over d of a
+//     query value times a row of kt: NS_QB x NS_JT sums kept in registers,
+//     each added up over d in order, in one lane;
+//   - each query's output is a sum over its keys j, in order, of p_j times
+//     v_j, NS_DT dims at a time in registers, a block's queries together
+//     over the keys they all see (ns_attn_pv).
+// A score or output value does not depend on which block or tile computed
+// it, so a query's result is the same whatever the batch, the rows asked
+// for, or the thread split. Scores are computed for the keys of the whole
+// block and only each query's own keys are read; no masked key's value
+// enters a query's output (a NaN or inf in a later token's v or k cannot
+// leak into an earlier one).
+NS_CLONES_V4 void ns_attn_heads(const float *q, const float *k, const float *v, float *z,
+                                long qs, long ks, long vs, long zs, long T, long HS, long NH,
+                                long window, float scale, float *pattern, float *scores,
+                                long lo, long hi, float *prob) {
+	const float neg_inf = -__builtin_inff();
+	// kt holds the head's keys transposed by tiles of NS_JT: key j's dim d at
+	// ((j / NS_JT) * HS + d) * NS_JT + j % NS_JT, so a tile is one run of
+	// memory (rows of a plain [HS][T] transpose lie 4T bytes apart, on one
+	// L1 set when T is a multiple of 1024). Past T the tiles hold zeros.
+	long tiles = (T + NS_JT - 1) / NS_JT, Tp = tiles * NS_JT;
+	float *kt = malloc(sizeof(float) * (size_t)(HS * Tp + NS_QB * Tp));
+	if (!kt) abort(); // as Go's allocator does when memory runs out
+	float *sblk = kt + HS * Tp; // [NS_QB][Tp] raw q.k of the current block
+	for (long j = T; j < Tp; j++)
+		for (long d = 0; d < HS; d++) kt[((j / NS_JT) * HS + d) * NS_JT + j % NS_JT] = 0;
+	(void)prob;
+	for (long bh = lo; bh < hi; bh++) {
+		long b = bh / NH, h = bh % NH;
+		const float *kb = k + b * T * ks + h * HS, *vb = v + b * T * vs + h * HS;
+		for (long j = 0; j < T; j++) {
+			float *dst = kt + (j / NS_JT) * HS * NS_JT + j % NS_JT;
+			for (long d = 0; d < HS; d++) dst[d * NS_JT] = kb[j * ks + d];
+		}
+		for (long i0 = 0; i0 < T; i0 += NS_QB) {
+			long nq = T - i0 < NS_QB ? T - i0 : NS_QB;
+			long jlo = (window > 0 && i0 - window + 1 > 0) ? i0 - window + 1 : 0, jhi = i0 + nq; // [jlo, jhi)
+			const float *qr[NS_QB];
+			for (long r = 0; r < NS_QB; r++) qr[r] = q + (b * T + i0 + (r < nq ? r : 0)) * qs + h * HS;
+			// Whole tiles on the grid, from the one holding jlo; the
+			// block's keys are stored.
+			for (long j = jlo / NS_JT * NS_JT; j < jhi; j += NS_JT) {
+				float acc[NS_QB][NS_JT] = {{0}};
+				const float *tile = kt + (j / NS_JT) * HS * NS_JT;
+				for (long d = 0; d < HS; d++) {
+					const float *kr = tile + d * NS_JT;
+					for (int r = 0; r < NS_QB; r++) {
+						float qd = qr[r][d];
+						for (int t = 0; t < NS_JT; t++) acc[r][t] += qd * kr[t];
+					}
+				}
+				long t0 = jlo > j ? jlo - j : 0, t1 = jhi - j < NS_JT ? jhi - j : NS_JT;
+				for (int r = 0; r < NS_QB; r++)
+					for (long t = t0; t < t1; t++) sblk[r * Tp + j + t] = acc[r][t];
+			}
+			for (long r = 0; r < nq; r++) {
+				long i = i0 + r;
+				long j0 = (window > 0 && i - window + 1 > 0) ? i - window + 1 : 0;
+				float *pr = sblk + r * Tp;
+				for (long jj = j0; jj <= i; jj++)
+					pr[jj] *= scale;
+				float maxv = ns_row_max(pr + j0, i - j0 + 1);
+				if (scores) {
+					float *row = scores + (bh * T + i) * T;
+					for (long jj = 0; jj < T; jj++)
+						row[jj] = (jj >= j0 && jj <= i) ? pr[jj] : neg_inf;
+				}
+				for (long jj = j0; jj <= i; jj++)
+					pr[jj] = ns_exp(pr[jj] - maxv);
+				// The sum in eight lanes (one sequential chain of adds was
+				// the kernel's slowest part).
+				float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+				long jj = j0;
+				for (; jj + 8 <= i + 1; jj += 8)
+					for (int l = 0; l < 8; l++) lane[l] += pr[jj + l];
+				float sum = ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+				for (; jj <= i; jj++)
+					sum += pr[jj];
+				float inv = 1.0f / sum;
+				for (long jj = j0; jj <= i; jj++)
+					pr[jj] *= inv;
+				if (pattern) {
+					float *row = pattern + (bh * T + i) * T;
+					for (long jj = 0; jj < T; jj++)
+						row[jj] = (jj >= j0 && jj <= i) ? pr[jj] : 0.0f;
+				}
+			}
+			ns_attn_pv(z + (b * T + i0) * zs + h * HS, zs, vb, vs, sblk, Tp, i0, nq, HS, window);
+		}
+	}
+	free(kt);
 }
 
 // lseRowGo of attention.go: log(sum(exp(row))), exp summed in eight float

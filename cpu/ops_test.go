@@ -134,6 +134,10 @@ func TestAttnHeads(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range []struct{ B, T, NH, HS, window int }{
 		{2, 37, 3, 20, 0}, {1, 70, 2, 64, 16}, {3, 9, 4, 5, 0},
+		// The native kernel's blocks of 4 queries and tiles of 64 dims: a
+		// partial last block, a window (3) too short for any key all of a
+		// block's queries see, and dims past the last whole tile.
+		{2, 39, 2, 64, 0}, {1, 45, 2, 80, 3}, {1, 50, 1, 128, 6},
 	} {
 		C := tc.NH * tc.HS
 		stride := 3*C + 7
