@@ -129,6 +129,21 @@ static inline float ns_row_max(const float *row, long n) {
 	return m;
 }
 
+// ns_row_sum is the sum of row[0..n) in eight lanes, folded pairwise, then
+// the tail in order (one sequential chain of adds waits on the adder's
+// latency at every element).
+static inline float ns_row_sum(const float *row, long n) {
+	float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+	long d = 0;
+	for (; d + 8 <= n; d += 8)
+		for (int l = 0; l < 8; l++)
+			acc[l] += row[d + l];
+	float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+	for (; d < n; d++)
+		s += row[d];
+	return s;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 // The attention kernel also gets an AVX-512 clone: its tiles below are sized
 // for 32 vector registers.
@@ -148,14 +163,31 @@ typedef float ns_v16u __attribute__((vector_size(64), aligned(4), may_alias));
 #define NS_JT 32 // keys per score tile
 #define NS_DT 64 // value dims per output tile
 
+// ns_pv_add: z_r[d0 .. d0+NS_DT) = (zero, or its value when from_z) plus
+// p_j v_j over keys j in [ja, jb), in order.
+static inline __attribute__((always_inline)) void ns_pv_add(float *zr, const float *p, const float *vb, long vs,
+                                                            long ja, long jb, int from_z) {
+	ns_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+	if (from_z)
+		a0 = ns_ld16(zr), a1 = ns_ld16(zr + 16), a2 = ns_ld16(zr + 32), a3 = ns_ld16(zr + 48);
+	for (long j = ja; j < jb; j++) {
+		const float *vj = vb + j * vs;
+		float pj = p[j];
+		a0 += pj * ns_ld16(vj), a1 += pj * ns_ld16(vj + 16);
+		a2 += pj * ns_ld16(vj + 32), a3 += pj * ns_ld16(vj + 48);
+	}
+	ns_st16(zr, a0), ns_st16(zr + 16, a1), ns_st16(zr + 32, a2), ns_st16(zr + 48, a3);
+}
+
 // ns_attn_pv: the outputs of queries i0 .. i0+nq-1 of one head, z_i[d] =
 // sum over i's keys j (ascending) of p_ij v_j[d], p_i being row i-i0 of pr
 // (rows prs apart). Keys every query of the block sees are read once for
 // all of them (nq x NS_DT sums in registers); the keys only some see are
 // added before and after, so each sum still runs over j in order in one
 // chain, whatever the block.
-static inline void ns_attn_pv(float *z, long zs, const float *vb, long vs, const float *pr, long prs, long i0,
-                              long nq, long HS, long window) {
+static inline __attribute__((always_inline)) void ns_attn_pv(float *z, long zs, const float *vb, long vs,
+                                                             const float *pr, long prs, long i0, long nq, long HS,
+                                                             long window) {
 	long j0s[NS_QB];
 	for (long r = 0; r < nq; r++) {
 		long i = i0 + r;
@@ -164,20 +196,10 @@ static inline void ns_attn_pv(float *z, long zs, const float *vb, long vs, const
 	long ja = j0s[nq - 1], jb = i0; // [ja, jb]: keys every query sees (empty when ja > jb)
 	long d0 = 0;
 	for (; d0 + NS_DT <= HS; d0 += NS_DT) {
-		// Per query: the keys before the shared ones, into its z.
-		for (long r = 0; r < nq; r++) {
-			const float *p = pr + r * prs;
-			ns_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-			long end = ja <= jb ? ja : i0 + r + 1;
-			for (long j = j0s[r]; j < end; j++) {
-				const float *vj = vb + j * vs + d0;
-				float pj = p[j];
-				a0 += pj * ns_ld16(vj), a1 += pj * ns_ld16(vj + 16);
-				a2 += pj * ns_ld16(vj + 32), a3 += pj * ns_ld16(vj + 48);
-			}
-			float *zr = z + r * zs + d0;
-			ns_st16(zr, a0), ns_st16(zr + 16, a1), ns_st16(zr + 32, a2), ns_st16(zr + 48, a3);
-		}
+		// Per query: the keys before the shared ones (all of them when
+		// none is shared), into its z.
+		for (long r = 0; r < nq; r++)
+			ns_pv_add(z + r * zs + d0, pr + r * prs, vb + d0, vs, j0s[r], ja <= jb ? ja : i0 + r + 1, 0);
 		if (ja > jb)
 			continue;
 		if (nq == NS_QB) {
@@ -201,32 +223,12 @@ static inline void ns_attn_pv(float *z, long zs, const float *vb, long vs, const
 			ns_st16(z2, c0), ns_st16(z2 + 16, c1), ns_st16(z2 + 32, c2), ns_st16(z2 + 48, c3);
 			ns_st16(z3, e0), ns_st16(z3 + 16, e1), ns_st16(z3 + 32, e2), ns_st16(z3 + 48, e3);
 		} else { // the sequence's last, partial block: one query at a time
-			for (long r = 0; r < nq; r++) {
-				const float *p = pr + r * prs;
-				float *zr = z + r * zs + d0;
-				ns_v16 a0 = ns_ld16(zr), a1 = ns_ld16(zr + 16), a2 = ns_ld16(zr + 32), a3 = ns_ld16(zr + 48);
-				for (long j = ja; j <= jb; j++) {
-					const float *vj = vb + j * vs + d0;
-					float pj = p[j];
-					a0 += pj * ns_ld16(vj), a1 += pj * ns_ld16(vj + 16);
-					a2 += pj * ns_ld16(vj + 32), a3 += pj * ns_ld16(vj + 48);
-				}
-				ns_st16(zr, a0), ns_st16(zr + 16, a1), ns_st16(zr + 32, a2), ns_st16(zr + 48, a3);
-			}
+			for (long r = 0; r < nq; r++)
+				ns_pv_add(z + r * zs + d0, pr + r * prs, vb + d0, vs, ja, jb + 1, 1);
 		}
 		// Per query: the keys after the shared ones.
-		for (long r = 0; r < nq; r++) {
-			const float *p = pr + r * prs;
-			float *zr = z + r * zs + d0;
-			ns_v16 a0 = ns_ld16(zr), a1 = ns_ld16(zr + 16), a2 = ns_ld16(zr + 32), a3 = ns_ld16(zr + 48);
-			for (long j = jb + 1; j <= i0 + r; j++) {
-				const float *vj = vb + j * vs + d0;
-				float pj = p[j];
-				a0 += pj * ns_ld16(vj), a1 += pj * ns_ld16(vj + 16);
-				a2 += pj * ns_ld16(vj + 32), a3 += pj * ns_ld16(vj + 48);
-			}
-			ns_st16(zr, a0), ns_st16(zr + 16, a1), ns_st16(zr + 32, a2), ns_st16(zr + 48, a3);
-		}
+		for (long r = 0; r < nq; r++)
+			ns_pv_add(z + r * zs + d0, pr + r * prs, vb + d0, vs, jb + 1, i0 + r + 1, 1);
 	}
 	for (; d0 < HS; d0++) // dims past the last whole tile
 		for (long r = 0; r < nq; r++) {
@@ -238,13 +240,13 @@ static inline void ns_attn_pv(float *z, long zs, const float *vb, long vs, const
 }
 
 // attnHeadsGo of attention.go: causal (local when window > 0) attention for
-// the (row, head) pairs [lo, hi). prob (the Go kernel's T floats of scratch)
-// is not used: this one allocates its own, HS + 4 floats per key.
+// the (row, head) pairs [lo, hi). Its scratch, HS + 4 floats per key, is its
+// own (the Go kernel's T floats of prob are not enough).
 //
 // Written for the vector units rather than as one dot product per (query,
 // key) pair, whose horizontal sums made it run at 9-21 GFLOP/s on one core
 // (BenchmarkAttnHeads; at 1 x 2048 attention was over half a GPT-Neo pass):
-//   - a head's keys are first transposed into kt [HS][T], so that the scores
+//   - a head's keys are first transposed, by tiles of NS_JT keys, so that the scores
 //     of NS_QB queries against NS_JT consecutive keys are sums over d of a
 //     query value times a row of kt: NS_QB x NS_JT sums kept in registers,
 //     each added up over d in order, in one lane;
@@ -260,7 +262,7 @@ static inline void ns_attn_pv(float *z, long zs, const float *vb, long vs, const
 NS_CLONES_V4 void ns_attn_heads(const float *q, const float *k, const float *v, float *z,
                                 long qs, long ks, long vs, long zs, long T, long HS, long NH,
                                 long window, float scale, float *pattern, float *scores,
-                                long lo, long hi, float *prob) {
+                                long lo, long hi) {
 	const float neg_inf = -__builtin_inff();
 	// kt holds the head's keys transposed by tiles of NS_JT: key j's dim d at
 	// ((j / NS_JT) * HS + d) * NS_JT + j % NS_JT, so a tile is one run of
@@ -272,7 +274,6 @@ NS_CLONES_V4 void ns_attn_heads(const float *q, const float *k, const float *v, 
 	float *sblk = kt + HS * Tp; // [NS_QB][Tp] raw q.k of the current block
 	for (long j = T; j < Tp; j++)
 		for (long d = 0; d < HS; d++) kt[((j / NS_JT) * HS + d) * NS_JT + j % NS_JT] = 0;
-	(void)prob;
 	for (long bh = lo; bh < hi; bh++) {
 		long b = bh / NH, h = bh % NH;
 		const float *kb = k + b * T * ks + h * HS, *vb = v + b * T * vs + h * HS;
@@ -315,16 +316,7 @@ NS_CLONES_V4 void ns_attn_heads(const float *q, const float *k, const float *v, 
 				}
 				for (long jj = j0; jj <= i; jj++)
 					pr[jj] = ns_exp(pr[jj] - maxv);
-				// The sum in eight lanes (one sequential chain of adds was
-				// the kernel's slowest part).
-				float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-				long jj = j0;
-				for (; jj + 8 <= i + 1; jj += 8)
-					for (int l = 0; l < 8; l++) lane[l] += pr[jj + l];
-				float sum = ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
-				for (; jj <= i; jj++)
-					sum += pr[jj];
-				float inv = 1.0f / sum;
+				float inv = 1.0f / ns_row_sum(pr + j0, i - j0 + 1);
 				for (long jj = j0; jj <= i; jj++)
 					pr[jj] *= inv;
 				if (pattern) {
@@ -348,17 +340,10 @@ NS_CLONES float ns_lse_row(const float *row, long n) {
 	double s = 0;
 	float e[256];
 	for (long b0 = 0; b0 < n; b0 += 256) {
-		long w = n - b0 < 256 ? n - b0 : 256, d = 0;
+		long w = n - b0 < 256 ? n - b0 : 256;
 		for (long k = 0; k < w; k++)
 			e[k] = ns_exp(row[b0 + k] - m);
-		float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-		for (; d + 8 <= w; d += 8)
-			for (int l = 0; l < 8; l++)
-				acc[l] += e[d + l];
-		float bs = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-		for (; d < w; d++)
-			bs += e[d];
-		s += bs;
+		s += ns_row_sum(e, w);
 	}
 	return m + (float)log(s);
 }

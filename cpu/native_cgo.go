@@ -36,7 +36,9 @@ func geluErfRows(x []float32, rows, cols, stride int) {
 	C.ns_gelu_erf_rows((*C.float)(unsafe.Pointer(&x[0])), C.long(rows), C.long(cols), C.long(stride))
 }
 
-func attnHeads(a *attnArgs, lo, hi int, prob []float32) {
+// attnHeads: the native kernel keeps scratch of its own; prob is the Go
+// kernel's.
+func attnHeads(a *attnArgs, lo, hi int, _ []float32) {
 	if lo >= hi || a.T == 0 || a.HS == 0 {
 		return
 	}
@@ -50,8 +52,7 @@ func attnHeads(a *attnArgs, lo, hi int, prob []float32) {
 	C.ns_attn_heads((*C.float)(unsafe.Pointer(&a.q[0])), (*C.float)(unsafe.Pointer(&a.k[0])),
 		(*C.float)(unsafe.Pointer(&a.v[0])), (*C.float)(unsafe.Pointer(&a.z[0])),
 		C.long(a.qs), C.long(a.ks), C.long(a.vs), C.long(a.zs), C.long(a.T), C.long(a.HS), C.long(a.NH),
-		C.long(a.window), C.float(a.scale), pattern, scores, C.long(lo), C.long(hi),
-		(*C.float)(unsafe.Pointer(&prob[0])))
+		C.long(a.window), C.float(a.scale), pattern, scores, C.long(lo), C.long(hi))
 }
 
 func lseRow(row []float32) float32 {
