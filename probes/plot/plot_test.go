@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"html"
+	"image"
 	"image/png"
 	"math"
 	"os"
@@ -17,6 +18,20 @@ import (
 
 // checkFile asserts path exists and is a valid PNG (decodes, at least
 // minW x minH pixels) or a well-formed SVG document with an <svg> root.
+// readPNG decodes the PNG at path, failing the test when it cannot.
+func readPNG(t *testing.T, path string) image.Image {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("%s: not a PNG: %v", path, err)
+	}
+	return img
+}
+
 func checkFile(t *testing.T, path string, minW, minH int) {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -306,15 +321,7 @@ func TestInsideFrame(t *testing.T) {
 		if err := draw(p); err != nil {
 			t.Fatal(err)
 		}
-		f, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := png.Decode(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		img := readPNG(t, p)
 		b := img.Bounds()
 		for y := b.Min.Y; y < b.Max.Y; y++ {
 			for x := b.Min.X; x < b.Max.X; x++ {
@@ -351,15 +358,7 @@ func TestColourBarWidth(t *testing.T) {
 		if err := Heatmaps(p, "t", "head", "layer", panels, BarLabel("a long colour bar label (nats)")); err != nil {
 			t.Fatal(err)
 		}
-		f, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := png.Decode(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		img := readPNG(t, p)
 		widest := 0
 		b := img.Bounds()
 		for y := b.Min.Y; y < b.Max.Y; y++ {

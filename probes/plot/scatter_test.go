@@ -3,7 +3,6 @@ package plot
 import (
 	"bytes"
 	"fmt"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -55,14 +54,7 @@ func TestScatter(t *testing.T) {
 		}
 	}
 	// The worst points are drawn in red: the PNG has strongly red pixels.
-	b, err := os.ReadFile(filepath.Join(dir, "scatter20.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := readPNG(t, filepath.Join(dir, "scatter20.png"))
 	red := 0
 	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
 		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
