@@ -129,17 +129,24 @@ func TestSharedMatchesUnshared(t *testing.T) {
 	}
 }
 
+// ioiTask opens fixture name and makes the logit-difference task of its IOI
+// clean prompts (IO against S), read back positions from the end.
+func ioiTask(t *testing.T, name string, back int) (*fixtures.Ref, *forward.Model, sweep.Task) {
+	t.Helper()
+	ref := fixtures.Load(t, name)
+	m, err := forward.Open(cpu.New(), ref.Dir)
+	fixtures.Must(t, err)
+	clean := ref.Get(t, "ioi_clean")
+	B, T := clean.Shape[0], clean.Shape[1]
+	return ref, m, sweep.Task{Tokens: clean.Ints(), B: B, T: T, Metric: sweep.LogitDiff, Pos: T - back,
+		A: ref.Get(t, "ioi_io").Ints(), C: ref.Get(t, "ioi_s").Ints()}
+}
+
 func TestLogitDiffBaseline(t *testing.T) {
 	for _, name := range fixtures.Names {
 		t.Run(name, func(t *testing.T) {
-			ref := fixtures.Load(t, name)
-			m, err := forward.Open(cpu.New(), ref.Dir)
-			fixtures.Must(t, err)
+			ref, m, task := ioiTask(t, name, 1)
 			defer m.Close()
-			clean := ref.Get(t, "ioi_clean")
-			B, T := clean.Shape[0], clean.Shape[1]
-			task := sweep.Task{Tokens: clean.Ints(), B: B, T: T, Metric: sweep.LogitDiff, Pos: T - 1,
-				A: ref.Get(t, "ioi_io").Ints(), C: ref.Get(t, "ioi_s").Ints()}
 			e, err := sweep.New(m, task, sweep.Options{})
 			fixtures.Must(t, err)
 			defer e.Close()
@@ -156,14 +163,8 @@ func TestLogitDiffBaseline(t *testing.T) {
 func TestSharedLogitDiff(t *testing.T) {
 	for _, name := range fixtures.Names {
 		t.Run(name, func(t *testing.T) {
-			ref := fixtures.Load(t, name)
-			m, err := forward.Open(cpu.New(), ref.Dir)
-			fixtures.Must(t, err)
+			_, m, task := ioiTask(t, name, 2)
 			defer m.Close()
-			clean := ref.Get(t, "ioi_clean")
-			B, T := clean.Shape[0], clean.Shape[1]
-			task := sweep.Task{Tokens: clean.Ints(), B: B, T: T, Metric: sweep.LogitDiff, Pos: T - 2,
-				A: ref.Get(t, "ioi_io").Ints(), C: ref.Get(t, "ioi_s").Ints()}
 			space := "singles(heads) | pairs(0.1, 1.*, 3.*, attn.3, mlp.3) | given(mlp.0; singles(attn)) | none"
 			for _, mode := range []sweep.Mode{sweep.Zero, sweep.Mean} {
 				_, shared, _ := sweepAll(t, m, task, sweep.Options{Chunk: 9, Mode: mode}, space)
